@@ -1,0 +1,66 @@
+"""market: the shop through which paired government units buy the villages' specialty products."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    from market.config import build_config
+
+    app.config.from_mapping(build_config(Path(app.instance_path), config))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.config["UPLOAD_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from market import cli, errorpages, web
+
+    web.init_app(app)
+    errorpages.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from market.extensions import csrf, db, login_manager, migrate
+    from market.i18n import init_babel
+    from market.models import render_migration_item
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(ROOT / "migrations"),
+        render_as_batch=True,  # SQLite alters tables by copying them
+        compare_type=True,
+        render_item=render_migration_item,
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    init_babel(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from market.accounts.views import bp as accounts_bp
+    from market.catalog.coop_views import bp as coop_bp
+    from market.catalog.views import bp as catalog_bp
+    from market.directory.admin_views import bp as directory_admin_bp
+    from market.directory.views import bp as directory_bp
+
+    app.register_blueprint(catalog_bp)
+    app.register_blueprint(directory_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(coop_bp)
+    app.register_blueprint(directory_admin_bp)

@@ -1,0 +1,1 @@
+"""Users, sign-in, unit and co-op memberships, roles and the one permission decorator."""

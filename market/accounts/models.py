@@ -1,0 +1,168 @@
+"""People and what they may do: unit memberships (with a confirmation step) and co-op roles."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from market.directory.models import Coop, Unit
+from market.errors import InvalidTransition
+from market.extensions import db
+from market.models import TimestampMixin, UTCDateTime, text_enum
+
+
+class UnitRole(enum.StrEnum):
+    MEMBER = "member"
+    COORDINATOR = "coordinator"
+    APPROVER = "approver"
+
+
+class MembershipStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    ENDED = "ended"
+
+
+class CoopRole(enum.StrEnum):
+    MANAGER = "manager"
+    STAFF = "staff"
+
+
+class User(UserMixin, TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Either may be missing, not both (checked by the registration service).
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_organizer: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str | None] = mapped_column(String(10))
+
+    unit_memberships: Mapped[list[UnitMembership]] = relationship(
+        back_populates="user", foreign_keys="UnitMembership.user_id"
+    )
+    coop_memberships: Mapped[list[CoopMembership]] = relationship(back_populates="user")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def login_name(self) -> str:
+        return self.email or self.phone or ""
+
+    @property
+    def phone_last4(self) -> str:
+        return (self.phone or "")[-4:]
+
+    # -- roles ------------------------------------------------------------------------------
+    def confirmed_unit_membership(self) -> UnitMembership | None:
+        for membership in self.unit_memberships:
+            if membership.status == MembershipStatus.CONFIRMED:
+                return membership
+        return None
+
+    def open_unit_membership(self) -> UnitMembership | None:
+        """The pending or confirmed membership; a user belongs to one unit at a time."""
+        for membership in self.unit_memberships:
+            if membership.status in (MembershipStatus.PENDING, MembershipStatus.CONFIRMED):
+                return membership
+        return None
+
+    @property
+    def unit(self) -> Unit | None:
+        membership = self.confirmed_unit_membership()
+        return membership.unit if membership else None
+
+    def has_unit_role(self, *roles: UnitRole) -> bool:
+        membership = self.confirmed_unit_membership()
+        return membership is not None and membership.role in roles
+
+    def managed_coops(self) -> list[Coop]:
+        return [m.coop for m in self.coop_memberships if m.role == CoopRole.MANAGER]
+
+    def coop_ids(self) -> set[int]:
+        return {m.coop_id for m in self.coop_memberships}
+
+
+class UnitMembership(TimestampMixin, db.Model):
+    """An employee of a unit. Joining with the invite code makes it pending; a coordinator
+    confirms it. The role says what the person may do for the unit."""
+
+    __tablename__ = "unit_memberships"
+    __table_args__ = (Index("ix_unit_memberships_unit_status", "unit_id", "status"),)
+
+    TRANSITIONS: ClassVar[dict[MembershipStatus, set[MembershipStatus]]] = {
+        MembershipStatus.PENDING: {MembershipStatus.CONFIRMED, MembershipStatus.REJECTED},
+        MembershipStatus.CONFIRMED: {MembershipStatus.ENDED},
+        MembershipStatus.REJECTED: set(),
+        MembershipStatus.ENDED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    role: Mapped[UnitRole] = mapped_column(
+        text_enum(UnitRole, "unit_role"), default=UnitRole.MEMBER
+    )
+    status: Mapped[MembershipStatus] = mapped_column(
+        text_enum(MembershipStatus, "membership_status"), default=MembershipStatus.PENDING
+    )
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(back_populates="unit_memberships", foreign_keys=[user_id])
+    unit: Mapped[Unit] = relationship()
+
+    def move_to(self, status: MembershipStatus) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(f"membership {self.status} -> {status}")
+        self.status = status
+
+
+class CoopMembership(TimestampMixin, db.Model):
+    __tablename__ = "coop_memberships"
+    __table_args__ = (UniqueConstraint("user_id", "coop_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"), index=True)
+    role: Mapped[CoopRole] = mapped_column(
+        text_enum(CoopRole, "coop_role"), default=CoopRole.MANAGER
+    )
+
+    user: Mapped[User] = relationship(back_populates="coop_memberships")
+    coop: Mapped[Coop] = relationship()
+
+
+class LoginAttempt(db.Model):
+    """A failed sign-in, kept briefly to throttle guessing per account and per address."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_account", "account", "created_at"),
+        Index("ix_login_attempts_address", "address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,230 @@
+"""Sign-up, sign-in with throttling, joining a unit, and the organizer's appointments."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from market.accounts.models import (
+    CoopMembership,
+    CoopRole,
+    LoginAttempt,
+    MembershipStatus,
+    UnitMembership,
+    UnitRole,
+    User,
+)
+from market.directory.models import Coop, Unit
+from market.errors import Conflict, DomainError, NotAllowed, NotFound
+from market.extensions import db
+from market.models import utcnow
+
+PHONE = re.compile(r"^1\d{10}$")  # mainland mobile numbers
+MIN_PASSWORD = 8
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+
+
+def normalise_login(identifier: str) -> str:
+    return identifier.strip().lower().replace(" ", "")
+
+
+def find_user(identifier: str) -> User | None:
+    key = normalise_login(identifier)
+    if not key:
+        return None
+    return db.session.scalar(select(User).where(or_(User.email == key, User.phone == key)))
+
+
+def register(*, name: str, email: str | None, phone: str | None, password: str) -> User:
+    """A person signs up with an email or a mobile number (or both) and a password."""
+    email = normalise_login(email or "") or None
+    phone = normalise_login(phone or "") or None
+    if not email and not phone:
+        raise DomainError(_("请填写邮箱或手机号"), field="email")
+    if phone and not PHONE.match(phone):
+        raise DomainError(_("手机号应为 11 位数字"), field="phone")
+    if len(password) < MIN_PASSWORD:
+        raise DomainError(_("密码至少 %(n)d 位", n=MIN_PASSWORD), field="password")
+    taken = db.session.scalar(
+        select(func.count()).select_from(User).where(or_(User.email == email, User.phone == phone))
+    )
+    if taken:
+        raise Conflict(_("该邮箱或手机号已注册"), field="email")
+    user = User(name=name.strip(), email=email, phone=phone)
+    user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(_("该邮箱或手机号已注册"), field="email") from None
+    return user
+
+
+def authenticate(identifier: str, password: str, address: str) -> User:
+    """Check a password, at most LOGIN_MAX_FAILURES_PER_ACCOUNT failures per account and
+    LOGIN_MAX_FAILURES_PER_ADDRESS per client address in the window; then refuse for a while."""
+    config = current_app.config
+    account = normalise_login(identifier)
+    since = utcnow() - timedelta(seconds=config["LOGIN_FAILURE_WINDOW_SECONDS"])
+    per_account = db.session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.account == account, LoginAttempt.created_at >= since)
+    )
+    per_address = db.session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.address == address, LoginAttempt.created_at >= since)
+    )
+    if (
+        per_account >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+        or per_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    ):
+        raise TooManyAttempts(_("登录失败次数过多，请 15 分钟后再试"))
+    user = find_user(account)
+    if user is None or not user.check_password(password) or not user.active:
+        db.session.add(LoginAttempt(account=account, address=address, created_at=utcnow()))
+        # Old failures are of no further use; keep the table small.
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < since))
+        db.session.commit()
+        raise DomainError(_("账号或密码不正确"), field="password")
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.account == account))
+    db.session.commit()
+    return user
+
+
+# -- units -------------------------------------------------------------------------------------
+def join_unit(user: User, invite_code: str) -> UnitMembership:
+    """An employee asks to join a unit with its invite code; a coordinator confirms later.
+    A person belongs to one unit at a time."""
+    code = invite_code.strip().upper()
+    unit = db.session.scalar(select(Unit).where(Unit.invite_code == code)) if code else None
+    if unit is None:
+        raise DomainError(_("邀请码不存在，请向单位联络员确认"), field="invite_code")
+    current = user.open_unit_membership()
+    if current is not None:
+        if current.unit_id == unit.id:
+            raise Conflict(_("您已申请加入或已加入该单位"))
+        raise Conflict(_("您已属于 %(unit)s，一人只能加入一个单位", unit=current.unit.name))
+    membership = UnitMembership(user=user, unit=unit, role=UnitRole.MEMBER)
+    db.session.add(membership)
+    db.session.commit()
+    return membership
+
+
+def _membership_of_my_unit(coordinator: User, membership_id: int) -> UnitMembership:
+    membership = db.session.get(UnitMembership, membership_id)
+    if membership is None:
+        raise NotFound(_("找不到该申请"))
+    mine = coordinator.confirmed_unit_membership()
+    allowed = coordinator.is_admin or (
+        mine is not None
+        and mine.role == UnitRole.COORDINATOR
+        and mine.unit_id == membership.unit_id
+    )
+    if not allowed:
+        raise NotAllowed(_("只能处理本单位的成员"))
+    return membership
+
+
+def decide_membership(coordinator: User, membership_id: int, *, confirm: bool) -> UnitMembership:
+    """A coordinator confirms or rejects a pending request to join their own unit."""
+    membership = _membership_of_my_unit(coordinator, membership_id)
+    if confirm:
+        membership.move_to(MembershipStatus.CONFIRMED)
+        membership.confirmed_at = utcnow()
+        membership.confirmed_by_id = coordinator.id
+    else:
+        membership.move_to(MembershipStatus.REJECTED)
+    db.session.commit()
+    return membership
+
+
+def end_membership(coordinator: User, membership_id: int) -> UnitMembership:
+    """A coordinator removes someone who has left the unit (not themself)."""
+    membership = _membership_of_my_unit(coordinator, membership_id)
+    if membership.user_id == coordinator.id:
+        raise DomainError(_("不能移除自己"))
+    membership.move_to(MembershipStatus.ENDED)
+    membership.ended_at = utcnow()
+    db.session.commit()
+    return membership
+
+
+def appoint_unit_role(user_id: int, unit_id: int, role: UnitRole) -> UnitMembership:
+    """The organizer makes someone a unit's coordinator, approver or plain member. Someone
+    belonging to another unit is moved: the old membership ends."""
+    user = _user(user_id)
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(_("找不到该单位"))
+    current = user.open_unit_membership()
+    if current is not None and current.unit_id == unit.id:
+        membership = current
+        if membership.status == MembershipStatus.PENDING:
+            membership.move_to(MembershipStatus.CONFIRMED)
+            membership.confirmed_at = utcnow()
+    else:
+        if current is not None:
+            if current.status == MembershipStatus.PENDING:
+                current.move_to(MembershipStatus.REJECTED)
+            else:
+                current.move_to(MembershipStatus.ENDED)
+                current.ended_at = utcnow()
+        membership = UnitMembership(
+            user=user, unit=unit, status=MembershipStatus.CONFIRMED, confirmed_at=utcnow()
+        )
+        db.session.add(membership)
+    membership.role = role
+    db.session.commit()
+    return membership
+
+
+def appoint_coop_role(user_id: int, coop_id: int, role: CoopRole | None) -> None:
+    """The organizer appoints a co-op's manager or staff; `None` removes the person."""
+    user = _user(user_id)
+    coop = db.session.get(Coop, coop_id)
+    if coop is None:
+        raise NotFound(_("找不到该合作社"))
+    membership = db.session.scalar(
+        select(CoopMembership).where(
+            CoopMembership.user_id == user.id, CoopMembership.coop_id == coop.id
+        )
+    )
+    if role is None:
+        if membership is not None:
+            db.session.delete(membership)
+    elif membership is None:
+        db.session.add(CoopMembership(user=user, coop=coop, role=role))
+    else:
+        membership.role = role
+    db.session.commit()
+
+
+def set_flags(actor: User, user_id: int, *, is_organizer: bool, is_admin: bool) -> User:
+    """Organizers grant the organizer flag; only an admin grants or removes admin."""
+    user = _user(user_id)
+    if is_admin != user.is_admin and not actor.is_admin:
+        raise NotAllowed(_("只有管理员可以设置管理员"))
+    if user.id == actor.id and not is_organizer and not actor.is_admin:
+        raise DomainError(_("不能取消自己的组织方身份"))
+    user.is_organizer = is_organizer
+    user.is_admin = is_admin
+    db.session.commit()
+    return user
+
+
+def _user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("找不到该用户"))
+    return user

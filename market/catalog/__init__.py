@@ -1,0 +1,1 @@
+"""Categories, products, SKUs, stock and images; the storefront and the co-op listing pages."""

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from market.catalog.services import MAX_STOCK
+from market.forms import YuanField, positive_fen
+
+
+def month_choices():
+    return [(m, _l("%(month)d月", month=m)) for m in range(1, 13)]
+
+
+class ProductForm(FlaskForm):
+    coop_id = SelectField(_l("合作社"), coerce=int)
+    name = StringField(_l("商品名称"), validators=[DataRequired(), Length(max=80)])
+    category_id = SelectField(_l("分类"), coerce=int, validators=[DataRequired()])
+    description = TextAreaField(_l("商品介绍"), validators=[Optional(), Length(max=4000)])
+    origin_story = TextAreaField(_l("产地故事"), validators=[Optional(), Length(max=4000)])
+    season_months = SelectMultipleField(
+        _l("当季月份（不选为全年）"), coerce=int, choices=month_choices, validators=[Optional()]
+    )
+    shelf_life_days = IntegerField(
+        _l("保质期（天）"), validators=[Optional(), NumberRange(min=1, max=3650)]
+    )
+    certifications = StringField(_l("认证"), validators=[Optional(), Length(max=200)])
+    images = MultipleFileField(_l("商品图片（JPEG/PNG/WebP，每张不超过 5 MB）"))
+
+
+class NewProductForm(ProductForm):
+    # The first SKU comes with the product, so a new listing is never without a price.
+    spec = StringField(_l("规格"), validators=[DataRequired(), Length(max=60)])
+    price = YuanField(_l("价格（元）"), validators=[InputRequired(), positive_fen])
+    stock = IntegerField(
+        _l("库存"), validators=[InputRequired(), NumberRange(min=0, max=MAX_STOCK)]
+    )
+    weight_g = IntegerField(
+        _l("重量（克）"), validators=[Optional(), NumberRange(min=1, max=10**6)]
+    )
+
+
+class SkuForm(FlaskForm):
+    spec = StringField(_l("规格"), validators=[DataRequired(), Length(max=60)])
+    price = YuanField(_l("价格（元）"), validators=[InputRequired(), positive_fen])
+    stock = IntegerField(
+        _l("初始库存"), default=0, validators=[Optional(), NumberRange(min=0, max=MAX_STOCK)]
+    )
+    weight_g = IntegerField(
+        _l("重量（克）"), validators=[Optional(), NumberRange(min=1, max=10**6)]
+    )
+    active = BooleanField(_l("在售"), default=True)
+
+
+class StockForm(FlaskForm):
+    delta = IntegerField(
+        _l("增减数量（负数为减少）"),
+        validators=[InputRequired(), NumberRange(min=-MAX_STOCK, max=MAX_STOCK)],
+    )
+
+
+class StatusForm(FlaskForm):
+    status = SelectField(
+        choices=[("listed", _l("上架")), ("delisted", _l("下架"))], validators=[DataRequired()]
+    )

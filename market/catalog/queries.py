@@ -1,0 +1,121 @@
+"""Read side of the storefront. Each listing loads its products with a fixed number of queries,
+however many products a page shows (eager loading, no per-row lazy loads)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import current_app
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from market.catalog.models import Category, Product, ProductStatus
+from market.directory.models import Coop, Pairing, Town, Unit, Village
+from market.extensions import db
+
+
+def _with_card_data(query: Select) -> Select:
+    return query.options(
+        joinedload(Product.coop).joinedload(Coop.village).joinedload(Village.town),
+        joinedload(Product.category),
+        selectinload(Product.skus),
+        selectinload(Product.images),
+    )
+
+
+def _listed() -> Select:
+    return select(Product).where(Product.status == ProductStatus.LISTED)
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_products(
+    q: str | None = None,
+    *,
+    category: Category | None = None,
+    village_id: int | None = None,
+    page: int = 1,
+):
+    """Listed products matching words in the product, co-op, village, town or category name.
+    Works for Chinese text: a plain substring match, every word must match somewhere."""
+    query = (
+        _listed().join(Product.coop).join(Coop.village).join(Village.town).join(Product.category)
+    )
+    for word in (q or "").split()[:5]:
+        pattern = f"%{escape_like(word)}%"
+        query = query.where(
+            or_(
+                Product.name.ilike(pattern, escape="\\"),
+                Coop.name.ilike(pattern, escape="\\"),
+                Village.name.ilike(pattern, escape="\\"),
+                Town.name.ilike(pattern, escape="\\"),
+                Category.name.ilike(pattern, escape="\\"),
+            )
+        )
+    if category is not None:
+        query = query.where(Product.category_id == category.id)
+    if village_id is not None:
+        query = query.where(Coop.village_id == village_id)
+    query = _with_card_data(query.order_by(Product.featured.desc(), Product.id.desc()))
+    return db.paginate(
+        query,
+        page=page,
+        per_page=current_app.config["PRODUCTS_PER_PAGE"],
+        max_per_page=100,
+        error_out=False,
+    )
+
+
+def featured_products(limit: int = 8) -> list[Product]:
+    query = _with_card_data(
+        _listed().order_by(Product.featured.desc(), Product.id.desc()).limit(limit)
+    )
+    return list(db.session.scalars(query).unique())
+
+
+def categories_with_counts() -> list[tuple[Category, int]]:
+    rows = db.session.execute(
+        select(Category, func.count(Product.id))
+        .outerjoin(
+            Product,
+            (Product.category_id == Category.id) & (Product.status == ProductStatus.LISTED),
+        )
+        .group_by(Category.id)
+        .order_by(Category.sort_order, Category.id)
+    )
+    return [(category, count) for category, count in rows]
+
+
+def villages_with_products(limit: int = 12) -> list[tuple[Village, int]]:
+    count = func.count(Product.id)
+    rows = db.session.execute(
+        select(Village, count)
+        .join(Coop, Coop.village_id == Village.id)
+        .join(Product, (Product.coop_id == Coop.id) & (Product.status == ProductStatus.LISTED))
+        .options(joinedload(Village.town))
+        .group_by(Village.id)
+        .order_by(Village.is_typical.desc(), count.desc(), Village.id)
+        .limit(limit)
+    )
+    return [(village, n) for village, n in rows]
+
+
+def product_for_page(product_id: int) -> Product | None:
+    return db.session.scalar(_with_card_data(select(Product).where(Product.id == product_id)))
+
+
+def units_paired_with(village_id: int, on: date) -> list[Unit]:
+    return list(
+        db.session.scalars(
+            select(Unit)
+            .join(Pairing, Pairing.unit_id == Unit.id)
+            .where(
+                Pairing.village_id == village_id,
+                Pairing.since <= on,
+                or_(Pairing.until.is_(None), Pairing.until >= on),
+            )
+            .order_by(Unit.name)
+        )
+    )

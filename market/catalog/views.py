@@ -1,0 +1,67 @@
+"""The storefront: home, search and category listings, product pages. Anyone may browse."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from market.accounts.permissions import Access, requires
+from market.catalog import queries
+from market.catalog.models import Category, ProductStatus
+from market.extensions import db
+
+bp = Blueprint("catalog", __name__)
+
+
+def _page_arg() -> int:
+    return request.args.get("page", 1, type=int) or 1
+
+
+@bp.get("/")
+@requires(Access.PUBLIC)
+def home():
+    return render_template(
+        "catalog/home.html",
+        featured=queries.featured_products(),
+        categories=queries.categories_with_counts(),
+        villages=queries.villages_with_products(),
+    )
+
+
+@bp.get("/products")
+@requires(Access.PUBLIC)
+def search():
+    q = request.args.get("q", "").strip()[:50]
+    village_id = request.args.get("village", type=int)
+    page = queries.search_products(q or None, village_id=village_id, page=_page_arg())
+    return render_template("catalog/listing.html", page=page, q=q, category=None)
+
+
+@bp.get("/category/<slug>")
+@requires(Access.PUBLIC)
+def category(slug: str):
+    found = db.session.scalar(select(Category).where(Category.slug == slug))
+    if found is None:
+        abort(404)
+    page = queries.search_products(category=found, page=_page_arg())
+    return render_template("catalog/listing.html", page=page, q="", category=found)
+
+
+@bp.get("/products/<int:product_id>")
+@requires(Access.PUBLIC)
+def product(product_id: int):
+    item = queries.product_for_page(product_id)
+    if item is None:
+        abort(404)
+    if item.status != ProductStatus.LISTED:
+        # Drafts and delisted products are seen only by their own co-op (and admins).
+        own = current_user.is_authenticated and (
+            current_user.is_admin or item.coop_id in current_user.coop_ids()
+        )
+        if not own:
+            abort(404)
+    units = queries.units_paired_with(item.coop.village_id, date.today())
+    return render_template("catalog/product.html", product=item, units=units)

@@ -1,0 +1,52 @@
+"""flask commands: `flask --app market seed-demo`, `flask --app market directory import-roster`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+directory_cli = AppGroup("directory", help="The directory of units, villages and pairings.")
+
+
+@click.command("seed-demo")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def seed_demo_command(data_dir: Path | None) -> None:
+    """Load the demo directory, catalog and accounts once; later runs change nothing."""
+    from market.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, default_data_dir, seed_demo
+
+    source = data_dir or default_data_dir()
+    if seed_demo(source):
+        click.echo(f"Demo data loaded from {source}. Accounts (password {DEMO_PASSWORD}):")
+        for email, description in DEMO_ACCOUNTS:
+            click.echo(f"  {email:28} {description}")
+    else:
+        click.echo("Demo data already present; nothing changed.")
+
+
+@directory_cli.command("import-roster")
+@click.argument("csv_file", type=click.File("rb"))
+def import_roster_command(csv_file) -> None:
+    """Import a pairing roster CSV (unit,town,village,since,until,note): all lines or none."""
+    from market.directory.services import import_roster
+    from market.errors import RowErrors
+
+    try:
+        result = import_roster(csv_file.read())
+    except RowErrors as error:
+        click.echo(str(error), err=True)
+        for line, message in error.errors:
+            click.echo(f"  line {line}: {message}", err=True)
+        raise SystemExit(1) from None
+    click.echo(
+        f"pairings created {result.pairings_created}, updated {result.pairings_updated}, "
+        f"unchanged {result.pairings_unchanged}; units created {len(result.units_created)}, "
+        f"villages created {len(result.villages_created)}"
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(seed_demo_command)
+    app.cli.add_command(directory_cli)

@@ -1,0 +1,1 @@
+"""Towns, villages, co-ops, units and their pairings (结对共建)."""

@@ -1,0 +1,40 @@
+"""Public village pages: the story, the co-ops, their products and the pairing units."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, render_template
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
+from market.accounts.permissions import Access, requires
+from market.catalog import queries
+from market.directory.models import Town, Village
+from market.extensions import db
+
+bp = Blueprint("directory", __name__)
+
+
+@bp.get("/villages")
+@requires(Access.PUBLIC)
+def villages():
+    towns = db.session.scalars(
+        select(Town).options(selectinload(Town.villages)).order_by(Town.name)
+    ).all()
+    return render_template("directory/villages.html", towns=towns)
+
+
+@bp.get("/villages/<int:village_id>")
+@requires(Access.PUBLIC)
+def village(village_id: int):
+    found = db.session.scalar(
+        select(Village)
+        .where(Village.id == village_id)
+        .options(joinedload(Village.town), selectinload(Village.coops))
+    )
+    if found is None:
+        abort(404)
+    page = queries.search_products(village_id=found.id, page=1)
+    units = queries.units_paired_with(found.id, date.today())
+    return render_template("directory/village.html", village=found, page=page, units=units)

@@ -1,0 +1,34 @@
+"""Form pieces shared by several domains."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from wtforms import StringField
+from wtforms.validators import ValidationError
+
+from market.money import InvalidAmount, fen_to_yuan_text, parse_yuan
+
+
+class YuanField(StringField):
+    """A price typed in yuan ('12.5'); `.data` is integer fen (1250), or None when invalid."""
+
+    def process_formdata(self, valuelist):
+        self.raw = valuelist[0] if valuelist else ""
+        if not self.raw.strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_yuan(self.raw)
+        except InvalidAmount:
+            self.data = None
+            raise ValueError(_l("请输入正确的金额，例如 12.50")) from None
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return fen_to_yuan_text(self.data) if isinstance(self.data, int) else ""
+
+
+def positive_fen(form, field):
+    if field.data is not None and field.data <= 0:
+        raise ValidationError(_l("金额必须大于 0"))
