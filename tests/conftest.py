@@ -96,3 +96,11 @@ def client_as(app: Flask, world: SimpleNamespace):
         return factories.signed_in_client(app, getattr(world, role))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real pairings and products named in public reporting (a copy ships in the package)."""
+    from market.demo import default_data_dir
+
+    return default_data_dir()

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
+from flask_babel import gettext as _
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -134,7 +135,7 @@ class UnitMembership(TimestampMixin, db.Model):
 
     def move_to(self, status: MembershipStatus) -> None:
         if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(f"membership {self.status} -> {status}")
+            raise InvalidTransition(_("该申请已处理过，不能再更改"))
         self.status = status
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -133,6 +133,10 @@ def join_unit():
 @requires(Access.COORDINATOR)
 def unit_members():
     unit = current_user.unit
+    if current_user.is_admin and request.args.get("unit", type=int):
+        unit = db.session.get(Unit, request.args.get("unit", type=int))
+    if unit is None:
+        abort(404)  # an admin without a unit of their own names one with ?unit=
     memberships = db.session.scalars(
         select(UnitMembership)
         .where(

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -27,6 +28,14 @@ class ProductStatus(enum.StrEnum):
     DRAFT = "draft"
     LISTED = "listed"
     DELISTED = "delisted"
+
+
+def status_label(status: ProductStatus) -> str:
+    return {
+        ProductStatus.DRAFT: _("草稿"),
+        ProductStatus.LISTED: _("在售"),
+        ProductStatus.DELISTED: _("已下架"),
+    }[status]
 
 
 class Category(db.Model):
@@ -80,7 +89,13 @@ class Product(TimestampMixin, db.Model):
 
     def move_to(self, status: ProductStatus) -> None:
         if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(f"product {self.status} -> {status}")
+            raise InvalidTransition(
+                _(
+                    "商品当前为“%(current)s”，不能改为“%(target)s”",
+                    current=status_label(self.status),
+                    target=status_label(status),
+                )
+            )
         self.status = status
 
     @property
