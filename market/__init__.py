@@ -54,6 +54,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from market.accounts.views import bp as accounts_bp
+    from market.catalog.admin_views import bp as catalog_admin_bp
     from market.catalog.coop_views import bp as coop_bp
     from market.catalog.views import bp as catalog_bp
     from market.directory.admin_views import bp as directory_admin_bp
@@ -64,3 +65,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(coop_bp)
     app.register_blueprint(directory_admin_bp)
+    app.register_blueprint(catalog_admin_bp)

@@ -95,3 +95,11 @@ def test_public_views_are_only_the_ones_meant_for_everyone(app):
         "web.media",
         "web.set_language",
     ]
+
+
+def test_pages_forbid_inline_scripts_and_framing(client):
+    response = client.get("/")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "onsubmit=" not in response.get_data(as_text=True)

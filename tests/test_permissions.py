@@ -25,6 +25,9 @@ ORGANIZER_PAGES = [
     "/admin/pairings/new",
     "/admin/users",
     "/admin/users/{buyer}",
+    "/admin/categories",
+    "/admin/categories/new",
+    "/admin/categories/{honey}/edit",
 ]
 COORDINATOR_PAGES = ["/unit/members"]
 

@@ -24,7 +24,7 @@ from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Unit, Village
 from market.errors import DomainError
 from market.extensions import db, login_manager
-from market.web import safe_next
+from market.web import safe_next, show_domain_error
 
 bp = Blueprint("accounts", __name__)
 
@@ -36,14 +36,6 @@ login_manager.login_message_category = "warning"
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
-
-
-def _form_error(form, error: DomainError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, str(error)]
-    else:
-        flash(str(error), "danger")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -59,7 +51,7 @@ def login():
             flash(str(error), "danger")
             return render_template("accounts/login.html", form=form), 429
         except DomainError as error:
-            _form_error(form, error)
+            show_domain_error(form, error)
         else:
             login_user(user, remember=form.remember.data)
             flash(_("欢迎回来，%(name)s", name=user.name), "success")
@@ -91,7 +83,7 @@ def register():
                 password=form.password.data,
             )
         except DomainError as error:
-            _form_error(form, error)
+            show_domain_error(form, error)
         else:
             login_user(user)
             flash(_("注册成功"), "success")
@@ -118,7 +110,7 @@ def join_unit():
         try:
             membership = services.join_unit(current_user, form.invite_code.data)
         except DomainError as error:
-            _form_error(form, error)
+            show_domain_error(form, error)
         else:
             flash(
                 _("已申请加入 %(unit)s，等待单位联络员确认", unit=membership.unit.name), "success"

@@ -14,6 +14,7 @@ from market.catalog.forms import NewProductForm, ProductForm, SkuForm, StatusFor
 from market.catalog.models import Category, Product, ProductStatus, months_to_mask
 from market.errors import DomainError
 from market.extensions import db
+from market.web import show_domain_error
 
 bp = Blueprint("coop", __name__, url_prefix="/coop")
 
@@ -40,14 +41,6 @@ def _product_data(form: ProductForm) -> services.ProductData:
         shelf_life_days=form.shelf_life_days.data,
         certifications=form.certifications.data or "",
     )
-
-
-def _show_error(form, error: DomainError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, str(error)]
-    else:
-        flash(str(error), "danger")
 
 
 @bp.get("/products")
@@ -77,7 +70,7 @@ def new_product():
                 request.files.getlist(form.images.name),
             )
         except DomainError as error:
-            _show_error(form, error)
+            show_domain_error(form, error)
         else:
             flash(_("已保存为草稿，确认无误后请上架"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))
@@ -119,7 +112,7 @@ def edit_product(product_id: int):
             )
         except DomainError as error:
             db.session.rollback()
-            _show_error(form, error)
+            show_domain_error(form, error)
         else:
             flash(_("已保存"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))
@@ -144,7 +137,7 @@ def add_sku(product_id: int):
                 ),
             )
         except DomainError as error:
-            _show_error(form, error)
+            show_domain_error(form, error)
         else:
             flash(_("已添加规格"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))

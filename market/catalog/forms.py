@@ -11,7 +11,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from market.catalog.services import MAX_STOCK
 from market.forms import YuanField, positive_fen
@@ -72,3 +72,12 @@ class StatusForm(FlaskForm):
     status = SelectField(
         choices=[("listed", _l("上架")), ("delisted", _l("下架"))], validators=[DataRequired()]
     )
+
+
+class CategoryForm(FlaskForm):
+    name = StringField(_l("分类名称"), validators=[DataRequired(), Length(max=30)])
+    slug = StringField(
+        _l("网址代码（小写字母、数字、-）"),
+        validators=[DataRequired(), Length(max=30), Regexp(r"^[a-z0-9-]+$")],
+    )
+    sort_order = IntegerField(_l("排序"), default=0, validators=[Optional(), NumberRange(0, 999)])

@@ -253,3 +253,20 @@ def coop_products(user: User) -> list[Product]:
             .order_by(Product.updated_at.desc())
         )
     )
+
+
+def save_category(
+    *, name: str, slug: str, sort_order: int, category: Category | None = None
+) -> Category:
+    """Categories (薯类, 蜂蜜, 南药 ...) are kept by the organizer; names and slugs are unique."""
+    from sqlalchemy.exc import IntegrityError
+
+    category = category or Category()
+    category.name, category.slug, category.sort_order = name.strip(), slug.strip(), sort_order
+    db.session.add(category)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise DomainError(_("已有同名或同代码的分类"), field="name") from None
+    return category

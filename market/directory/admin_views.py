@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -22,8 +21,9 @@ from market.directory.forms import (
     VillageForm,
 )
 from market.directory.models import Coop, Pairing, Town, Unit, Village
-from market.errors import DomainError, RowErrors
+from market.errors import RowErrors
 from market.extensions import db
+from market.web import edit_form_page
 
 bp = Blueprint("directory_admin", __name__, url_prefix="/admin")
 
@@ -44,24 +44,6 @@ def _village_choices():
 
 def _unit_choices():
     return [(u.id, u.name) for u in db.session.scalars(select(Unit).order_by(Unit.name))]
-
-
-def _edit(form, template: str, title: str, save: Callable[[], object], back: str, **context):
-    """Shared POST/redirect/GET for a directory form: save on a valid POST, else show errors."""
-    if form.validate_on_submit():
-        try:
-            save()
-        except DomainError as error:
-            field = getattr(form, error.field, None) if error.field else None
-            if field is not None:
-                field.errors = [*field.errors, str(error)]
-            else:
-                flash(str(error), "danger")
-        else:
-            flash(_("已保存"), "success")
-            return redirect(url_for(back))
-    status = 400 if request.method == "POST" else 200
-    return render_template(template, form=form, title=title, back=back, **context), status
 
 
 @bp.get("/directory")
@@ -99,9 +81,8 @@ def towns():
 @requires(Access.ORGANIZER)
 def new_town():
     form = TownForm()
-    return _edit(
+    return edit_form_page(
         form,
-        "admin/form.html",
         _l("新增镇（街道）"),
         lambda: services.save_town(form.name.data),
         ".towns",
@@ -113,9 +94,8 @@ def new_town():
 def edit_town(town_id: int):
     town = db.get_or_404(Town, town_id)
     form = TownForm(obj=town)
-    return _edit(
+    return edit_form_page(
         form,
-        "admin/form.html",
         _l("编辑镇（街道）"),
         lambda: services.save_town(form.name.data, town),
         ".towns",
@@ -156,9 +136,8 @@ def _save_village(form: VillageForm, village: Village | None = None) -> Village:
 @requires(Access.ORGANIZER)
 def new_village():
     form = _village_form()
-    return _edit(
+    return edit_form_page(
         form,
-        "admin/form.html",
         _l("新增村"),
         lambda: _save_village(form),
         ".villages",
@@ -171,9 +150,8 @@ def new_village():
 def edit_village(village_id: int):
     village = db.get_or_404(Village, village_id)
     form = _village_form(village)
-    return _edit(
+    return edit_form_page(
         form,
-        "admin/form.html",
         _l("编辑村"),
         lambda: _save_village(form, village),
         ".villages",
@@ -217,7 +195,7 @@ def _save_coop(form: CoopForm, coop: Coop | None = None) -> Coop:
 @requires(Access.ORGANIZER)
 def new_coop():
     form = _coop_form()
-    return _edit(form, "admin/form.html", _l("新增合作社"), lambda: _save_coop(form), ".coops")
+    return edit_form_page(form, _l("新增合作社"), lambda: _save_coop(form), ".coops")
 
 
 @bp.route("/coops/<int:coop_id>/edit", methods=["GET", "POST"])
@@ -225,9 +203,7 @@ def new_coop():
 def edit_coop(coop_id: int):
     coop = db.get_or_404(Coop, coop_id)
     form = _coop_form(coop)
-    return _edit(
-        form, "admin/form.html", _l("编辑合作社"), lambda: _save_coop(form, coop), ".coops"
-    )
+    return edit_form_page(form, _l("编辑合作社"), lambda: _save_coop(form, coop), ".coops")
 
 
 # -- units -------------------------------------------------------------------------------------
@@ -251,7 +227,7 @@ def _save_unit(form: UnitForm, unit: Unit | None = None) -> Unit:
 @requires(Access.ORGANIZER)
 def new_unit():
     form = UnitForm()
-    return _edit(form, "admin/form.html", _l("新增单位"), lambda: _save_unit(form), ".units")
+    return edit_form_page(form, _l("新增单位"), lambda: _save_unit(form), ".units")
 
 
 @bp.route("/units/<int:unit_id>/edit", methods=["GET", "POST"])
@@ -259,7 +235,7 @@ def new_unit():
 def edit_unit(unit_id: int):
     unit = db.get_or_404(Unit, unit_id)
     form = UnitForm(obj=unit)
-    return _edit(form, "admin/form.html", _l("编辑单位"), lambda: _save_unit(form, unit), ".units")
+    return edit_form_page(form, _l("编辑单位"), lambda: _save_unit(form, unit), ".units")
 
 
 # -- pairings ----------------------------------------------------------------------------------
@@ -298,7 +274,7 @@ def _save_pairing(form: PairingForm, pairing: Pairing | None = None) -> Pairing:
 @requires(Access.ORGANIZER)
 def new_pairing():
     form = _pairing_form()
-    return _edit(form, "admin/form.html", _l("新增结对"), lambda: _save_pairing(form), ".pairings")
+    return edit_form_page(form, _l("新增结对"), lambda: _save_pairing(form), ".pairings")
 
 
 @bp.route("/pairings/<int:pairing_id>/edit", methods=["GET", "POST"])
@@ -306,9 +282,7 @@ def new_pairing():
 def edit_pairing(pairing_id: int):
     pairing = db.get_or_404(Pairing, pairing_id)
     form = _pairing_form(pairing)
-    return _edit(
-        form, "admin/form.html", _l("编辑结对"), lambda: _save_pairing(form, pairing), ".pairings"
-    )
+    return edit_form_page(form, _l("编辑结对"), lambda: _save_pairing(form, pairing), ".pairings")
 
 
 @bp.post("/pairings/import")

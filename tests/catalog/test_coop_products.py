@@ -301,3 +301,31 @@ def test_creating_for_another_coop_is_refused(app, client_as, world):
 
 def test_missing_products_are_404(client_as, world):
     assert client_as("coop_manager").get("/coop/products/9999/edit").status_code == 404
+
+
+# -- categories (organizer) ------------------------------------------------------------------
+def test_organizer_adds_and_renames_a_category(app, client_as, world):
+    organizer = client_as("organizer")
+    response = organizer.post(
+        "/admin/categories/new", data={"name": "礼盒", "slug": "giftbox", "sort_order": "9"}
+    )
+    assert response.status_code == 302
+    response = organizer.post(
+        f"/admin/categories/{world.honey}/edit", data={"name": "蜂产品", "slug": "honey"}
+    )
+    assert response.status_code == 302
+    page = organizer.get("/admin/categories").get_data(as_text=True)
+    assert "礼盒" in page and "蜂产品" in page
+    assert "蜂产品" in client_as("buyer").get("/").get_data(as_text=True)
+
+
+def test_category_slugs_are_checked_and_unique(app, client_as, world):
+    from market.catalog.models import Category
+
+    organizer = client_as("organizer")
+    bad = organizer.post("/admin/categories/new", data={"name": "鲜果", "slug": "Fresh Fruit"})
+    assert bad.status_code == 400
+    taken = organizer.post("/admin/categories/new", data={"name": "鲜果", "slug": "fruit"})
+    assert taken.status_code == 400
+    assert "已有同名或同代码的分类" in taken.get_data(as_text=True)
+    assert _count(app, Category) == 3
