@@ -89,6 +89,13 @@ def safe_next(default_endpoint: str = "catalog.home") -> str:
     return url_for(default_endpoint)
 
 
+def flash_form_errors(form) -> None:
+    """For small forms without a page of their own: every field error as a flash message."""
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "danger")
+
+
 def show_domain_error(form, error: DomainError) -> None:
     """Put a service's refusal next to the field it names, or flash it for the whole form."""
     field = getattr(form, error.field, None) if error.field else None

@@ -8,7 +8,6 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from market.accounts.models import (
     CoopMembership,
@@ -23,6 +22,7 @@ from market.directory.models import Coop, Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.transactions import commit_unique
 
 PHONE = re.compile(r"^1\d{10}$")  # mainland mobile numbers
 MIN_PASSWORD = 8
@@ -61,11 +61,7 @@ def register(*, name: str, email: str | None, phone: str | None, password: str) 
     user = User(name=name.strip(), email=email, phone=phone)
     user.set_password(password)
     db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(_("该邮箱或手机号已注册"), field="email") from None
+    commit_unique(_("该邮箱或手机号已注册"), field="email")
     return user
 
 

@@ -14,7 +14,7 @@ from market.catalog.forms import NewProductForm, ProductForm, SkuForm, StatusFor
 from market.catalog.models import Category, Product, ProductStatus, months_to_mask
 from market.errors import DomainError
 from market.extensions import db
-from market.web import show_domain_error
+from market.web import flash_form_errors, show_domain_error
 
 bp = Blueprint("coop", __name__, url_prefix="/coop")
 
@@ -164,9 +164,7 @@ def update_sku(sku_id: int):
             return _edit_page(sku.product, status=400)
         flash(_("已更新规格 %(spec)s", spec=sku.spec), "success")
         return redirect(url_for(".edit_product", product_id=sku.product_id))
-    for errors in form.errors.values():
-        for message in errors:
-            flash(message, "danger")
+    flash_form_errors(form)
     return _edit_page(sku.product, status=400)
 
 
@@ -183,9 +181,7 @@ def adjust_stock(sku_id: int):
             return _edit_page(sku.product, status=400)
         flash(_("%(spec)s 库存现为 %(stock)d", spec=sku.spec, stock=sku.stock), "success")
         return redirect(url_for(".edit_product", product_id=sku.product_id))
-    for errors in form.errors.values():
-        for message in errors:
-            flash(message, "danger")
+    flash_form_errors(form)
     return _edit_page(sku.product, status=400)
 
 

@@ -17,6 +17,7 @@ from market.catalog.models import Category, Product, ProductImage, ProductStatus
 from market.directory.models import Coop
 from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
+from market.transactions import commit_unique
 from market.uploads import StoredImage, remove_stored, store_image
 
 MAX_IMAGES = 9
@@ -259,14 +260,8 @@ def save_category(
     *, name: str, slug: str, sort_order: int, category: Category | None = None
 ) -> Category:
     """Categories (薯类, 蜂蜜, 南药 ...) are kept by the organizer; names and slugs are unique."""
-    from sqlalchemy.exc import IntegrityError
-
     category = category or Category()
     category.name, category.slug, category.sort_order = name.strip(), slug.strip(), sort_order
     db.session.add(category)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise DomainError(_("已有同名或同代码的分类"), field="name") from None
+    commit_unique(_("已有同名或同代码的分类"), field="name")
     return category

@@ -23,7 +23,7 @@ from market.directory.forms import (
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import RowErrors
 from market.extensions import db
-from market.web import edit_form_page
+from market.web import edit_form_page, flash_form_errors
 
 bp = Blueprint("directory_admin", __name__, url_prefix="/admin")
 
@@ -290,9 +290,7 @@ def edit_pairing(pairing_id: int):
 def import_pairings():
     form = RosterForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for message in errors:
-                flash(message, "danger")
+        flash_form_errors(form)
         return redirect(url_for(".pairings"))
     try:
         result = services.import_roster(form.roster.data.read())

@@ -14,12 +14,12 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from market.directory.models import Coop, Pairing, Town, Unit, Village
-from market.errors import Conflict, DomainError, NotFound, RowErrors
+from market.errors import DomainError, NotFound, RowErrors
 from market.extensions import db
+from market.transactions import commit_unique
 from market.uploads import remove_stored, store_image
 
 MAX_UNITS_PER_VILLAGE = 2
@@ -34,21 +34,13 @@ def get(model, object_id: int):
     return obj
 
 
-def _commit_unique(message: str) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(message) from None
-
-
 # -- towns, villages, co-ops, units --------------------------------------------------------------
 def save_town(name: str, town: Town | None = None) -> Town:
     """Town names are unique."""
     town = town or Town()
     town.name = name.strip()
     db.session.add(town)
-    _commit_unique(_("已有同名的镇（街道）"))
+    commit_unique(_("已有同名的镇（街道）"))
     return town
 
 
@@ -73,7 +65,7 @@ def save_village(
         stored = store_image(photo, "villages")
         village.photo_path, village.photo_thumb_path = stored.path, stored.thumb_path
     db.session.add(village)
-    _commit_unique(_("该镇已有同名的村"))
+    commit_unique(_("该镇已有同名的村"))
     if photo is not None and photo.filename:
         remove_stored(*old_paths)
     return village
@@ -98,7 +90,7 @@ def save_coop(
     coop.settlement_account = settlement_account.strip()
     coop.approved = approved
     db.session.add(coop)
-    _commit_unique(_("该村已有同名的合作社"))
+    commit_unique(_("该村已有同名的合作社"))
     return coop
 
 
@@ -108,7 +100,7 @@ def save_unit(*, name: str, address: str, contact_phone: str, unit: Unit | None 
     unit.address = address.strip()
     unit.contact_phone = contact_phone.strip()
     db.session.add(unit)
-    _commit_unique(_("已有同名的单位"))
+    commit_unique(_("已有同名的单位"))
     return unit
 
 
@@ -190,7 +182,7 @@ def save_pairing(
     pairing.unit_id, pairing.village_id = unit_id, village_id
     pairing.since, pairing.until, pairing.note = since, until, note.strip()
     db.session.add(pairing)
-    _commit_unique(_("该结对已存在"))
+    commit_unique(_("该结对已存在"))
     return pairing
 
 
