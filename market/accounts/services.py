@@ -53,9 +53,10 @@ def register(*, name: str, email: str | None, phone: str | None, password: str) 
         raise DomainError(_("手机号应为 11 位数字"), field="phone")
     if len(password) < MIN_PASSWORD:
         raise DomainError(_("密码至少 %(n)d 位", n=MIN_PASSWORD), field="password")
-    taken = db.session.scalar(
-        select(func.count()).select_from(User).where(or_(User.email == email, User.phone == phone))
-    )
+    # Compare only what was given: `phone == None` would match everyone without a phone.
+    given = [User.email == email] if email else []
+    given += [User.phone == phone] if phone else []
+    taken = db.session.scalar(select(func.count()).select_from(User).where(or_(*given)))
     if taken:
         raise Conflict(_("该邮箱或手机号已注册"), field="email")
     user = User(name=name.strip(), email=email, phone=phone)

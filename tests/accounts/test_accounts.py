@@ -38,6 +38,12 @@ def test_register_with_email_signs_in_and_hashes_the_password(app, client):
     assert "新用户" in client.get("/account").get_data(as_text=True)
 
 
+def test_registering_among_existing_users_without_phones(app, client, world):
+    """Regression: a missing phone must not be compared with other users' missing phones."""
+    assert _register(client, email="fresh@example.com").status_code == 302
+    assert _register(app.test_client(), phone="13711112222").status_code == 302
+
+
 def test_register_with_a_phone_number_only(app, client):
     assert _register(client, phone="13712345678").status_code == 302
     with app.app_context():
