@@ -59,6 +59,8 @@ def _register_blueprints(app: Flask) -> None:
     from market.catalog.views import bp as catalog_bp
     from market.directory.admin_views import bp as directory_admin_bp
     from market.directory.views import bp as directory_bp
+    from market.orders.views import bp as orders_bp
+    from market.payments.views import bp as payments_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(directory_bp)
@@ -66,3 +68,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(coop_bp)
     app.register_blueprint(directory_admin_bp)
     app.register_blueprint(catalog_admin_bp)
+    app.register_blueprint(orders_bp)
+    app.register_blueprint(payments_bp)

@@ -9,6 +9,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 directory_cli = AppGroup("directory", help="The directory of units, villages and pairings.")
+orders_cli = AppGroup("orders", help="Orders: deadlines.")
+payments_cli = AppGroup("payments", help="Payments: reconciliation with the providers.")
 
 
 @click.command("seed-demo")
@@ -47,6 +49,30 @@ def import_roster_command(csv_file) -> None:
     )
 
 
+@orders_cli.command("expire")
+def expire_orders_command() -> None:
+    """Close unpaid orders past their deadline and give their stock back (for cron)."""
+    from market.payments.services import expire_unpaid_orders
+
+    click.echo(f"expired {expire_unpaid_orders()} unpaid orders")
+
+
+@payments_cli.command("reconcile")
+@click.option("--older-than-minutes", default=2, show_default=True, type=int)
+def reconcile_command(older_than_minutes: int) -> None:
+    """Settle open card payments whose webhooks never came, from the provider's own state."""
+    from datetime import timedelta
+
+    from market.payments.services import reconcile
+
+    changed = reconcile(timedelta(minutes=older_than_minutes))
+    for number, before, after in changed:
+        click.echo(f"order {number}: {before} -> {after}")
+    click.echo(f"{len(changed)} payments changed")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(directory_cli)
+    app.cli.add_command(orders_cli)
+    app.cli.add_command(payments_cli)

@@ -52,6 +52,19 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
         "PRODUCTS_PER_PAGE": 24,
+        # Orders: unpaid orders give their stock back after this long; a bank transfer gets days.
+        "UNPAID_ORDER_MINUTES": int(env.get("UNPAID_ORDER_MINUTES", "30")),
+        "BANK_TRANSFER_DAYS": int(env.get("BANK_TRANSFER_DAYS", "7")),
+        # Where buyers send a bank transfer (对公转账); shown on the payment page.
+        "BANK_ACCOUNT_NAME": env.get("BANK_ACCOUNT_NAME", "高州市消费帮扶服务中心（示例）"),
+        "BANK_NAME": env.get("BANK_NAME", "中国农业银行高州支行（示例）"),
+        "BANK_ACCOUNT_NUMBER": env.get("BANK_ACCOUNT_NUMBER", "6228 0000 0000 0000 000"),
+        # Stripe: without a secret key the shop offers bank transfer only.
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
     }
     if overrides:
         config.update(overrides)

@@ -119,6 +119,12 @@ def edit_form_page(form, title: str, save: Callable[[], object], back: str, **co
     return render_template("admin/form.html", form=form, title=title, back=back, **context), status
 
 
+def back_or(default: str) -> str:
+    """Where the form was posted from, if that is a page of ours; else `default`."""
+    referrer = request.referrer or ""
+    return referrer if referrer.startswith(request.host_url) else default
+
+
 def url_with_page(page: int) -> str:
     """The current page's URL with its query string kept and `page` replaced."""
     args = request.args.to_dict()
@@ -127,16 +133,24 @@ def url_with_page(page: int) -> str:
 
 
 def content_security_policy() -> str:
-    """Scripts and styles from our own origin only (htmx needs no eval); inline styles are
-    allowed for Bootstrap's components; no framing."""
+    """Scripts and styles from our own origin only (htmx needs no eval), plus Stripe.js and its
+    API when card payments are on; inline styles are allowed for Bootstrap; no framing."""
+    stripe = ""
+    if current_app.config.get("STRIPE_SECRET_KEY"):
+        from urllib.parse import urlsplit
+
+        js = urlsplit(current_app.config["STRIPE_JS_URL"])
+        api = urlsplit(current_app.config["STRIPE_API_BASE"])
+        stripe = f" {js.scheme}://{js.netloc} {api.scheme}://{api.netloc}"
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'",
+            f"script-src 'self'{stripe}",
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data:",
             "font-src 'self'",
-            "connect-src 'self'",
+            f"connect-src 'self'{stripe}",
+            f"frame-src 'self'{stripe}",
             "frame-ancestors 'none'",
             "form-action 'self'",
             "base-uri 'self'",

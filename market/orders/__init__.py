@@ -1,0 +1,1 @@
+"""Cart, checkout, orders split into one shipment per co-op, fulfilment, cancellation."""

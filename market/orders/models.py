@@ -1,0 +1,305 @@
+"""Orders. Lines snapshot what was bought (name, spec, price, co-op, village); each co-op's goods
+travel as one Shipment. Every status change goes through an allowed-transitions table."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from market.accounts.models import User
+from market.catalog.models import Sku
+from market.directory.models import Coop, Unit
+from market.errors import InvalidTransition
+from market.extensions import db
+from market.models import TimestampMixin, UTCDateTime, text_enum
+
+
+class OrderMode(enum.StrEnum):
+    RETAIL = "retail"
+    GROUP_BUY = "group_buy"
+    UNIT_PURCHASE = "unit_purchase"
+    CUSTOM = "custom"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ShipmentStatus(enum.StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    TO_SHIP = "to_ship"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class DeliveryMethod(enum.StrEnum):
+    DELIVERY = "delivery"
+    PICKUP = "pickup"
+
+
+ORDER_MODE_LABELS = {
+    OrderMode.RETAIL: _l("零售"),
+    OrderMode.GROUP_BUY: _l("爱心团购"),
+    OrderMode.UNIT_PURCHASE: _l("以买代帮"),
+    OrderMode.CUSTOM: _l("产品定制"),
+}
+ORDER_STATUS_LABELS = {
+    OrderStatus.PENDING_PAYMENT: _l("待付款"),
+    OrderStatus.PAID: _l("已付款"),
+    OrderStatus.COMPLETED: _l("已完成"),
+    OrderStatus.CANCELLED: _l("已取消"),
+    OrderStatus.EXPIRED: _l("已超时关闭"),
+}
+SHIPMENT_STATUS_LABELS = {
+    ShipmentStatus.AWAITING_PAYMENT: _l("待付款"),
+    ShipmentStatus.TO_SHIP: _l("待发货"),
+    ShipmentStatus.SHIPPED: _l("已发货"),
+    ShipmentStatus.DELIVERED: _l("已收货"),
+    ShipmentStatus.CANCELLED: _l("已取消"),
+}
+
+
+class Cart(TimestampMixin, db.Model):
+    """A guest's cart is found through the session; a signed-in user's through user_id."""
+
+    __tablename__ = "carts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
+
+    items: Mapped[list[CartItem]] = relationship(
+        back_populates="cart", cascade="all, delete-orphan", order_by="CartItem.id"
+    )
+
+
+class CartItem(db.Model):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("cart_id", "sku_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    cart: Mapped[Cart] = relationship(back_populates="items")
+    sku: Mapped[Sku] = relationship()
+
+
+class Address(TimestampMixin, db.Model):
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(60))
+    phone: Mapped[str] = mapped_column(String(20))
+    region: Mapped[str] = mapped_column(String(100))  # 省市区
+    detail: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def one_line(self) -> str:
+        return f"{self.region}{self.detail}"
+
+
+class Order(TimestampMixin, db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("buyer_id", "idempotency_key"),
+        Index("ix_orders_status_expires", "status", "expires_at"),
+        CheckConstraint("total_fen >= 0", name="total_nonnegative"),
+        CheckConstraint("paid_fen >= 0", name="paid_nonnegative"),
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunded_fen <= paid_fen", name="refund_within_paid"
+        ),
+    )
+
+    TRANSITIONS: ClassVar[dict[OrderStatus, set[OrderStatus]]] = {
+        OrderStatus.PENDING_PAYMENT: {
+            OrderStatus.PAID,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        },
+        OrderStatus.PAID: {OrderStatus.COMPLETED, OrderStatus.CANCELLED},
+        OrderStatus.COMPLETED: set(),
+        OrderStatus.CANCELLED: set(),
+        OrderStatus.EXPIRED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    mode: Mapped[OrderMode] = mapped_column(
+        text_enum(OrderMode, "order_mode"), default=OrderMode.RETAIL
+    )
+    # The unit the order is placed for (group-buy, unit purchase, custom product), if any.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    # The unit whose referral link the buyer followed last, within the attribution window.
+    referral_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    status: Mapped[OrderStatus] = mapped_column(
+        text_enum(OrderStatus, "order_status"), default=OrderStatus.PENDING_PAYMENT, index=True
+    )
+    total_fen: Mapped[int] = mapped_column(Integer)
+    paid_fen: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_method: Mapped[DeliveryMethod] = mapped_column(
+        text_enum(DeliveryMethod, "delivery_method")
+    )
+    recipient: Mapped[str] = mapped_column(String(60))
+    phone: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(300))  # delivery address or pickup point
+    note: Mapped[str] = mapped_column(String(300), default="")
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    buyer: Mapped[User] = relationship()
+    unit: Mapped[Unit | None] = relationship(foreign_keys=[unit_id])
+    referral_unit: Mapped[Unit | None] = relationship(foreign_keys=[referral_unit_id])
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+    shipments: Mapped[list[Shipment]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Shipment.id"
+    )
+
+    def move_to(self, status: OrderStatus) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                _l(
+                    "订单当前为“%(current)s”，不能改为“%(target)s”",
+                    current=ORDER_STATUS_LABELS[self.status],
+                    target=ORDER_STATUS_LABELS[status],
+                )
+            )
+        self.status = status
+
+    @property
+    def status_label(self) -> str:
+        return str(ORDER_STATUS_LABELS[self.status])
+
+    @property
+    def mode_label(self) -> str:
+        return str(ORDER_MODE_LABELS[self.mode])
+
+    @property
+    def net_paid_fen(self) -> int:
+        return self.paid_fen - self.refunded_fen
+
+    @property
+    def display_number(self) -> str:
+        return self.number
+
+
+class Shipment(TimestampMixin, db.Model):
+    """One co-op's part of an order, fulfilled on its own."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        UniqueConstraint("order_id", "coop_id"),
+        Index("ix_shipments_coop_status", "coop_id", "status"),
+    )
+
+    TRANSITIONS: ClassVar[dict[ShipmentStatus, set[ShipmentStatus]]] = {
+        ShipmentStatus.AWAITING_PAYMENT: {ShipmentStatus.TO_SHIP, ShipmentStatus.CANCELLED},
+        ShipmentStatus.TO_SHIP: {ShipmentStatus.SHIPPED, ShipmentStatus.CANCELLED},
+        ShipmentStatus.SHIPPED: {ShipmentStatus.DELIVERED},
+        ShipmentStatus.DELIVERED: set(),
+        ShipmentStatus.CANCELLED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"))
+    status: Mapped[ShipmentStatus] = mapped_column(
+        text_enum(ShipmentStatus, "shipment_status"), default=ShipmentStatus.AWAITING_PAYMENT
+    )
+    carrier: Mapped[str] = mapped_column(String(40), default="")
+    tracking_number: Mapped[str] = mapped_column(String(60), default="")
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="shipments")
+    coop: Mapped[Coop] = relationship()
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="shipment", order_by="OrderLine.id"
+    )
+
+    def move_to(self, status: ShipmentStatus) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                _l(
+                    "包裹当前为“%(current)s”，不能改为“%(target)s”",
+                    current=SHIPMENT_STATUS_LABELS[self.status],
+                    target=SHIPMENT_STATUS_LABELS[status],
+                )
+            )
+        self.status = status
+
+    @property
+    def status_label(self) -> str:
+        return str(SHIPMENT_STATUS_LABELS[self.status])
+
+    @property
+    def value_fen(self) -> int:
+        return sum(line.amount_fen for line in self.lines)
+
+
+class OrderLine(db.Model):
+    """What was bought, as it was when bought: later price or name changes do not touch it."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_fen >= 0", name="unit_price_nonnegative"),
+        CheckConstraint("amount_fen = unit_price_fen * quantity", name="amount_is_price_times_qty"),
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_within_amount"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"))
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    product_name: Mapped[str] = mapped_column(String(80))
+    spec: Mapped[str] = mapped_column(String(60))
+    unit_price_fen: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
+    # Stock is taken at placement; this says it went back (expiry, cancellation) exactly once.
+    stock_returned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+    shipment: Mapped[Shipment] = relationship(back_populates="lines")
+    sku: Mapped[Sku] = relationship()
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.amount_fen - self.refunded_fen

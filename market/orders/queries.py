@@ -1,0 +1,81 @@
+"""Read side of orders: a buyer's orders, a co-op's inbox, the organizer's filtered list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from market.extensions import db
+from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipment, ShipmentStatus
+from market.orders.services import SHANGHAI
+
+INBOX_TABS = {
+    "to_ship": (ShipmentStatus.TO_SHIP,),
+    "shipped": (ShipmentStatus.SHIPPED,),
+    "done": (ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED),
+}
+
+
+def _with_details(query: Select) -> Select:
+    return query.options(
+        selectinload(Order.lines), selectinload(Order.shipments).selectinload(Shipment.coop)
+    )
+
+
+def buyer_orders(buyer_id: int, page: int):
+    query = _with_details(select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc()))
+    return db.paginate(query, page=page, per_page=20, error_out=False)
+
+
+def order_by_number(number: str) -> Order | None:
+    return db.session.scalar(_with_details(select(Order).where(Order.number == number)))
+
+
+def coop_inbox(coop_ids: list[int], tab: str, page: int):
+    statuses = INBOX_TABS.get(tab, INBOX_TABS["to_ship"])
+    query = (
+        select(Shipment)
+        .where(Shipment.coop_id.in_(coop_ids), Shipment.status.in_(statuses))
+        .options(selectinload(Shipment.lines), selectinload(Shipment.order))
+        .order_by(Shipment.id.desc())
+    )
+    return db.paginate(query, page=page, per_page=30, error_out=False)
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    status: OrderStatus | None = None
+    mode: OrderMode | None = None
+    village_id: int | None = None
+    coop_id: int | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+def _shanghai_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
+
+
+def filtered_orders(filters: OrderFilters, page: int):
+    """The organizer's list. Dates are Shanghai calendar days, inclusive."""
+    query = select(Order)
+    if filters.status is not None:
+        query = query.where(Order.status == filters.status)
+    if filters.mode is not None:
+        query = query.where(Order.mode == filters.mode)
+    if filters.village_id or filters.coop_id:
+        lines = select(OrderLine.order_id)
+        if filters.village_id:
+            lines = lines.where(OrderLine.village_id == filters.village_id)
+        if filters.coop_id:
+            lines = lines.where(OrderLine.coop_id == filters.coop_id)
+        query = query.where(Order.id.in_(lines))
+    if filters.start:
+        query = query.where(Order.created_at >= _shanghai_midnight(filters.start))
+    if filters.end:
+        query = query.where(Order.created_at < _shanghai_midnight(filters.end + timedelta(days=1)))
+    query = _with_details(query.options(selectinload(Order.buyer)).order_by(Order.id.desc()))
+    return db.paginate(query, page=page, per_page=50, error_out=False)

@@ -1,0 +1,292 @@
+"""Buyer pages: cart, checkout, my orders; the co-op's inbox and packing lists; the organizer's
+order list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, user_logged_in
+from sqlalchemy import select
+
+from market.accounts.forms import ActionForm
+from market.accounts.permissions import Access, requires
+from market.directory.models import Coop, Village
+from market.errors import DomainError
+from market.extensions import db
+from market.orders import queries, services
+from market.orders.forms import (
+    AddToCartForm,
+    CartQuantityForm,
+    CheckoutForm,
+    OrderFilterForm,
+    ShipForm,
+)
+from market.orders.models import (
+    ORDER_MODE_LABELS,
+    ORDER_STATUS_LABELS,
+    DeliveryMethod,
+    OrderMode,
+    OrderStatus,
+)
+from market.web import back_or, flash_form_errors, show_domain_error
+
+bp = Blueprint("orders", __name__)
+
+CART_SESSION_KEY = "cart_id"
+
+
+def _guest_cart_id() -> int | None:
+    return session.get(CART_SESSION_KEY)
+
+
+def _viewer():
+    return current_user if current_user.is_authenticated else None
+
+
+@user_logged_in.connect
+def _merge_cart_at_login(sender, user, **extra) -> None:
+    guest_cart_id = session.pop(CART_SESSION_KEY, None)
+    if guest_cart_id:
+        services.merge_guest_cart(user, guest_cart_id)
+
+
+# -- cart --------------------------------------------------------------------------------------
+@bp.get("/cart")
+@requires(Access.PUBLIC)
+def cart():
+    current = services.cart_for(_viewer(), _guest_cart_id())
+    groups = services.cart_groups(current)
+    return render_template(
+        "orders/cart.html",
+        groups=groups,
+        total_fen=sum(g.subtotal_fen for g in groups),
+        quantity_form=CartQuantityForm(),
+    )
+
+
+@bp.post("/cart/add")
+@requires(Access.PUBLIC)
+def add_to_cart():
+    form = AddToCartForm()
+    back = back_or(url_for("orders.cart"))
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(back, 303)
+    try:
+        added = services.add_to_cart(
+            _viewer(), _guest_cart_id(), form.sku_id.data, form.quantity.data
+        )
+    except DomainError as error:
+        flash(str(error), "danger")
+        return redirect(back, 303)
+    if _viewer() is None:
+        session[CART_SESSION_KEY] = added.id
+    flash(_("已加入购物车"), "success")
+    return redirect(back, 303)
+
+
+@bp.post("/cart/items/<int:item_id>")
+@requires(Access.PUBLIC)
+def update_cart_item(item_id: int):
+    form = CartQuantityForm()
+    if form.validate_on_submit():
+        try:
+            services.set_cart_quantity(_viewer(), _guest_cart_id(), item_id, form.quantity.data)
+        except DomainError as error:
+            flash(str(error), "danger")
+    else:
+        flash_form_errors(form)
+    return redirect(url_for(".cart"), 303)
+
+
+# -- checkout ----------------------------------------------------------------------------------
+def _checkout_form() -> CheckoutForm:
+    form = CheckoutForm()
+    addresses = services.addresses_of(current_user)
+    form.address_id.choices = [(0, _("使用新地址"))] + [
+        (a.id, f"{a.recipient} {a.phone} {a.one_line}") for a in addresses
+    ]
+    if request.method == "GET":
+        form.idempotency_key.data = uuid.uuid4().hex
+        form.address_id.data = addresses[0].id if addresses else 0
+        form.recipient.data = current_user.name
+        form.phone.data = current_user.phone or ""
+    return form
+
+
+def _delivery(form: CheckoutForm) -> services.Delivery:
+    """Turn the form into a delivery, or raise a DomainError naming the field to fix."""
+    if form.delivery_method.data == DeliveryMethod.PICKUP:
+        unit = current_user.unit
+        if unit is None:
+            raise DomainError(_("加入单位后才能到单位自提"), field="delivery_method")
+        if not form.recipient.data or not form.phone.data:
+            raise DomainError(_("请填写取货人和手机号"), field="recipient")
+        return services.Delivery(
+            DeliveryMethod.PICKUP,
+            form.recipient.data,
+            form.phone.data,
+            f"{unit.name} {unit.address}".strip(),
+        )
+    if form.address_id.data:
+        address = next(
+            (a for a in services.addresses_of(current_user) if a.id == form.address_id.data), None
+        )
+        if address is None:
+            raise DomainError(_("请选择收货地址"), field="address_id")
+        return services.Delivery(
+            DeliveryMethod.DELIVERY, address.recipient, address.phone, address.one_line
+        )
+    for name in ("recipient", "phone", "region", "detail"):
+        if not getattr(form, name).data:
+            raise DomainError(_("请填写完整的收货地址"), field=name)
+    services.save_address(
+        current_user,
+        recipient=form.recipient.data,
+        phone=form.phone.data,
+        region=form.region.data,
+        detail=form.detail.data,
+    )
+    return services.Delivery(
+        DeliveryMethod.DELIVERY,
+        form.recipient.data,
+        form.phone.data,
+        f"{form.region.data}{form.detail.data}",
+    )
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+@requires(Access.SIGNED_IN)
+def checkout():
+    if request.method == "POST":
+        # A double submit finds the order the first submit made, even though the cart is empty.
+        already = services.existing_order(current_user, request.form.get("idempotency_key", ""))
+        if already is not None:
+            return redirect(url_for("payments.pay", number=already.number), 303)
+    current = services.cart_for(current_user, None)
+    groups = services.cart_groups(current)
+    if not groups:
+        flash(_("购物车是空的"), "info")
+        return redirect(url_for(".cart"))
+    form = _checkout_form()
+    if form.validate_on_submit():
+        try:
+            order = services.place_order(
+                current_user,
+                _delivery(form),
+                form.idempotency_key.data,
+                referral_unit_id=session.get("referral_unit_id"),
+            )
+        except DomainError as error:
+            db.session.rollback()
+            show_domain_error(form, error)
+        else:
+            return redirect(url_for("payments.pay", number=order.number), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "orders/checkout.html",
+        form=form,
+        groups=groups,
+        total_fen=sum(g.subtotal_fen for g in groups),
+    ), status
+
+
+# -- my orders ---------------------------------------------------------------------------------
+@bp.get("/orders")
+@requires(Access.SIGNED_IN)
+def my_orders():
+    page = queries.buyer_orders(current_user.id, request.args.get("page", 1, type=int))
+    return render_template("orders/my_orders.html", page=page)
+
+
+@bp.get("/orders/<number>")
+@requires(Access.SIGNED_IN)
+def detail(number: str):
+    order = services.order_of_buyer(current_user, number)
+    return render_template("orders/detail.html", order=order, action_form=ActionForm())
+
+
+@bp.post("/orders/<number>/shipments/<int:shipment_id>/received")
+@requires(Access.SIGNED_IN)
+def confirm_delivery(number: str, shipment_id: int):
+    if ActionForm().validate_on_submit():
+        services.confirm_delivery(current_user, number, shipment_id)
+        flash(_("已确认收货"), "success")
+    return redirect(url_for(".detail", number=number))
+
+
+# -- the co-op's inbox -------------------------------------------------------------------------
+@bp.get("/coop/orders")
+@requires(Access.COOP_MANAGER)
+def coop_inbox():
+    tab = request.args.get("tab", "to_ship")
+    if tab not in queries.INBOX_TABS:
+        abort(404)
+    coop_ids = [c.id for c in current_user.managed_coops()]
+    page = queries.coop_inbox(coop_ids, tab, request.args.get("page", 1, type=int))
+    return render_template("orders/coop_inbox.html", page=page, tab=tab, ship_form=ShipForm())
+
+
+@bp.get("/coop/shipments/<int:shipment_id>/packing-list")
+@requires(Access.COOP_MANAGER)
+def packing_list(shipment_id: int):
+    shipment = services.shipment_of_coop(current_user, shipment_id)
+    return render_template("orders/packing_list.html", shipment=shipment, order=shipment.order)
+
+
+@bp.post("/coop/shipments/<int:shipment_id>/ship")
+@requires(Access.COOP_MANAGER)
+def ship(shipment_id: int):
+    form = ShipForm()
+    if form.validate_on_submit():
+        try:
+            services.ship(current_user, shipment_id, form.carrier.data, form.tracking_number.data)
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "danger")
+            return redirect(url_for(".coop_inbox"), 303)
+        flash(_("已发货"), "success")
+        return redirect(url_for(".coop_inbox", tab="shipped"), 303)
+    flash_form_errors(form)
+    return redirect(url_for(".coop_inbox"), 303)
+
+
+# -- the organizer's order list ----------------------------------------------------------------
+def _parse_day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@bp.get("/admin/orders")
+@requires(Access.ORGANIZER)
+def admin_orders():
+    form = OrderFilterForm(request.args)
+    form.status.choices = [("", _("全部状态"))] + [
+        (s.value, str(label)) for s, label in ORDER_STATUS_LABELS.items()
+    ]
+    form.mode.choices = [("", _("全部方式"))] + [
+        (m.value, str(label)) for m, label in ORDER_MODE_LABELS.items()
+    ]
+    form.village.choices = [(0, _("全部村"))] + [
+        (v.id, v.name) for v in db.session.scalars(select(Village).order_by(Village.name))
+    ]
+    form.coop.choices = [(0, _("全部合作社"))] + [
+        (c.id, c.name) for c in db.session.scalars(select(Coop).order_by(Coop.name))
+    ]
+    status = request.args.get("status") or None
+    mode = request.args.get("mode") or None
+    filters = queries.OrderFilters(
+        status=OrderStatus(status) if status in OrderStatus._value2member_map_ else None,
+        mode=OrderMode(mode) if mode in OrderMode._value2member_map_ else None,
+        village_id=request.args.get("village", type=int) or None,
+        coop_id=request.args.get("coop", type=int) or None,
+        start=_parse_day(request.args.get("start")),
+        end=_parse_day(request.args.get("end")),
+    )
+    page = queries.filtered_orders(filters, request.args.get("page", 1, type=int))
+    return render_template("orders/admin_orders.html", page=page, form=form)

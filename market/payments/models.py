@@ -1,0 +1,140 @@
+"""Money records. A Payment is one attempt to collect an order's total through one provider; a
+Refund gives part of a received payment back. Webhook events are kept to process each once."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import ClassVar
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from market.accounts.models import User
+from market.errors import InvalidTransition
+from market.extensions import db
+from market.models import TimestampMixin, UTCDateTime, text_enum
+from market.orders.models import Order, OrderLine
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"  # created; waiting for the buyer, the card network or the transfer
+    AUTHORIZED = "authorized"  # card authorised, to be captured (manual capture)
+    SUCCEEDED = "succeeded"  # money received
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+PAYMENT_STATUS_LABELS = {
+    PaymentStatus.PENDING: _l("待支付"),
+    PaymentStatus.AUTHORIZED: _l("已授权"),
+    PaymentStatus.SUCCEEDED: _l("已收款"),
+    PaymentStatus.FAILED: _l("支付失败"),
+    PaymentStatus.CANCELLED: _l("已撤销"),
+}
+
+
+class Payment(TimestampMixin, db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref"),
+        Index("ix_payments_status_provider", "status", "provider"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint(
+            "received_fen >= 0 AND received_fen <= amount_fen", name="received_within_amount"
+        ),
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunded_fen <= received_fen", name="refund_within_received"
+        ),
+    )
+
+    TRANSITIONS: ClassVar[dict[PaymentStatus, set[PaymentStatus]]] = {
+        PaymentStatus.PENDING: {
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.FAILED,
+            PaymentStatus.CANCELLED,
+        },
+        PaymentStatus.AUTHORIZED: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELLED},
+        PaymentStatus.FAILED: {PaymentStatus.PENDING},  # the buyer tries another card
+        PaymentStatus.SUCCEEDED: set(),
+        PaymentStatus.CANCELLED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    # PaymentIntent id for Stripe; our own reference for a bank transfer.
+    provider_ref: Mapped[str] = mapped_column(String(100))
+    status: Mapped[PaymentStatus] = mapped_column(
+        text_enum(PaymentStatus, "payment_status"), default=PaymentStatus.PENDING
+    )
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    received_fen: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
+    failure_message: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Bank transfers: who confirmed the money arrived, with the bank's reference and date.
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    transfer_reference: Mapped[str] = mapped_column(String(100), default="")
+    transfer_date: Mapped[date | None] = mapped_column(Date)
+
+    order: Mapped[Order] = relationship()
+    confirmed_by: Mapped[User | None] = relationship()
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
+
+    def move_to(self, status: PaymentStatus) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                _l(
+                    "支付当前为“%(current)s”，不能改为“%(target)s”",
+                    current=PAYMENT_STATUS_LABELS[self.status],
+                    target=PAYMENT_STATUS_LABELS[status],
+                )
+            )
+        self.status = status
+
+    @property
+    def status_label(self) -> str:
+        return str(PAYMENT_STATUS_LABELS[self.status])
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.received_fen - self.refunded_fen
+
+
+class Refund(TimestampMixin, db.Model):
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[RefundStatus] = mapped_column(
+        text_enum(RefundStatus, "refund_status"), default=RefundStatus.PENDING
+    )
+    provider_ref: Mapped[str] = mapped_column(String(100), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+    order_line: Mapped[OrderLine | None] = relationship()
+
+
+class WebhookEvent(db.Model):
+    """A provider event we have processed; a replay with the same id changes nothing."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,401 @@
+"""Where money moves: paying an order, settling a payment with the provider's truth, bank
+transfers confirmed by hand, refunds, cancellation of paid orders, expiry, webhooks and
+reconciliation. Every amount received or refunded is reported through `hook`, in the same
+transaction that records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from market.accounts.models import User
+from market.errors import DomainError, NotAllowed, NotFound
+from market.extensions import db
+from market.models import utcnow
+from market.orders import services as orders
+from market.orders.models import Order, OrderLine, OrderStatus, ShipmentStatus
+from market.payments import hook, providers
+from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
+from market.payments.providers import Created, ProviderState
+
+OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED)
+
+
+class InvalidWebhook(DomainError):
+    status_code = 400
+
+
+def _lock_order(order_id: int) -> Order:
+    return db.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+
+
+def _lock_payment(payment_id: int) -> Payment:
+    payment = db.session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    if payment is None:
+        raise NotFound(_("找不到该支付"))
+    return payment
+
+
+# -- paying --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaymentStart:
+    payment: Payment
+    created: Created | None
+
+
+def start_payment(buyer: User, number: str, provider_name: str) -> PaymentStart:
+    """The buyer pays their own pending order with a provider the shop offers. One open payment
+    per provider is reused; choosing bank transfer gives the buyer days, not minutes."""
+    order = orders.order_of_buyer(buyer, number, for_update=True)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise DomainError(_("该订单当前不需要付款"))
+    now = utcnow()
+    if order.expires_at is not None and order.expires_at <= now:
+        _expire(order)
+        db.session.commit()
+        raise DomainError(_("订单已超时关闭，库存已释放，请重新下单"))
+    if provider_name not in providers.available():
+        raise DomainError(_("不支持该支付方式"))
+    provider = providers.get(provider_name)
+    payment = open_payment(order, provider_name)
+    created = None
+    if payment is None:
+        payment = Payment(
+            order=order,
+            provider=provider_name,
+            provider_ref=f"new-{order.number}-{now.timestamp()}",
+            amount_fen=order.total_fen,
+        )
+        db.session.add(payment)
+        db.session.flush()
+        created = provider.create(payment)
+        payment.provider_ref = created.provider_ref
+    elif payment.status == PaymentStatus.FAILED:
+        payment.move_to(PaymentStatus.PENDING)
+        payment.failure_message = ""
+    if provider_name == "offline":
+        order.expires_at = now + timedelta(days=current_app.config["BANK_TRANSFER_DAYS"])
+    db.session.commit()
+    return PaymentStart(payment, created)
+
+
+def open_payment(order: Order, provider_name: str) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(
+            Payment.order_id == order.id,
+            Payment.provider == provider_name,
+            Payment.status.in_(OPEN),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    payment: Payment
+    state: ProviderState
+    client_secret: str
+
+
+def confirm_card(buyer: User, number: str, card_token: str) -> CardOutcome:
+    """The card the buyer typed (tokenised by Stripe.js in the browser) is attached to the
+    order's PaymentIntent and confirmed on the server. A card that needs 3-D Secure comes back
+    with requires_action, and the page finishes it with confirmCardPayment."""
+    order = orders.order_of_buyer(buyer, number, for_update=True)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise DomainError(_("该订单当前不需要付款"))
+    payment = open_payment(order, "stripe")
+    if payment is None:
+        raise DomainError(_("请先选择银行卡支付"))
+    if not card_token or len(card_token) > 200:
+        raise DomainError(_("请填写银行卡信息"))
+    provider = providers.get("stripe")
+    state, client_secret = provider.confirm_with_token(payment, card_token)  # type: ignore[attr-defined]
+    _apply(payment, order, state)
+    db.session.commit()
+    return CardOutcome(payment, state, client_secret)
+
+
+def settle(payment_id: int) -> Payment:
+    """Make our record agree with what the provider says now. Safe to call any number of times,
+    in any order, from the return page, a webhook or the reconciler: money is recorded once."""
+    payment = _lock_payment(payment_id)
+    order = _lock_order(payment.order_id)
+    state = providers.get(payment.provider).fetch(payment)
+    _apply(payment, order, state)
+    db.session.commit()
+    return payment
+
+
+def _apply(payment: Payment, order: Order, state: ProviderState) -> None:
+    if state.status == payment.status:
+        return
+    if state.status == PaymentStatus.SUCCEEDED:
+        payment.move_to(PaymentStatus.SUCCEEDED)
+        payment.received_fen = state.received_fen
+        payment.received_at = utcnow()
+        _receive(order, payment)
+    elif state.status == PaymentStatus.AUTHORIZED and payment.status == PaymentStatus.PENDING:
+        payment.move_to(PaymentStatus.AUTHORIZED)
+    elif state.status == PaymentStatus.FAILED and payment.status == PaymentStatus.PENDING:
+        payment.move_to(PaymentStatus.FAILED)
+        payment.failure_message = state.failure_message[:300]
+    elif state.status == PaymentStatus.CANCELLED and payment.status in OPEN:
+        payment.move_to(PaymentStatus.CANCELLED)
+
+
+def _receive(order: Order, payment: Payment) -> None:
+    """Money arrived. It pays the order if the order still wants it; otherwise (expired,
+    cancelled, or paid already through another payment) it goes straight back in full."""
+    now = utcnow()
+    order.paid_fen += payment.received_fen
+    hook.received(order, payment.id, now)
+    if order.status == OrderStatus.PENDING_PAYMENT and payment.received_fen == order.total_fen:
+        orders.mark_paid(order)
+        _cancel_open_payments(order, keep=payment)
+    else:
+        parts = [(line, line.amount_fen, line.quantity) for line in order.lines]
+        _refund(
+            payment, order, parts, _("订单已关闭或已付过款，自动全额退款"), None, touch_lines=False
+        )
+
+
+def _cancel_open_payments(order: Order, keep: Payment | None = None) -> None:
+    for other in db.session.scalars(
+        select(Payment).where(Payment.order_id == order.id, Payment.status.in_(OPEN))
+    ):
+        if keep is not None and other.id == keep.id:
+            continue
+        providers.get(other.provider).cancel(other)
+        other.move_to(PaymentStatus.CANCELLED)
+
+
+# -- bank transfer ---------------------------------------------------------------------------
+def confirm_transfer(actor: User, number: str, reference: str, transfer_date: date) -> Payment:
+    """An organizer (or the co-op, when the whole order is theirs) confirms that the buyer's
+    transfer arrived, with the bank's reference and date."""
+    order = db.session.scalar(select(Order).where(Order.number == number).with_for_update())
+    if order is None:
+        raise NotFound(_("找不到该订单"))
+    coop_ids = {line.coop_id for line in order.lines}
+    own_coop = len(coop_ids) == 1 and coop_ids <= {c.id for c in actor.managed_coops()}
+    if not (actor.is_organizer or actor.is_admin or own_coop):
+        raise NotAllowed(_("只有活动组织方或本订单的合作社可以确认收款"))
+    if not reference.strip():
+        raise DomainError(_("请填写银行流水号"), field="reference")
+    if transfer_date > utcnow().date() + timedelta(days=1):
+        raise DomainError(_("到账日期不能晚于今天"), field="transfer_date")
+    payment = db.session.scalar(
+        select(Payment)
+        .where(
+            Payment.order_id == order.id,
+            Payment.provider == "offline",
+            Payment.status.in_(OPEN),
+        )
+        .with_for_update()
+    )
+    if payment is None:
+        raise DomainError(_("该订单没有待确认的对公转账"))
+    payment.transfer_reference = reference.strip()[:100]
+    payment.transfer_date = transfer_date
+    payment.confirmed_by_id = actor.id
+    _apply(payment, order, ProviderState(PaymentStatus.SUCCEEDED, payment.amount_fen))
+    db.session.commit()
+    return payment
+
+
+# -- refunds -------------------------------------------------------------------------------------
+def _refund(
+    payment: Payment,
+    order: Order,
+    parts: list[tuple[OrderLine, int, int]],
+    reason: str,
+    actor: User | None,
+    *,
+    touch_lines: bool = True,
+) -> Refund:
+    """Give `parts` (line, fen, quantity) back through the payment's provider. Never more than
+    the payment received, nor more than a line's amount. Flushes only."""
+    total = sum(fen for _line, fen, _qty in parts)
+    if total <= 0:
+        raise DomainError(_("退款金额必须大于 0"), field="amount")
+    if total > payment.refundable_fen:
+        raise DomainError(_("退款金额超过了可退金额"), field="amount")
+    if touch_lines:
+        for line, fen, _qty in parts:
+            if fen > line.refundable_fen:
+                raise DomainError(_("退款金额超过了该商品的可退金额"), field="amount")
+    refund = Refund(
+        payment=payment,
+        order_line_id=parts[0][0].id if len(parts) == 1 else None,
+        amount_fen=total,
+        reason=reason[:300],
+        created_by_id=actor.id if actor else None,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    result = providers.get(payment.provider).refund(payment, total, reason)
+    if not result.succeeded:
+        raise DomainError(_("退款失败：%(message)s", message=result.failure_message))
+    refund.provider_ref = result.provider_ref
+    refund.status = RefundStatus.SUCCEEDED
+    payment.refunded_fen += total
+    order.refunded_fen += total
+    if touch_lines:
+        for line, fen, _qty in parts:
+            line.refunded_fen += fen
+    hook.refunded(
+        order, payment.id, refund.id, [(line.id, fen, qty) for line, fen, qty in parts], utcnow()
+    )
+    db.session.flush()
+    return refund
+
+
+def _received_payment(order: Order) -> Payment | None:
+    return db.session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order.id, Payment.status == PaymentStatus.SUCCEEDED)
+        .where(Payment.received_fen > Payment.refunded_fen)
+        .order_by(Payment.id)
+        .with_for_update()
+    )
+
+
+def cancel_order(buyer: User, number: str) -> Order:
+    """The buyer cancels before anything ships. Unpaid: stock back, payments withdrawn. Paid:
+    refunded in full automatically, stock back."""
+    order = orders.order_of_buyer(buyer, number, for_update=True)
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        orders.close_unpaid(order, OrderStatus.CANCELLED)
+        _cancel_open_payments(order)
+    elif order.status == OrderStatus.PAID:
+        if any(s.status != ShipmentStatus.TO_SHIP for s in order.shipments):
+            raise DomainError(_("已有包裹发出，不能整单取消；请联系合作社退款"))
+        payment = _received_payment(order)
+        parts = [(line, line.refundable_fen, line.quantity) for line in order.lines]
+        parts = [p for p in parts if p[1] > 0]
+        if payment is not None and parts:
+            _refund(payment, order, parts, _("买家取消订单"), buyer)
+        order.move_to(OrderStatus.CANCELLED)
+        order.closed_at = utcnow()
+        for shipment in order.shipments:
+            shipment.move_to(ShipmentStatus.CANCELLED)
+        orders.give_back_stock(order)
+    else:
+        order.move_to(OrderStatus.CANCELLED)  # raises: says why in the buyer's words
+    db.session.commit()
+    return order
+
+
+def refund_line(actor: User, line_id: int, amount_fen: int, reason: str) -> Refund:
+    """A co-op refunds part or all of one of its lines, with a reason. Never more than the line
+    brought in after earlier refunds."""
+    line = db.session.get(OrderLine, line_id)
+    if line is None:
+        raise NotFound(_("找不到该商品行"))
+    orders.shipment_of_coop(actor, line.shipment_id)  # 403 for another co-op's line
+    order = _lock_order(line.order_id)
+    db.session.refresh(line)
+    if order.status not in (OrderStatus.PAID, OrderStatus.COMPLETED):
+        raise DomainError(_("只有已付款的订单可以退款"))
+    if not reason.strip():
+        raise DomainError(_("请填写退款原因"), field="reason")
+    if amount_fen <= 0:
+        raise DomainError(_("退款金额必须大于 0"), field="amount")
+    if amount_fen > line.refundable_fen:
+        raise DomainError(
+            _("最多可退 ¥%(yuan)s", yuan=f"{line.refundable_fen / 100:.2f}"), field="amount"
+        )
+    payment = _received_payment(order)
+    if payment is None:
+        raise DomainError(_("该订单没有可退的款项"))
+    quantity = line.quantity if amount_fen == line.amount_fen else 0
+    refund = _refund(payment, order, [(line, amount_fen, quantity)], reason.strip(), actor)
+    db.session.commit()
+    return refund
+
+
+# -- deadlines, webhooks, reconciliation -------------------------------------------------------
+def _expire(order: Order) -> None:
+    orders.close_unpaid(order, OrderStatus.EXPIRED)
+    _cancel_open_payments(order)
+
+
+def expire_unpaid_orders(now: datetime | None = None) -> int:
+    """Close every unpaid order past its deadline: stock back, open payments withdrawn. Safe to
+    run from several places at once: each order is locked and checked again."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        select(Order.id).where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at <= now)
+    ).all()
+    closed = 0
+    for order_id in due:
+        order = _lock_order(order_id)
+        if order.status == OrderStatus.PENDING_PAYMENT and order.expires_at <= now:
+            _expire(order)
+            closed += 1
+        db.session.commit()
+    return closed
+
+
+def handle_webhook(provider_name: str, payload: bytes, signature: str | None) -> str:
+    """Verify, deduplicate on the event id, then settle the payment it concerns from the
+    provider's current state (so replays and out-of-order events change nothing)."""
+    provider = providers.get(provider_name)
+    try:
+        notice = provider.parse_webhook(payload, signature)  # type: ignore[attr-defined]
+    except ValueError as error:
+        raise InvalidWebhook(str(error)) from None
+    db.session.add(
+        WebhookEvent(
+            id=notice.event_id,
+            provider=provider_name,
+            type=notice.event_type,
+            received_at=utcnow(),
+        )
+    )
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    payment = None
+    if notice.payment_ref:
+        payment = db.session.scalar(
+            select(Payment).where(
+                Payment.provider == provider_name, Payment.provider_ref == notice.payment_ref
+            )
+        )
+    if payment is None:
+        db.session.commit()
+        return "ignored"
+    payment = _lock_payment(payment.id)
+    order = _lock_order(payment.order_id)
+    _apply(payment, order, provider.fetch(payment))
+    db.session.commit()
+    return "processed"
+
+
+def reconcile(older_than: timedelta = timedelta(minutes=2)) -> list[tuple[str, str, str]]:
+    """Settle open payments whose webhooks never came. Returns (order, before, after) for each
+    payment whose status changed."""
+    cutoff = utcnow() - older_than
+    ids = db.session.scalars(
+        select(Payment.id).where(
+            Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)),
+            Payment.provider != "offline",
+            Payment.created_at <= cutoff,
+        )
+    ).all()
+    changed = []
+    for payment_id in ids:
+        before = db.session.get(Payment, payment_id).status
+        payment = settle(payment_id)
+        if payment.status != before:
+            changed.append((payment.order.number, str(before), str(payment.status)))
+    return changed

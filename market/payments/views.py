@@ -1,0 +1,193 @@
+"""Paying an order (choose a method, card page, bank-transfer instructions), cancelling it, the
+Stripe webhook, confirming a transfer, and a co-op's refund of a line."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from market.accounts.forms import ActionForm
+from market.accounts.permissions import Access, requires
+from market.errors import DomainError
+from market.extensions import csrf, db
+from market.orders import services as orders
+from market.orders.models import OrderStatus
+from market.payments import providers, services
+from market.payments.forms import RefundForm, TransferForm
+from market.web import back_or, flash_form_errors
+
+bp = Blueprint("payments", __name__)
+
+
+@bp.get("/orders/<number>/pay")
+@requires(Access.SIGNED_IN)
+def pay(number: str):
+    order = orders.order_of_buyer(current_user, number)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        return redirect(url_for("orders.detail", number=number))
+    return render_template(
+        "payments/choose.html",
+        order=order,
+        methods=providers.available(),
+        action_form=ActionForm(),
+    )
+
+
+@bp.post("/orders/<number>/pay/<any(stripe, offline):provider>")
+@requires(Access.SIGNED_IN)
+def start(number: str, provider: str):
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for(".pay", number=number), 303)
+    try:
+        services.start_payment(current_user, number, provider)
+    except DomainError as error:
+        flash(str(error), "danger")
+        return redirect(url_for("orders.detail", number=number), 303)
+    return redirect(url_for(".method", number=number, provider=provider), 303)
+
+
+@bp.get("/orders/<number>/pay/<any(stripe, offline):provider>")
+@requires(Access.SIGNED_IN)
+def method(number: str, provider: str):
+    order = orders.order_of_buyer(current_user, number)
+    payment = services.open_payment(order, provider)
+    if order.status != OrderStatus.PENDING_PAYMENT or payment is None:
+        return redirect(url_for(".pay", number=number))
+    if provider == "offline":
+        return render_template("payments/transfer.html", order=order, payment=payment)
+    client_secret = providers.get("stripe").client_secret(payment)  # type: ignore[attr-defined]
+    return render_template(
+        "payments/card.html", order=order, payment=payment, client_secret=client_secret
+    )
+
+
+def _json_error(error: DomainError):
+    return jsonify({"error": error.__class__.__name__, "message": str(error)}), error.status_code
+
+
+@bp.post("/orders/<number>/pay/stripe/confirm")
+@requires(Access.SIGNED_IN)
+def confirm_card(number: str):
+    payload = request.get_json(silent=True) or {}
+    token = payload.get("token")
+    if not isinstance(token, str):
+        return jsonify({"error": "BadRequest", "message": _("请填写银行卡信息")}), 400
+    try:
+        outcome = services.confirm_card(current_user, number, token)
+    except DomainError as error:
+        db.session.rollback()
+        return _json_error(error)
+    return jsonify(
+        {
+            "status": outcome.payment.status.value,
+            "requires_action": outcome.state.requires_action,
+            "client_secret": outcome.client_secret,
+            "message": outcome.payment.failure_message,
+        }
+    )
+
+
+@bp.post("/orders/<number>/payments/refresh")
+@requires(Access.SIGNED_IN)
+def refresh(number: str):
+    """After the browser finished with Stripe: ask Stripe, not the browser, what happened."""
+    order = orders.order_of_buyer(current_user, number)
+    payment = services.open_payment(order, "stripe")
+    if payment is None:
+        return jsonify({"status": order.status.value})
+    try:
+        payment = services.settle(payment.id)
+    except DomainError as error:
+        db.session.rollback()
+        return _json_error(error)
+    return jsonify({"status": payment.status.value})
+
+
+@bp.post("/orders/<number>/cancel")
+@requires(Access.SIGNED_IN)
+def cancel(number: str):
+    if ActionForm().validate_on_submit():
+        try:
+            order = services.cancel_order(current_user, number)
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "danger")
+        else:
+            if order.refunded_fen:
+                flash(_("订单已取消，货款将原路退回"), "success")
+            else:
+                flash(_("订单已取消"), "success")
+    return redirect(url_for("orders.detail", number=number), 303)
+
+
+@bp.post("/payments/stripe/webhook")
+@csrf.exempt
+@requires(Access.PUBLIC)
+def stripe_webhook():
+    """Stripe calls this; the signature, not a session, says it is Stripe."""
+    if "stripe" not in providers.available():
+        return jsonify({"error": "NotConfigured", "message": "stripe is not configured"}), 404
+    try:
+        result = services.handle_webhook(
+            "stripe", request.get_data(), request.headers.get("Stripe-Signature")
+        )
+    except DomainError as error:
+        db.session.rollback()
+        return _json_error(error)
+    return jsonify({"result": result})
+
+
+@bp.post("/orders/<number>/transfer-received")
+@requires(Access.ORGANIZER, Access.COOP_MANAGER)
+def transfer_received(number: str):
+    form = TransferForm()
+    if form.validate_on_submit():
+        try:
+            services.confirm_transfer(
+                current_user, number, form.reference.data, form.transfer_date.data
+            )
+        except DomainError as error:
+            db.session.rollback()
+            if error.status_code == 403:
+                raise
+            flash(str(error), "danger")
+        else:
+            flash(_("已确认收款，订单已付款"), "success")
+    else:
+        flash_form_errors(form)
+    return redirect(back_or(url_for("orders.admin_orders")), 303)
+
+
+@bp.post("/coop/lines/<int:line_id>/refund")
+@requires(Access.COOP_MANAGER)
+def refund_line(line_id: int):
+    form = RefundForm()
+    if form.validate_on_submit():
+        try:
+            services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            if error.status_code in (403, 404):
+                raise
+            flash(str(error), "danger")
+        else:
+            flash(_("已退款"), "success")
+    else:
+        flash_form_errors(form)
+    return redirect(back_or(url_for("orders.coop_inbox")), 303)
+
+
+def stripe_js_url() -> str | None:
+    if "stripe" not in providers.available():
+        return None
+    return current_app.config["STRIPE_JS_URL"]
