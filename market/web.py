@@ -96,6 +96,13 @@ def flash_form_errors(form) -> None:
             flash(message, "danger")
 
 
+def reraise_access_errors(error: DomainError) -> None:
+    """Views that turn refusals into flash messages still answer someone else's object (or a
+    missing one) with 403/404."""
+    if error.status_code in (403, 404):
+        raise error
+
+
 def show_domain_error(form, error: DomainError) -> None:
     """Put a service's refusal next to the field it names, or flash it for the whole form."""
     field = getattr(form, error.field, None) if error.field else None

@@ -85,7 +85,9 @@ def client(app: Flask):
 def world(app: Flask) -> SimpleNamespace:
     """The ids of a small world (see factories.make_world)."""
     with app.app_context():
-        return factories.make_world()
+        made = factories.make_world()
+    app.config["TEST_WORLD"] = made  # for helpers that build on it
+    return made
 
 
 @pytest.fixture

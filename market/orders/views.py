@@ -31,7 +31,7 @@ from market.orders.models import (
     OrderMode,
     OrderStatus,
 )
-from market.web import back_or, flash_form_errors, show_domain_error
+from market.web import back_or, flash_form_errors, reraise_access_errors, show_domain_error
 
 bp = Blueprint("orders", __name__)
 
@@ -246,6 +246,7 @@ def ship(shipment_id: int):
             services.ship(current_user, shipment_id, form.carrier.data, form.tracking_number.data)
         except DomainError as error:
             db.session.rollback()
+            reraise_access_errors(error)
             flash(str(error), "danger")
             return redirect(url_for(".coop_inbox"), 303)
         flash(_("已发货"), "success")

@@ -24,7 +24,7 @@ from market.orders import services as orders
 from market.orders.models import OrderStatus
 from market.payments import providers, services
 from market.payments.forms import RefundForm, TransferForm
-from market.web import back_or, flash_form_errors
+from market.web import back_or, flash_form_errors, reraise_access_errors
 
 bp = Blueprint("payments", __name__)
 
@@ -51,6 +51,7 @@ def start(number: str, provider: str):
     try:
         services.start_payment(current_user, number, provider)
     except DomainError as error:
+        reraise_access_errors(error)
         flash(str(error), "danger")
         return redirect(url_for("orders.detail", number=number), 303)
     return redirect(url_for(".method", number=number, provider=provider), 303)
@@ -121,6 +122,7 @@ def cancel(number: str):
             order = services.cancel_order(current_user, number)
         except DomainError as error:
             db.session.rollback()
+            reraise_access_errors(error)
             flash(str(error), "danger")
         else:
             if order.refunded_fen:
@@ -158,8 +160,7 @@ def transfer_received(number: str):
             )
         except DomainError as error:
             db.session.rollback()
-            if error.status_code == 403:
-                raise
+            reraise_access_errors(error)
             flash(str(error), "danger")
         else:
             flash(_("已确认收款，订单已付款"), "success")
@@ -177,8 +178,7 @@ def refund_line(line_id: int):
             services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
         except DomainError as error:
             db.session.rollback()
-            if error.status_code in (403, 404):
-                raise
+            reraise_access_errors(error)
             flash(str(error), "danger")
         else:
             flash(_("已退款"), "success")

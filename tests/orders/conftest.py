@@ -1,0 +1,61 @@
+"""Helpers for buying through the real HTTP pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from market.catalog.models import Sku
+from market.extensions import db
+from market.payments import hook
+
+
+def sku_of(app, product_id: int) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Sku.id).where(Sku.product_id == product_id))
+
+
+def stock_of(app, sku_id: int) -> int:
+    with app.app_context():
+        return db.session.get(Sku, sku_id).stock
+
+
+def checkout_key(client) -> str:
+    page = client.get("/checkout").get_data(as_text=True)
+    match = re.search(r'name="idempotency_key" type="hidden" value="([0-9a-f]+)"', page)
+    assert match, "the checkout page carries an idempotency key"
+    return match.group(1)
+
+
+ADDRESS = {
+    "delivery_method": "delivery",
+    "address_id": "0",
+    "recipient": "周买家",
+    "phone": "13900000009",
+    "region": "广东省茂名市高州市",
+    "detail": "潘州街道某路 1 号",
+}
+
+
+def place(client, key: str | None = None, **overrides):
+    data = {"idempotency_key": key or checkout_key(client), **ADDRESS, **overrides}
+    return client.post("/checkout", data=data)
+
+
+def buy(client, sku_id: int, quantity: int = 1) -> str:
+    """Add to cart and check out; return the new order's number."""
+    client.post("/cart/add", data={"sku_id": sku_id, "quantity": quantity})
+    response = place(client)
+    assert response.status_code == 303, response.get_data(as_text=True)[-2000:]
+    return response.headers["Location"].split("/")[2]
+
+
+@pytest.fixture
+def movements():
+    """Every money movement reported through the attribution hook during the test."""
+    seen: list[hook.MoneyMovement] = []
+    hook.subscribe(seen.append)
+    yield seen
+    hook.unsubscribe(seen.append)
