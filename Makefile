@@ -8,8 +8,9 @@ PORT   ?= 5000
 
 .PHONY: run test setup install assets translations db seed lint format bench clean
 
+# The embedded shop runs its deadlines (unpaid orders expiring) in-process.
 run: setup db seed
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	MARKET_IN_PROCESS_JOBS=1 $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/ruff check .

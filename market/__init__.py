@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -30,6 +31,10 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)
+    if os.environ.get("MARKET_IN_PROCESS_JOBS") == "1" and not app.config.get("TESTING"):
+        from market import jobs
+
+        jobs.start(app, float(os.environ.get("MARKET_JOBS_INTERVAL", "30")))
     return app
 
 
