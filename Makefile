@@ -60,6 +60,7 @@ messages: install
 
 bench: setup
 	$(BIN)/python bench/storefront.py
+	$(BIN)/python bench/checkout.py
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, session
+from flask import Flask, current_app, has_request_context, session
 from flask_login import current_user
 
 from market import ROOT
@@ -10,6 +10,8 @@ from market.extensions import babel
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI commands and background jobs speak the default
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = session.get("lang")
     if chosen in current_app.config["LANGUAGES"]:
         return chosen

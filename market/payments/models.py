@@ -63,7 +63,13 @@ class Payment(TimestampMixin, db.Model):
             PaymentStatus.CANCELLED,
         },
         PaymentStatus.AUTHORIZED: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELLED},
-        PaymentStatus.FAILED: {PaymentStatus.PENDING},  # the buyer tries another card
+        # The buyer tries another card; or the provider later reports money after all.
+        PaymentStatus.FAILED: {
+            PaymentStatus.PENDING,
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.CANCELLED,
+        },
         PaymentStatus.SUCCEEDED: set(),
         PaymentStatus.CANCELLED: set(),
     }

@@ -114,6 +114,9 @@ def confirm_card(buyer: User, number: str, card_token: str) -> CardOutcome:
         raise DomainError(_("请先选择银行卡支付"))
     if not card_token or len(card_token) > 200:
         raise DomainError(_("请填写银行卡信息"))
+    if payment.status == PaymentStatus.FAILED:  # another card after a declined one
+        payment.move_to(PaymentStatus.PENDING)
+        payment.failure_message = ""
     provider = providers.get("stripe")
     state, client_secret = provider.confirm_with_token(payment, card_token)  # type: ignore[attr-defined]
     _apply(payment, order, state)
@@ -140,7 +143,10 @@ def _apply(payment: Payment, order: Order, state: ProviderState) -> None:
         payment.received_fen = state.received_fen
         payment.received_at = utcnow()
         _receive(order, payment)
-    elif state.status == PaymentStatus.AUTHORIZED and payment.status == PaymentStatus.PENDING:
+    elif state.status == PaymentStatus.AUTHORIZED and payment.status in (
+        PaymentStatus.PENDING,
+        PaymentStatus.FAILED,
+    ):
         payment.move_to(PaymentStatus.AUTHORIZED)
     elif state.status == PaymentStatus.FAILED and payment.status == PaymentStatus.PENDING:
         payment.move_to(PaymentStatus.FAILED)
@@ -171,8 +177,12 @@ def _cancel_open_payments(order: Order, keep: Payment | None = None) -> None:
     ):
         if keep is not None and other.id == keep.id:
             continue
-        providers.get(other.provider).cancel(other)
-        other.move_to(PaymentStatus.CANCELLED)
+        state = providers.get(other.provider).cancel(other)
+        if state.status == PaymentStatus.SUCCEEDED:
+            # The money came in before it could be stopped: record it; _receive gives it back.
+            _apply(other, order, state)
+        else:
+            other.move_to(PaymentStatus.CANCELLED)
 
 
 # -- bank transfer ---------------------------------------------------------------------------

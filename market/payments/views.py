@@ -111,7 +111,7 @@ def refresh(number: str):
     except DomainError as error:
         db.session.rollback()
         return _json_error(error)
-    return jsonify({"status": payment.status.value})
+    return jsonify({"status": payment.status.value, "message": payment.failure_message})
 
 
 @bp.post("/orders/<number>/cancel")

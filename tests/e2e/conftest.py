@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 from werkzeug.serving import make_server
 
 from market import create_app
 from market.demo import default_data_dir, seed_demo
 from market.extensions import db
+from tests.localstripe import running_localstripe
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -140,3 +148,99 @@ def mobile_page(
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     finally:
         context.close()
+
+
+# -- card payments: a localstripe of the browser tests' own, and a shop that pays through it ------
+E2E_STRIPE_SECRET_KEY = "sk_test_e2e"
+E2E_STRIPE_PUBLISHABLE_KEY = "pk_test_e2e"
+
+
+@pytest.fixture(scope="session")
+def e2e_localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A localstripe of the browser tests' own (state file apart from the payments tests' one);
+    it also serves the Stripe.js stand-in that the payment page loads."""
+    with running_localstripe(tmp_path_factory.mktemp("e2e-localstripe")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live_server_with_stripe(
+    tmp_path_factory: pytest.TempPathFactory, e2e_localstripe: str
+) -> Iterator[str]:
+    """Like `live_server` (its own seeded database and server), with card payments through
+    `e2e_localstripe`: the payment page loads localstripe's Stripe.js stand-in."""
+    tmp = tmp_path_factory.mktemp("e2e-stripe")
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/e2e.db",
+            "SECRET_KEY": "e2e-stripe",
+            "UPLOAD_DIR": str(tmp / "uploads"),
+            "STRIPE_SECRET_KEY": E2E_STRIPE_SECRET_KEY,
+            "STRIPE_PUBLISHABLE_KEY": E2E_STRIPE_PUBLISHABLE_KEY,
+            "STRIPE_API_BASE": e2e_localstripe,
+            "STRIPE_WEBHOOK_SECRET": "whsec_e2e",
+            "STRIPE_JS_URL": f"{e2e_localstripe}/js.stripe.com/v3/",
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        seed_demo(default_data_dir())
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-stripe-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def e2e_open_page(
+    request: pytest.FixtureRequest,
+    live_browser: Browser,
+    live_server: str,
+    e2e_console_errors: list[str],
+) -> Iterator[Callable[..., Page]]:
+    """open_page(mobile=True) -> a page in a new browser context (its own cookies: another
+    person) on `live_server`, recording console errors like `mobile_page`; when the test fails,
+    a screenshot of each is saved to test-artifacts/<test name>-<n>.png."""
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+
+    def open_page(*, mobile: bool = True) -> Page:
+        options: dict = {"locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
+        if mobile:
+            options |= {
+                "viewport": {"width": 390, "height": 844},
+                "device_scale_factor": 2,
+                "is_mobile": True,
+                "has_touch": True,
+            }
+        context = live_browser.new_context(base_url=live_server, **options)
+        contexts.append(context)
+        page = context.new_page()
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                url = message.location.get("url") or ""
+                e2e_console_errors.append(f"console: {message.text} ({url})")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: e2e_console_errors.append(f"pageerror: {error}"))
+        pages.append(page)
+        return page
+
+    try:
+        yield open_page
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            name = re.sub(r"[^\w.-]+", "_", request.node.name)
+            for number, page in enumerate(pages, start=1):
+                page.screenshot(path=str(ARTIFACTS / f"{name}-{number}.png"), full_page=True)
+    finally:
+        for context in contexts:
+            context.close()
