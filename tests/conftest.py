@@ -5,12 +5,15 @@ signed in per role."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from market import create_app
 from market.extensions import db
@@ -19,11 +22,34 @@ from tests import factories
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
-def _database_url(backend: str, tmp_path_factory) -> str:
+def _server_url():
+    return make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
+
+
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    """A database of this run's own on the TEST_DATABASE_URL server, dropped afterwards, so that
+    two runs on one machine (a developer's and CI's) never empty each other's tables."""
+    server = _server_url()
+    name = f"{server.database or 'test'}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def _database(backend: str, tmp_path_factory) -> Iterator[str]:
     if backend == "postgresql":
-        url = os.environ["TEST_DATABASE_URL"]
-        return url.replace("postgresql://", "postgresql+psycopg://", 1) if "+" not in url else url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        with _fresh_postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -33,23 +59,23 @@ def backend(request) -> str:
 
 @pytest.fixture(scope="session")
 def base_app(backend: str, tmp_path_factory) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "SQLALCHEMY_DATABASE_URI": _database_url(backend, tmp_path_factory),
-            "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
-            # Most tests post forms directly; tests/test_security.py turns CSRF back on.
-            "WTF_CSRF_ENABLED": False,
-        }
-    )
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.drop_all()
-        db.engine.dispose()
+    with _database(backend, tmp_path_factory) as url:
+        app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test-secret",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
+                # Most tests post forms directly; tests/test_security.py turns CSRF back on.
+                "WTF_CSRF_ENABLED": False,
+            }
+        )
+        with app.app_context():
+            db.create_all()
+        yield app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 def _empty_all_tables() -> None:
