@@ -64,6 +64,8 @@ def _register_blueprints(app: Flask) -> None:
     from market.catalog.views import bp as catalog_bp
     from market.directory.admin_views import bp as directory_admin_bp
     from market.directory.views import bp as directory_bp
+    from market.groupbuy.views import bp as groupbuy_bp
+    from market.notifications.views import bp as notifications_bp
     from market.orders.views import bp as orders_bp
     from market.payments.views import bp as payments_bp
 
@@ -75,3 +77,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(catalog_admin_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(groupbuy_bp)
+    app.register_blueprint(notifications_bp)

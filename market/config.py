@@ -65,9 +65,23 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
+        # Notification e-mail: without a MAIL_SERVER notifications stay in the app only.
+        "MAIL_SERVER": env.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(env.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": env.get("MAIL_USE_TLS", "0").lower() in ("1", "true", "yes"),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD", ""),
+        "MAIL_FROM": env.get("MAIL_FROM", "noreply@market.example"),
+        # Redis: Celery's broker and result backend in production (market/tasks.py). Empty is the
+        # embedded default: Celery tasks then run eagerly, in the calling process.
+        "REDIS_URL": env.get("REDIS_URL", ""),
     }
+    if env.get("CELERY_TASK_ALWAYS_EAGER"):
+        config["CELERY_TASK_ALWAYS_EAGER"] = env["CELERY_TASK_ALWAYS_EAGER"] == "1"
     if overrides:
         config.update(overrides)
+    # Decided after the overrides, so that a test which sets REDIS_URL gets a real broker too.
+    config.setdefault("CELERY_TASK_ALWAYS_EAGER", not config["REDIS_URL"])
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite serialises writers: wait for the lock rather than fail under light concurrency.
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 15}}

@@ -1,7 +1,7 @@
 """Periodic work for the embedded setup (`make run`): a daemon thread that runs each registered
-job every interval inside an app context. Production runs the same functions from cron or Celery
-beat instead (`flask --app market orders expire`), so this thread stays off unless
-MARKET_IN_PROCESS_JOBS=1."""
+job every interval inside an app context. Production runs the same functions from Celery beat
+and workers instead (market/tasks.py; or cron with `flask --app market orders expire`), so this
+thread stays off unless MARKET_IN_PROCESS_JOBS=1."""
 
 from __future__ import annotations
 
@@ -22,7 +22,16 @@ def _expire_unpaid() -> object:
     return expire_unpaid_orders()
 
 
-JOBS: list[Job] = [("expire unpaid orders", _expire_unpaid)]
+def _close_due_group_buys() -> object:
+    from market.groupbuy.closing import close_due_group_buys
+
+    return close_due_group_buys()
+
+
+JOBS: list[Job] = [
+    ("expire unpaid orders", _expire_unpaid),
+    ("close due group-buys", _close_due_group_buys),
+]
 
 
 def run_once(app: Flask) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -295,6 +296,8 @@ class OrderLine(db.Model):
     refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
     # Stock is taken at placement; this says it went back (expiry, cancellation) exactly once.
     stock_returned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False when the goods come out of a reservation (a group-buy's cap), not the SKU's stock.
+    holds_stock: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     order: Mapped[Order] = relationship(back_populates="lines")
     shipment: Mapped[Shipment] = relationship(back_populates="lines")

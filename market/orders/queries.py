@@ -38,7 +38,10 @@ def coop_inbox(coop_ids: list[int], tab: str, page: int):
     statuses = INBOX_TABS.get(tab, INBOX_TABS["to_ship"])
     query = (
         select(Shipment)
+        .join(Shipment.order)
         .where(Shipment.coop_id.in_(coop_ids), Shipment.status.in_(statuses))
+        # A group-buy's orders travel as one consolidated parcel, listed on its own page.
+        .where(Order.mode != OrderMode.GROUP_BUY)
         .options(selectinload(Shipment.lines), selectinload(Shipment.order))
         .order_by(Shipment.id.desc())
     )

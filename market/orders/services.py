@@ -225,7 +225,7 @@ def take_stock(sku_id: int, quantity: int) -> bool:
 
 def give_back_stock(order: Order) -> None:
     for line in order.lines:
-        if not line.stock_returned:
+        if line.holds_stock and not line.stock_returned:
             db.session.execute(
                 update(Sku)
                 .where(Sku.id == line.sku_id)
@@ -245,10 +245,13 @@ def build_order(
     unit_id: int | None = None,
     referral_unit_id: int | None = None,
     prices: dict[int, int] | None = None,
+    take_stock_for: set[int] | None = None,
+    expires: bool = True,
 ) -> Order:
     """Create an order with its lines and one shipment per co-op, taking the stock. Prices are
-    the server's (`prices` only for modes where a price was agreed, e.g. a group-buy tier).
-    Flushes only: the caller commits."""
+    the server's (`prices` only for modes where a price was agreed, e.g. a group-buy's).
+    `take_stock_for` limits which SKUs take stock here (a group-buy's capped SKUs come out of
+    its reservation). Flushes only: the caller commits."""
     if not wanted:
         raise DomainError(_("购物车是空的"))
     merged: dict[int, int] = defaultdict(int)
@@ -276,7 +279,9 @@ def build_order(
         address=delivery.address,
         idempotency_key=idempotency_key,
         total_fen=0,
-        expires_at=now + timedelta(minutes=current_app.config["UNPAID_ORDER_MINUTES"]),
+        expires_at=(
+            now + timedelta(minutes=current_app.config["UNPAID_ORDER_MINUTES"]) if expires else None
+        ),
     )
     shipments: dict[int, Shipment] = {}
     # Lock order by SKU id, so that two orders of the same SKUs never wait on each other.
@@ -285,7 +290,8 @@ def build_order(
         sku = skus.get(sku_id)
         if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
             raise NotFound(_("有商品已下架，请返回购物车查看"))
-        if not take_stock(sku.id, quantity):
+        holds_stock = take_stock_for is None or sku.id in take_stock_for
+        if holds_stock and not take_stock(sku.id, quantity):
             db.session.refresh(sku)
             _check_stock(sku, quantity)  # names what is left
             raise SoldOut(_("%(name)s 已售罄", name=sku.product.name))
@@ -306,6 +312,7 @@ def build_order(
             unit_price_fen=price,
             quantity=quantity,
             amount_fen=price * quantity,
+            holds_stock=holds_stock,
         )
         order.lines.append(line)
         shipment.lines.append(line)

@@ -19,7 +19,7 @@ from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.orders import services as orders
-from market.orders.models import Order, OrderLine, OrderStatus, ShipmentStatus
+from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, ShipmentStatus
 from market.payments import hook, providers
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from market.payments.providers import Created, ProviderState
@@ -49,7 +49,9 @@ class PaymentStart:
     created: Created | None
 
 
-def start_payment(buyer: User, number: str, provider_name: str) -> PaymentStart:
+def start_payment(
+    buyer: User, number: str, provider_name: str, *, manual_capture: bool = False
+) -> PaymentStart:
     """The buyer pays their own pending order with a provider the shop offers. One open payment
     per provider is reused; choosing bank transfer gives the buyer days, not minutes."""
     order = orders.order_of_buyer(buyer, number, for_update=True)
@@ -74,12 +76,12 @@ def start_payment(buyer: User, number: str, provider_name: str) -> PaymentStart:
         )
         db.session.add(payment)
         db.session.flush()
-        created = provider.create(payment)
+        created = provider.create(payment, manual_capture=manual_capture)
         payment.provider_ref = created.provider_ref
     elif payment.status == PaymentStatus.FAILED:
         payment.move_to(PaymentStatus.PENDING)
         payment.failure_message = ""
-    if provider_name == "offline":
+    if provider_name == "offline" and order.expires_at is not None:
         order.expires_at = now + timedelta(days=current_app.config["BANK_TRANSFER_DAYS"])
     db.session.commit()
     return PaymentStart(payment, created)
@@ -276,26 +278,96 @@ def _received_payment(order: Order) -> Payment | None:
     )
 
 
+def _refund_and_cancel_paid(order: Order, reason: str, actor: User | None) -> None:
+    """A paid order that will not be fulfilled: everything still held goes back. Flushes."""
+    payment = _received_payment(order)
+    parts = [(line, line.refundable_fen, line.quantity) for line in order.lines]
+    parts = [p for p in parts if p[1] > 0]
+    if payment is not None and parts:
+        _refund(payment, order, parts, reason, actor)
+    order.move_to(OrderStatus.CANCELLED)
+    order.closed_at = utcnow()
+    for shipment in order.shipments:
+        shipment.move_to(ShipmentStatus.CANCELLED)
+    orders.give_back_stock(order)
+
+
+def release_order(order: Order, reason: str) -> None:
+    """The shop withdraws an order (a group-buy that did not reach its minimum, or a
+    participant who left): an authorisation is released, a charge refunded in full, stock given
+    back. Flushes only: the caller commits."""
+    order = _lock_order(order.id)
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        orders.close_unpaid(order, OrderStatus.CANCELLED)
+        _cancel_open_payments(order)
+    elif order.status == OrderStatus.PAID:
+        _refund_and_cancel_paid(order, reason, None)
+
+
+def capture_order(order: Order) -> Payment:
+    """Take the order's total (already repriced to what was agreed) from its authorisation;
+    less than authorised is fine, more is refused. Flushes only."""
+    order = _lock_order(order.id)
+    payment = db.session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order.id, Payment.status == PaymentStatus.AUTHORIZED)
+        .with_for_update()
+    )
+    if payment is None:
+        raise DomainError(_("该订单没有可扣款的授权"))
+    if order.total_fen > payment.amount_fen:
+        raise DomainError(_("扣款金额不能超过授权金额"))
+    state = providers.get(payment.provider).capture(payment, order.total_fen)
+    _apply(payment, order, state)
+    return payment
+
+
+def refund_difference(order: Order, parts: list[tuple[OrderLine, int]], reason: str) -> None:
+    """Give back part of each line's price (a lower tier reached after a full charge); the
+    quantities stay. Flushes only."""
+    payment = _received_payment(order)
+    wanted = [(line, fen, 0) for line, fen in parts if fen > 0]
+    if payment is not None and wanted:
+        _refund(payment, order, wanted, reason, None)
+
+
+def record_paid_at_pickup(actor: User, order: Order) -> Payment:
+    """Money handed over at the pickup point (offline provider), recorded by the coordinator.
+    Flushes only."""
+    order = _lock_order(order.id)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise DomainError(_("该订单当前不需要付款"))
+    payment = open_payment(order, "offline")
+    if payment is None:
+        payment = Payment(
+            order=order,
+            provider="offline",
+            provider_ref=f"new-{order.number}-{utcnow().timestamp()}",
+            amount_fen=order.total_fen,
+        )
+        db.session.add(payment)
+        db.session.flush()
+        payment.provider_ref = providers.get("offline").create(payment).provider_ref
+    payment.amount_fen = order.total_fen
+    payment.confirmed_by_id = actor.id
+    payment.transfer_reference = _("自提时付款")
+    _apply(payment, order, ProviderState(PaymentStatus.SUCCEEDED, order.total_fen))
+    return payment
+
+
 def cancel_order(buyer: User, number: str) -> Order:
     """The buyer cancels before anything ships. Unpaid: stock back, payments withdrawn. Paid:
     refunded in full automatically, stock back."""
     order = orders.order_of_buyer(buyer, number, for_update=True)
+    if order.mode == OrderMode.GROUP_BUY:
+        raise DomainError(_("团购订单请在团购页面修改或退出"))
     if order.status == OrderStatus.PENDING_PAYMENT:
         orders.close_unpaid(order, OrderStatus.CANCELLED)
         _cancel_open_payments(order)
     elif order.status == OrderStatus.PAID:
         if any(s.status != ShipmentStatus.TO_SHIP for s in order.shipments):
             raise DomainError(_("已有包裹发出，不能整单取消；请联系合作社退款"))
-        payment = _received_payment(order)
-        parts = [(line, line.refundable_fen, line.quantity) for line in order.lines]
-        parts = [p for p in parts if p[1] > 0]
-        if payment is not None and parts:
-            _refund(payment, order, parts, _("买家取消订单"), buyer)
-        order.move_to(OrderStatus.CANCELLED)
-        order.closed_at = utcnow()
-        for shipment in order.shipments:
-            shipment.move_to(ShipmentStatus.CANCELLED)
-        orders.give_back_stock(order)
+        _refund_and_cancel_paid(order, _("买家取消订单"), buyer)
     else:
         order.move_to(OrderStatus.CANCELLED)  # raises: says why in the buyer's words
     db.session.commit()

@@ -12,7 +12,8 @@ from tests.orders.conftest import sku_of
 
 def _items(app) -> list[tuple[int, int]]:
     with app.app_context():
-        return sorted(db.session.execute(select(CartItem.sku_id, CartItem.quantity)).tuples())
+        rows = db.session.execute(select(CartItem.sku_id, CartItem.quantity))
+        return sorted((sku_id, quantity) for sku_id, quantity in rows)
 
 
 def test_a_guest_fills_one_cart_with_two_coops_goods(app, client, world):

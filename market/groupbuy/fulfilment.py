@@ -1,0 +1,153 @@
+"""After a group-buy succeeds: the co-op's one consolidated parcel and the coordinator's pickups."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from market.accounts.models import User
+from market.errors import DomainError, NotAllowed, NotFound
+from market.extensions import db
+from market.groupbuy.closing import sold_by_item, tier_prices
+from market.groupbuy.models import (
+    GroupBuy,
+    GroupBuyItem,
+    GroupBuyStatus,
+    Participation,
+    ParticipationStatus,
+)
+from market.groupbuy.services import (
+    own_group_buy,
+)
+from market.models import utcnow
+from market.orders.models import Order, OrderStatus, ShipmentStatus
+from market.payments import services as payments
+
+
+# -- after success: the consolidated parcel and the pickups --------------------------------------
+@dataclass(frozen=True)
+class ConsolidatedLine:
+    item: GroupBuyItem
+    quantity: int
+    unit_price_fen: int
+
+    @property
+    def amount_fen(self) -> int:
+        return self.quantity * self.unit_price_fen
+
+
+def consolidated_lines(group_buy: GroupBuy) -> list[ConsolidatedLine]:
+    """What the co-op packs in its one parcel: the sum of every ready participation."""
+    sold = sold_by_item(group_buy.id)
+    prices = tier_prices(group_buy, group_buy.reached_quantity or 0)
+    return [
+        ConsolidatedLine(item, sold[item.id], prices[item.id])
+        for item in group_buy.items
+        if sold.get(item.id)
+    ]
+
+
+def pickup_list(group_buy: GroupBuy) -> list[Participation]:
+    return list(
+        db.session.scalars(
+            select(Participation)
+            .where(
+                Participation.group_buy_id == group_buy.id,
+                Participation.status.in_(
+                    (ParticipationStatus.READY, ParticipationStatus.PICKED_UP)
+                ),
+            )
+            .options(
+                selectinload(Participation.user),
+                selectinload(Participation.order).selectinload(Order.lines),
+                selectinload(Participation.lines),
+            )
+            .order_by(Participation.id)
+        )
+    )
+
+
+def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) -> Participation:
+    """The coordinator ticks off a pickup; pay-at-pickup money is recorded then."""
+    group_buy = own_group_buy(coordinator, group_buy_id)
+    participation = db.session.get(Participation, participation_id, with_for_update=True)
+    if participation is None or participation.group_buy_id != group_buy.id:
+        raise NotFound(_("找不到该参团记录"))
+    if participation.status != ParticipationStatus.READY:
+        raise DomainError(_("该参团记录当前不能取货"))
+    order = participation.order
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        payments.record_paid_at_pickup(coordinator, order)
+    for shipment in order.shipments:
+        if shipment.status == ShipmentStatus.TO_SHIP:
+            shipment.move_to(ShipmentStatus.SHIPPED)
+            shipment.shipped_at = utcnow()
+        if shipment.status == ShipmentStatus.SHIPPED:
+            shipment.move_to(ShipmentStatus.DELIVERED)
+            shipment.delivered_at = utcnow()
+    order.move_to(OrderStatus.COMPLETED)
+    order.closed_at = utcnow()
+    participation.status = ParticipationStatus.PICKED_UP
+    participation.picked_up_at = utcnow()
+    db.session.commit()
+    return participation
+
+
+def coop_group_buys(user: User) -> list[GroupBuy]:
+    coop_ids = [c.id for c in user.managed_coops()]
+    return list(
+        db.session.scalars(
+            select(GroupBuy)
+            .where(GroupBuy.coop_id.in_(coop_ids), GroupBuy.status == GroupBuyStatus.SUCCEEDED)
+            .order_by(GroupBuy.closed_at.desc())
+        )
+    )
+
+
+def coop_group_buy(user: User, group_buy_id: int) -> GroupBuy:
+    group_buy = db.session.get(GroupBuy, group_buy_id)
+    if group_buy is None:
+        raise NotFound(_("找不到该团购"))
+    if not user.is_admin and group_buy.coop_id not in {c.id for c in user.managed_coops()}:
+        raise NotAllowed(_("这不是您合作社的团购"))
+    return group_buy
+
+
+def ship_consolidated(
+    user: User, group_buy_id: int, carrier: str, tracking_number: str
+) -> GroupBuy:
+    """The co-op sends its one parcel to the pickup point."""
+    group_buy = coop_group_buy(user, group_buy_id)
+    if group_buy.status != GroupBuyStatus.SUCCEEDED:
+        raise DomainError(_("只有成团的团购需要发货"))
+    if group_buy.shipped_at is not None:
+        raise DomainError(_("该团购已发货"))
+    if not carrier.strip():
+        raise DomainError(_("请填写快递公司"), field="carrier")
+    group_buy.shipped_at = utcnow()
+    group_buy.carrier = carrier.strip()[:40]
+    group_buy.tracking_number = tracking_number.strip()[:60]
+    db.session.commit()
+    return group_buy
+
+
+def unit_group_buys(unit_id: int) -> list[GroupBuy]:
+    return list(
+        db.session.scalars(
+            select(GroupBuy)
+            .where(GroupBuy.unit_id == unit_id)
+            .options(selectinload(GroupBuy.items))
+            .order_by(GroupBuy.id.desc())
+        )
+    )
+
+
+def quantities_by_status(group_buy: GroupBuy) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for participation in group_buy.participations:
+        counts[participation.status.value] += participation.quantity
+    return dict(counts)

@@ -1,0 +1,270 @@
+"""Group-buys. A coordinator opens one for a co-op's SKUs; employees join with a quantity; at the
+deadline it closes by itself: reached -> everyone pays the tier price reached; not reached ->
+everyone's money is released."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from market.accounts.models import User
+from market.catalog.models import Sku
+from market.directory.models import Coop, Unit
+from market.errors import InvalidTransition
+from market.extensions import db
+from market.models import TimestampMixin, UTCDateTime, text_enum, utcnow
+from market.orders.models import Order
+
+
+class GroupBuyStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSING = "closing"  # claimed by a closer; participants being charged or released
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentMode(enum.StrEnum):
+    CARD = "card"  # authorised (or charged) when joining
+    PICKUP = "pickup"  # paid at pickup (offline provider)
+
+
+class Visibility(enum.StrEnum):
+    MEMBERS = "members"  # confirmed members of the unit
+    LINK = "link"  # anyone signed in who has the link
+
+
+class ParticipationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SETTLING = "settling"  # claimed by the closer
+    READY = "ready"  # reached and charged: ready for pickup
+    PICKED_UP = "picked_up"
+    LEFT = "left"
+    RELEASED = "released"  # not reached, or its card never authorised: money released
+
+
+GROUP_BUY_STATUS_LABELS = {
+    GroupBuyStatus.OPEN: _l("进行中"),
+    GroupBuyStatus.CLOSING: _l("结算中"),
+    GroupBuyStatus.SUCCEEDED: _l("已成团"),
+    GroupBuyStatus.FAILED: _l("未成团"),
+}
+PARTICIPATION_STATUS_LABELS = {
+    ParticipationStatus.ACTIVE: _l("已参团"),
+    ParticipationStatus.SETTLING: _l("结算中"),
+    ParticipationStatus.READY: _l("待取货"),
+    ParticipationStatus.PICKED_UP: _l("已取货"),
+    ParticipationStatus.LEFT: _l("已退出"),
+    ParticipationStatus.RELEASED: _l("已退款"),
+}
+
+
+class GroupBuy(TimestampMixin, db.Model):
+    __tablename__ = "group_buys"
+    __table_args__ = (
+        Index("ix_group_buys_status_closes", "status", "closes_at"),
+        CheckConstraint("min_quantity > 0", name="min_quantity_positive"),
+        CheckConstraint("closes_at > opens_at", name="closes_after_opening"),
+    )
+
+    TRANSITIONS: ClassVar[dict[GroupBuyStatus, set[GroupBuyStatus]]] = {
+        GroupBuyStatus.OPEN: {GroupBuyStatus.CLOSING},
+        GroupBuyStatus.CLOSING: {GroupBuyStatus.SUCCEEDED, GroupBuyStatus.FAILED},
+        GroupBuyStatus.SUCCEEDED: set(),
+        GroupBuyStatus.FAILED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    min_quantity: Mapped[int] = mapped_column(Integer)
+    payment_mode: Mapped[PaymentMode] = mapped_column(text_enum(PaymentMode, "groupbuy_payment"))
+    visibility: Mapped[Visibility] = mapped_column(text_enum(Visibility, "groupbuy_visibility"))
+    pickup_address: Mapped[str] = mapped_column(String(200))
+    pickup_contact: Mapped[str] = mapped_column(String(100))
+    pickup_window: Mapped[str] = mapped_column(String(100))
+    status: Mapped[GroupBuyStatus] = mapped_column(
+        text_enum(GroupBuyStatus, "groupbuy_status"), default=GroupBuyStatus.OPEN
+    )
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    reached_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    closing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reached_quantity: Mapped[int | None] = mapped_column(Integer)
+    # The co-op's one consolidated parcel to the pickup point.
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    carrier: Mapped[str] = mapped_column(String(40), default="")
+    tracking_number: Mapped[str] = mapped_column(String(60), default="")
+
+    unit: Mapped[Unit] = relationship()
+    coop: Mapped[Coop] = relationship()
+    created_by: Mapped[User] = relationship()
+    items: Mapped[list[GroupBuyItem]] = relationship(
+        back_populates="group_buy", cascade="all, delete-orphan", order_by="GroupBuyItem.id"
+    )
+    participations: Mapped[list[Participation]] = relationship(
+        back_populates="group_buy", order_by="Participation.id"
+    )
+
+    def move_to(self, status: GroupBuyStatus) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                _l(
+                    "团购当前为“%(current)s”，不能改为“%(target)s”",
+                    current=GROUP_BUY_STATUS_LABELS[self.status],
+                    target=GROUP_BUY_STATUS_LABELS[status],
+                )
+            )
+        self.status = status
+
+    @property
+    def status_label(self) -> str:
+        return str(GROUP_BUY_STATUS_LABELS[self.status])
+
+    @property
+    def total_quantity(self) -> int:
+        return sum(item.joined_quantity for item in self.items)
+
+    def is_open_at(self, moment: datetime) -> bool:
+        return self.status == GroupBuyStatus.OPEN and self.opens_at <= moment < self.closes_at
+
+    @property
+    def is_open_now(self) -> bool:
+        return self.is_open_at(utcnow())
+
+    def next_tier_threshold(self) -> int | None:
+        """The smallest tier threshold (over all items) above the current total, if any."""
+        total = self.total_quantity
+        thresholds = sorted(
+            {t.min_total_quantity for item in self.items for t in item.tiers} | {self.min_quantity}
+        )
+        return next((t for t in thresholds if t > total), None)
+
+
+class GroupBuyItem(db.Model):
+    __tablename__ = "group_buy_items"
+    __table_args__ = (
+        UniqueConstraint("group_buy_id", "sku_id"),
+        CheckConstraint("price_fen > 0", name="price_positive"),
+        CheckConstraint("cap IS NULL OR cap > 0", name="cap_positive"),
+        CheckConstraint(
+            "joined_quantity >= 0 AND (cap IS NULL OR joined_quantity <= cap)",
+            name="joined_within_cap",
+        ),
+        CheckConstraint("reserved_stock >= 0", name="reserved_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_buy_id: Mapped[int] = mapped_column(ForeignKey("group_buys.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    # The group-buy price before any tier is reached: the most a participant may pay.
+    price_fen: Mapped[int] = mapped_column(Integer)
+    cap: Mapped[int | None] = mapped_column(Integer)
+    # Stock taken from the SKU for the cap when the group-buy opened; what is unsold goes back.
+    reserved_stock: Mapped[int] = mapped_column(Integer, default=0)
+    # Sum of active participations' quantities, kept with conditional UPDATEs.
+    joined_quantity: Mapped[int] = mapped_column(Integer, default=0)
+
+    group_buy: Mapped[GroupBuy] = relationship(back_populates="items")
+    sku: Mapped[Sku] = relationship()
+    tiers: Mapped[list[GroupBuyTier]] = relationship(
+        back_populates="item",
+        cascade="all, delete-orphan",
+        order_by="GroupBuyTier.min_total_quantity",
+    )
+
+    def price_at(self, total_quantity: int) -> int:
+        """The price once the group-buy's total reaches `total_quantity`."""
+        price = self.price_fen
+        for tier in self.tiers:
+            if total_quantity >= tier.min_total_quantity:
+                price = tier.price_fen
+        return price
+
+
+class GroupBuyTier(db.Model):
+    """From `min_total_quantity` (all items of the group-buy together), this item costs
+    `price_fen`."""
+
+    __tablename__ = "group_buy_tiers"
+    __table_args__ = (
+        UniqueConstraint("item_id", "min_total_quantity"),
+        CheckConstraint("min_total_quantity > 0", name="threshold_positive"),
+        CheckConstraint("price_fen > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("group_buy_items.id"), index=True)
+    min_total_quantity: Mapped[int] = mapped_column(Integer)
+    price_fen: Mapped[int] = mapped_column(Integer)
+
+    item: Mapped[GroupBuyItem] = relationship(back_populates="tiers")
+
+
+class Participation(TimestampMixin, db.Model):
+    __tablename__ = "participations"
+    __table_args__ = (
+        UniqueConstraint("group_buy_id", "user_id"),
+        Index("ix_participations_group_buy_status", "group_buy_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_buy_id: Mapped[int] = mapped_column(ForeignKey("group_buys.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[ParticipationStatus] = mapped_column(
+        text_enum(ParticipationStatus, "participation_status"),
+        default=ParticipationStatus.ACTIVE,
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    picked_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    group_buy: Mapped[GroupBuy] = relationship(back_populates="participations")
+    user: Mapped[User] = relationship()
+    order: Mapped[Order | None] = relationship()
+    lines: Mapped[list[ParticipationLine]] = relationship(
+        back_populates="participation",
+        cascade="all, delete-orphan",
+        order_by="ParticipationLine.id",
+    )
+
+    @property
+    def status_label(self) -> str:
+        return str(PARTICIPATION_STATUS_LABELS[self.status])
+
+    @property
+    def quantity(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+
+class ParticipationLine(db.Model):
+    __tablename__ = "participation_lines"
+    __table_args__ = (
+        UniqueConstraint("participation_id", "item_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participation_id: Mapped[int] = mapped_column(ForeignKey("participations.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("group_buy_items.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    participation: Mapped[Participation] = relationship(back_populates="lines")
+    item: Mapped[GroupBuyItem] = relationship()

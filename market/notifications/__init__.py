@@ -1,0 +1,1 @@
+"""In-app notifications (the bell in the header), mailed too when a mail server is configured."""

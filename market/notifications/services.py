@@ -1,0 +1,251 @@
+"""Notifications: written in the producer's transaction, mailed only once that transaction commits.
+
+Other domains (group-buys first) call `notify(...)` from inside their own unit of work; it only
+flushes. The e-mails it prepares wait in the session until the commit succeeds, and are dropped
+when the transaction (or the savepoint they were written in) rolls back: nobody is told about a
+group-buy closing that did not close. A mail outage is logged and never raised, so it can never
+undo or break the work that produced the notification.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session, SessionTransaction
+
+from market.accounts.models import User
+from market.errors import NotFound
+from market.extensions import db
+from market.models import utcnow
+from market.notifications.models import Notification
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 20
+SMTP_TIMEOUT_SECONDS = 10
+TITLE_LENGTH = Notification.__table__.c.title.type.length
+LINK_LENGTH = Notification.__table__.c.link.type.length
+_OUTBOX_KEY = "notifications.outbox"
+
+
+def is_local_path(link: str) -> bool:
+    """A path on this site ("/group-buys/3"), never another host ("//evil.example")."""
+    return link.startswith("/") and not link.startswith("//") and "\\" not in link
+
+
+# -- writing -----------------------------------------------------------------------------------
+def notify(user_ids: Iterable[int], kind: str, title: str, body: str, link: str) -> None:
+    """Tell each user once (duplicates in `user_ids` are ignored). Adds the rows and flushes; the
+    caller's transaction commits them. When a mail server is configured, the users with an e-mail
+    address are mailed as well, after that commit. `link` must be a local path."""
+    recipients = list(dict.fromkeys(user_ids))
+    if not recipients:
+        return
+    if link and (not is_local_path(link) or len(link) > LINK_LENGTH):
+        raise ValueError(f"a notification links to a local path, not {link!r}")
+    title = title[:TITLE_LENGTH]
+    db.session.add_all(
+        Notification(user_id=user_id, kind=kind, title=title, body=body, link=link)
+        for user_id in recipients
+    )
+    db.session.flush()
+    mail = _MailSettings.from_config(current_app.config)
+    if mail is None:
+        return
+    addresses = db.session.execute(
+        select(User.name, User.email).where(
+            User.id.in_(recipients), User.email.is_not(None), User.email != "", User.active
+        )
+    ).all()
+    text = f"{body}\n\n{mail.absolute(link)}" if link else body
+    _queue(db.session(), mail, [_Letter(name, email, title, text) for name, email in addresses])
+
+
+# -- reading and marking -----------------------------------------------------------------------
+def unread_count(user_id: int) -> int:
+    """One COUNT over the (user_id, read_at) index: it runs on every page for the header."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+
+
+def recent(user_id: int, page: int):
+    """A user's notifications, newest first, a page at a time."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+    return db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
+
+
+def mark_read(user: User, notification_id: int) -> Notification:
+    """A user marks one of their own notifications read (again: no change). Someone else's is
+    answered as missing, so ids reveal nothing."""
+    notification = db.session.get(Notification, notification_id)
+    if notification is None or notification.user_id != user.id:
+        raise NotFound(_("通知不存在"))
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+    db.session.commit()
+    return notification
+
+
+def mark_all_read(user: User) -> int:
+    """Every unread notification of the user becomes read; returns how many changed."""
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+# -- e-mail ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _MailSettings:
+    server: str
+    port: int
+    use_tls: bool
+    username: str
+    password: str = field(repr=False)
+    sender: str
+    site: str  # "https://shop.example" when the site's address is configured, else ""
+
+    @classmethod
+    def from_config(cls, config) -> _MailSettings | None:
+        if not config.get("MAIL_SERVER"):
+            return None
+        site = ""
+        if config.get("SERVER_NAME"):
+            scheme = config.get("PREFERRED_URL_SCHEME") or "http"
+            root = (config.get("APPLICATION_ROOT") or "/").rstrip("/")
+            site = f"{scheme}://{config['SERVER_NAME']}{root}"
+        return cls(
+            server=config["MAIL_SERVER"],
+            port=int(config.get("MAIL_PORT") or 25),
+            use_tls=bool(config.get("MAIL_USE_TLS")),
+            username=config.get("MAIL_USERNAME") or "",
+            password=config.get("MAIL_PASSWORD") or "",
+            sender=config.get("MAIL_FROM") or "noreply@market.example",
+            site=site,
+        )
+
+    def absolute(self, link: str) -> str:
+        return f"{self.site}{link}"
+
+
+@dataclass(frozen=True)
+class _Letter:
+    name: str
+    email: str
+    subject: str
+    text: str
+
+    def message(self, sender: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = Address(self.name, addr_spec=self.email)
+        message["Subject"] = self.subject
+        message["Date"] = formatdate()
+        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        message.set_content(self.text)  # UTF-8; headers are RFC 2047-encoded when sent
+        return message
+
+
+@dataclass
+class _Outbox:
+    mail: _MailSettings
+    # Each letter with the transaction (or savepoint) it was written in.
+    pending: list[tuple[SessionTransaction, _Letter]] = field(default_factory=list)
+    committed: bool = False
+
+
+def _queue(session: Session, mail: _MailSettings, letters: list[_Letter]) -> None:
+    if not letters:
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    outbox = session.info.setdefault(_OUTBOX_KEY, _Outbox(mail))
+    outbox.pending.extend((transaction, letter) for letter in letters)
+
+
+# Registered once, for every session: a session without an outbox costs a dict lookup.
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    outbox = session.info.get(_OUTBOX_KEY)
+    # A released savepoint proves nothing: the outer transaction may still roll back.
+    if outbox is not None and not session.in_nested_transaction():
+        outbox.committed = True
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    outbox = session.info.get(_OUTBOX_KEY)
+    if outbox is not None:
+        outbox.pending = [
+            (transaction, letter)
+            for transaction, letter in outbox.pending
+            if not _within(transaction, previous_transaction)
+        ]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _send_when_done(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction has ended and its connection is back in the pool, so a slow mail
+    # server holds no database connection. Nothing lingers into the session's next transaction.
+    if transaction.parent is not None:
+        return
+    outbox = session.info.pop(_OUTBOX_KEY, None)
+    if outbox is not None and outbox.committed and outbox.pending:
+        send(outbox.mail, [letter for _transaction, letter in outbox.pending])
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def send(mail: _MailSettings, letters: list[_Letter]) -> None:
+    """Send the batch over one connection. Failures are logged, never raised: the notifications
+    are already committed and stay in the app."""
+    try:
+        with smtplib.SMTP(mail.server, mail.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            if mail.use_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if mail.username:
+                smtp.login(mail.username, mail.password)
+            for letter in letters:
+                try:
+                    smtp.send_message(letter.message(mail.sender))
+                except (
+                    smtplib.SMTPRecipientsRefused,
+                    smtplib.SMTPDataError,
+                    smtplib.SMTPNotSupportedError,  # a non-ASCII address, no SMTPUTF8
+                    ValueError,
+                ):
+                    # One refused (or unwritable) address must not cost the others their message.
+                    logger.exception("notification e-mail to %s not sent", letter.email)
+    except Exception:  # any failure (network, TLS, auth, encoding) is logged, never raised
+        logger.exception(
+            "could not send %d notification e-mail(s) through %s:%s",
+            len(letters),
+            mail.server,
+            mail.port,
+        )

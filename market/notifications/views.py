@@ -1,0 +1,61 @@
+"""The notification centre: the list, marking read, and the unread count in the header."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
+
+from market.accounts.forms import ActionForm
+from market.accounts.permissions import Access, requires
+from market.notifications import services
+
+bp = Blueprint("notifications", __name__)
+
+
+@bp.get("/notifications")
+@requires(Access.SIGNED_IN)
+def index():
+    page = services.recent(current_user.id, request.args.get("page", 1, type=int))
+    return render_template("notifications/list.html", page=page)
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@requires(Access.SIGNED_IN)
+def read(notification_id: int):
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for(".index"), 303)
+    notification = services.mark_read(current_user, notification_id)
+    link = notification.link
+    # Only a path of ours: a notification never sends anyone to another site.
+    return redirect(link if services.is_local_path(link) else url_for(".index"), 303)
+
+
+@bp.post("/notifications/read-all")
+@requires(Access.SIGNED_IN)
+def read_all():
+    if ActionForm().validate_on_submit():
+        services.mark_all_read(current_user)
+        flash(_("已全部标为已读"), "success")
+    return redirect(url_for(".index"), 303)
+
+
+def unread_notification_count() -> int:
+    """The header's badge: one COUNT per page, only for a signed-in user. A failing count (say,
+    on the error page of a broken transaction) shows no badge rather than no page."""
+    if not current_user.is_authenticated:
+        return 0
+    if "unread_notification_count" not in g:
+        try:
+            g.unread_notification_count = services.unread_count(current_user.id)
+        except SQLAlchemyError:
+            current_app.logger.exception("could not count unread notifications")
+            g.unread_notification_count = 0
+    return g.unread_notification_count
+
+
+@bp.app_context_processor
+def header_context() -> dict:
+    # A function, not a number: pages that don't show the header (packing lists) cost nothing.
+    return {"unread_notification_count": unread_notification_count}

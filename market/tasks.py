@@ -1,0 +1,114 @@
+"""Celery: the deadlines of production (group-buys closing, unpaid orders expiring) run on workers,
+sent by beat. Redis (REDIS_URL) is broker and result backend. Without REDIS_URL (the embedded
+default) tasks run eagerly in the calling process, and `make run` runs the same service functions
+from its in-process thread instead (market/jobs.py).
+
+    celery -A market.tasks worker --loglevel=INFO
+    celery -A market.tasks beat --loglevel=INFO      # exactly one beat per deployment
+
+`celery -A market.tasks` looks up the attribute `app` (then `celery`) of this module. Both are
+built on first access by the module's `__getattr__`, from `create_app()` and the environment
+(DATABASE_URL, REDIS_URL, SECRET_KEY ...), so a web process that imports this module for
+`make_celery` or the task functions does not build a second Flask app.
+
+The tasks keep no state and the services lock the rows they change, so a task that runs twice at
+once, or again after a worker was lost, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+CLOSE_DUE_GROUP_BUYS = "market.close_due_group_buys"
+EXPIRE_UNPAID_ORDERS = "market.expire_unpaid_orders"
+
+# Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
+# message that waits longer than its interval (no worker up) is dropped rather than piled up:
+# the next one does the same work.
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "close-due-group-buys": {
+        "task": CLOSE_DUE_GROUP_BUYS,
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
+    "expire-unpaid-orders": {
+        "task": EXPIRE_UNPAID_ORDERS,
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+}
+
+
+class FlaskTask(Task):
+    """Runs the task inside an app context of the Flask app its Celery app was made for, so the
+    services get `db.session` (removed again when the context ends) and the configuration."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.app.flask_app.app_context():  # type: ignore[attr-defined]
+            return super().__call__(*args, **kwargs)
+
+
+def close_due_group_buys() -> int:
+    """Close every open group-buy whose closing time has passed (market.groupbuy.closing)."""
+    from market.groupbuy.closing import close_due_group_buys as close_due
+
+    return close_due()
+
+
+def expire_unpaid_orders() -> int:
+    """Close unpaid orders past their deadline and give their stock back."""
+    from market.payments.services import expire_unpaid_orders as expire_unpaid
+
+    return expire_unpaid()
+
+
+def make_celery(app: Flask) -> Celery:
+    """A Celery app for this Flask app: broker and results on REDIS_URL, or eager without it."""
+    redis_url = app.config.get("REDIS_URL") or ""
+    celery_app = Celery(app.import_name, task_cls=FlaskTask)
+    celery_app.flask_app = app  # type: ignore[attr-defined]
+    celery_app.conf.update(
+        broker_url=redis_url or "memory://",
+        # Eager calls hand their result back directly; there is no backend to store it in.
+        result_backend=redis_url or None,
+        result_expires=3600,
+        task_always_eager=bool(app.config.get("CELERY_TASK_ALWAYS_EAGER", not redis_url)),
+        task_eager_propagates=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        beat_schedule=BEAT_SCHEDULE,
+    )
+    celery_app.task(name=CLOSE_DUE_GROUP_BUYS)(close_due_group_buys)
+    celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+_worker_app: Celery | None = None
+_worker_app_lock = threading.Lock()
+
+
+def _celery_from_environment() -> Celery:
+    global _worker_app
+    with _worker_app_lock:
+        if _worker_app is None:
+            from market import create_app
+
+            _worker_app = make_celery(create_app())
+        return _worker_app
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A market.tasks ...` asks for `app`, then `celery`: build it on that first access.
+    if name in ("app", "celery"):
+        return _celery_from_environment()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
