@@ -68,6 +68,7 @@ def _register_blueprints(app: Flask) -> None:
     from market.notifications.views import bp as notifications_bp
     from market.orders.views import bp as orders_bp
     from market.payments.views import bp as payments_bp
+    from market.procurement.views import bp as procurement_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(directory_bp)
@@ -78,4 +79,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(orders_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(groupbuy_bp)
+    app.register_blueprint(procurement_bp)
     app.register_blueprint(notifications_bp)

@@ -42,3 +42,18 @@ def format_fen(fen: int | None) -> str:
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}¥{whole:,}.{cents:02d}"
+
+
+def split_by_shares(amount_fen: int, shares: list[int]) -> list[int]:
+    """Split `amount_fen` in proportion to positive integer `shares`, to the fen: the parts
+    always add up to the amount exactly (largest remainder goes first, ties to the earlier)."""
+    if amount_fen < 0 or not shares or any(share <= 0 for share in shares):
+        raise ValueError("a non-negative amount and positive shares are needed")
+    total = sum(shares)
+    exact = [amount_fen * share for share in shares]
+    parts = [value // total for value in exact]
+    left = amount_fen - sum(parts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(exact[i] % total), i))
+    for i in by_remainder[:left]:
+        parts[i] += 1
+    return parts

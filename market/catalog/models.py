@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -85,6 +86,14 @@ class Product(TimestampMixin, db.Model):
     )
     images: Mapped[list[ProductImage]] = relationship(
         back_populates="product", order_by="ProductImage.position", cascade="all, delete-orphan"
+    )
+    # A gift box (礼盒) made of several co-ops' goods: its price is split among them by share;
+    # the product's own co-op packs and ships it.
+    bundle_parts: Mapped[list[BundlePart]] = relationship(
+        back_populates="product",
+        cascade="all, delete-orphan",
+        order_by="BundlePart.id",
+        foreign_keys="BundlePart.product_id",
     )
 
     def move_to(self, status: ProductStatus) -> None:
@@ -158,3 +167,21 @@ class ProductImage(TimestampMixin, db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     product: Mapped[Product] = relationship(back_populates="images")
+
+
+class BundlePart(db.Model):
+    """One co-op's share of a gift box's price (shares are weights, e.g. percentages)."""
+
+    __tablename__ = "bundle_parts"
+    __table_args__ = (
+        UniqueConstraint("product_id", "coop_id"),
+        CheckConstraint("share > 0", name="share_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"))
+    share: Mapped[int] = mapped_column(Integer)
+
+    product: Mapped[Product] = relationship(back_populates="bundle_parts")
+    coop: Mapped[Coop] = relationship()

@@ -265,3 +265,23 @@ def save_category(
     db.session.add(category)
     commit_unique(_("已有同名或同代码的分类"), field="name")
     return category
+
+
+def set_bundle_parts(user: User, product_id: int, parts: list[tuple[int, int]]) -> Product:
+    """The gift box's own co-op says how its price is shared: (co-op id, share) pairs, each
+    co-op once, shares positive. An empty list makes it an ordinary product again."""
+    from market.catalog.models import BundlePart
+
+    product = own_product(user, product_id)
+    coop_ids = [coop_id for coop_id, _share in parts]
+    if len(set(coop_ids)) != len(coop_ids):
+        raise DomainError(_("每个合作社只能填一次"), field="parts")
+    for coop_id, share in parts:
+        coop = db.session.get(Coop, coop_id)
+        if coop is None or not coop.approved:
+            raise DomainError(_("请选择已审核的合作社"), field="parts")
+        if not 1 <= share <= 10_000:
+            raise DomainError(_("分成比例应在 1 到 10000 之间"), field="parts")
+    product.bundle_parts = [BundlePart(coop_id=c, share=s) for c, s in parts]
+    db.session.commit()
+    return product

@@ -24,6 +24,7 @@ from market.directory.models import Coop
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.money import split_by_shares
 from market.orders.models import (
     Address,
     Cart,
@@ -235,6 +236,16 @@ def give_back_stock(order: Order) -> None:
             line.stock_returned = True
 
 
+def _price_parts(product: Product, price_fen: int) -> list[tuple[Coop, int]]:
+    """(co-op, price) pairs adding up to the price: the product's own co-op alone, or a gift
+    box's co-ops by share."""
+    if not product.bundle_parts:
+        return [(product.coop, price_fen)]
+    parts = product.bundle_parts
+    amounts = split_by_shares(price_fen, [part.share for part in parts])
+    return [(part.coop, amount) for part, amount in zip(parts, amounts, strict=True)]
+
+
 def build_order(
     buyer: User,
     wanted: list[WantedLine],
@@ -247,11 +258,13 @@ def build_order(
     prices: dict[int, int] | None = None,
     take_stock_for: set[int] | None = None,
     expires: bool = True,
+    allow_unlisted: bool = False,
 ) -> Order:
     """Create an order with its lines and one shipment per co-op, taking the stock. Prices are
     the server's (`prices` only for modes where a price was agreed, e.g. a group-buy's).
     `take_stock_for` limits which SKUs take stock here (a group-buy's capped SKUs come out of
-    its reservation). Flushes only: the caller commits."""
+    its reservation); `allow_unlisted` admits a hidden product made for one buyer (a custom
+    product's agreed quote). Flushes only: the caller commits."""
     if not wanted:
         raise DomainError(_("购物车是空的"))
     merged: dict[int, int] = defaultdict(int)
@@ -288,7 +301,8 @@ def build_order(
     for sku_id in sorted(merged):
         quantity = merged[sku_id]
         sku = skus.get(sku_id)
-        if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
+        listed = sku is not None and sku.product.status == ProductStatus.LISTED
+        if sku is None or not sku.active or not (listed or allow_unlisted):
             raise NotFound(_("有商品已下架，请返回购物车查看"))
         holds_stock = take_stock_for is None or sku.id in take_stock_for
         if holds_stock and not take_stock(sku.id, quantity):
@@ -301,21 +315,24 @@ def build_order(
             shipment = shipments[product.coop_id] = Shipment(coop_id=product.coop_id)
             order.shipments.append(shipment)
         price = prices.get(sku.id, sku.price_fen) if prices else sku.price_fen
-        line = OrderLine(
-            sku_id=sku.id,
-            product_id=product.id,
-            coop_id=product.coop_id,
-            village_id=product.coop.village_id,
-            category_id=product.category_id,
-            product_name=product.name,
-            spec=sku.spec,
-            unit_price_fen=price,
-            quantity=quantity,
-            amount_fen=price * quantity,
-            holds_stock=holds_stock,
-        )
-        order.lines.append(line)
-        shipment.lines.append(line)
+        for index, (coop, part_price) in enumerate(_price_parts(product, price)):
+            # A gift box of several co-ops: one line per co-op at its share of the price, so that
+            # each co-op's and village's revenue follows the split; the box ships as one parcel.
+            line = OrderLine(
+                sku_id=sku.id,
+                product_id=product.id,
+                coop_id=coop.id,
+                village_id=coop.village_id,
+                category_id=product.category_id,
+                product_name=product.name,
+                spec=sku.spec,
+                unit_price_fen=part_price,
+                quantity=quantity,
+                amount_fen=part_price * quantity,
+                holds_stock=holds_stock and index == 0,
+            )
+            order.lines.append(line)
+            shipment.lines.append(line)
     order.total_fen = sum(line.amount_fen for line in order.lines)
     db.session.add(order)
     db.session.flush()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import DateField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
@@ -11,6 +12,7 @@ from market.forms import YuanField, positive_fen
 class TransferForm(FlaskForm):
     reference = StringField(_l("银行流水号"), validators=[DataRequired(), Length(max=100)])
     transfer_date = DateField(_l("到账日期"), validators=[DataRequired()])
+    proof = FileField(_l("转账回单（可选，JPEG/PNG/WebP）"))
 
 
 class RefundForm(FlaskForm):

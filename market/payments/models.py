@@ -91,6 +91,8 @@ class Payment(TimestampMixin, db.Model):
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     transfer_reference: Mapped[str] = mapped_column(String(100), default="")
     transfer_date: Mapped[date | None] = mapped_column(Date)
+    # An optional photo of the bank slip (回单), checked like every upload.
+    proof_path: Mapped[str | None] = mapped_column(String(200))
 
     order: Mapped[Order] = relationship()
     confirmed_by: Mapped[User | None] = relationship()

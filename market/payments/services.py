@@ -13,6 +13,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import User
 from market.errors import DomainError, NotAllowed, NotFound
@@ -23,6 +24,7 @@ from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipm
 from market.payments import hook, providers
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from market.payments.providers import Created, ProviderState
+from market.uploads import store_image
 
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED)
 
@@ -188,7 +190,13 @@ def _cancel_open_payments(order: Order, keep: Payment | None = None) -> None:
 
 
 # -- bank transfer ---------------------------------------------------------------------------
-def confirm_transfer(actor: User, number: str, reference: str, transfer_date: date) -> Payment:
+def confirm_transfer(
+    actor: User,
+    number: str,
+    reference: str,
+    transfer_date: date,
+    proof: FileStorage | None = None,
+) -> Payment:
     """An organizer (or the co-op, when the whole order is theirs) confirms that the buyer's
     transfer arrived, with the bank's reference and date."""
     order = db.session.scalar(select(Order).where(Order.number == number).with_for_update())
@@ -213,6 +221,8 @@ def confirm_transfer(actor: User, number: str, reference: str, transfer_date: da
     )
     if payment is None:
         raise DomainError(_("该订单没有待确认的对公转账"))
+    if proof is not None and proof.filename:
+        payment.proof_path = store_image(proof, "transfers").path
     payment.transfer_reference = reference.strip()[:100]
     payment.transfer_date = transfer_date
     payment.confirmed_by_id = actor.id

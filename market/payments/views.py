@@ -67,8 +67,17 @@ def method(number: str, provider: str):
     if provider == "offline":
         return render_template("payments/transfer.html", order=order, payment=payment)
     client_secret = providers.get("stripe").client_secret(payment)  # type: ignore[attr-defined]
+    # Where pay.js goes when done: a local page that sent the buyer here (a group-buy), else
+    # the order; never another site.
+    target = request.args.get("next") or ""
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    done_url = target if local else url_for("orders.detail", number=number)
     return render_template(
-        "payments/card.html", order=order, payment=payment, client_secret=client_secret
+        "payments/card.html",
+        order=order,
+        payment=payment,
+        client_secret=client_secret,
+        done_url=done_url,
     )
 
 
@@ -156,7 +165,11 @@ def transfer_received(number: str):
     if form.validate_on_submit():
         try:
             services.confirm_transfer(
-                current_user, number, form.reference.data, form.transfer_date.data
+                current_user,
+                number,
+                form.reference.data,
+                form.transfer_date.data,
+                request.files.get(form.proof.name),
             )
         except DomainError as error:
             db.session.rollback()

@@ -1,0 +1,516 @@
+"""以买代帮: a coordinator drafts a purchase, an approver of the same unit (never the person who
+drafted it) approves or rejects it; on approval it becomes one order per co-op, stock taken then,
+paid by bank transfer (with the invoice details kept) or online.
+
+产品定制: a unit asks for a custom product; co-ops of its paired villages see the request first,
+all co-ops once the unit opens it; co-ops quote; the unit accepts exactly one quote and an order
+at the quoted price follows."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select, update
+from werkzeug.datastructures import FileStorage
+
+from market.accounts.models import UnitRole, User
+from market.catalog.models import Product, ProductStatus, Sku
+from market.directory.models import Coop, Pairing
+from market.errors import Conflict, DomainError, NotAllowed, NotFound
+from market.extensions import db
+from market.models import utcnow
+from market.orders import services as orders
+from market.orders.models import DeliveryMethod, Order, OrderMode, OrderStatus
+from market.payments import services as payments
+from market.procurement.models import (
+    CustomRequest,
+    PurchaseEvent,
+    PurchaseStatus,
+    PurchaseTarget,
+    Purpose,
+    Quote,
+    QuoteStatus,
+    RequestStatus,
+    UnitPurchase,
+    UnitPurchaseLine,
+    UnitPurchaseOrder,
+)
+from market.uploads import store_image
+
+
+def _membership(user: User, *roles: UnitRole):
+    membership = user.confirmed_unit_membership()
+    if membership is None or membership.role not in roles:
+        raise NotAllowed(_("只有本单位的联络员或审批人可以操作"))
+    return membership
+
+
+def _event(purchase: UnitPurchase, actor: User | None, text: str) -> None:
+    purchase.events.append(
+        PurchaseEvent(actor_id=actor.id if actor else None, at=utcnow(), text=text)
+    )
+
+
+# -- unit purchases --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PurchaseData:
+    purpose: Purpose
+    purpose_note: str
+    recipient: str
+    phone: str
+    address: str
+    invoice_title: str
+    invoice_tax_id: str
+    pay_online: bool
+    lines: dict[int, int]  # sku id -> quantity
+
+
+def purchase_for(user: User, purchase_id: int, *, for_update: bool = False) -> UnitPurchase:
+    """A purchase of the user's own unit (or any, for organizers); others are a 404."""
+    purchase = db.session.get(
+        UnitPurchase, purchase_id, with_for_update=for_update, populate_existing=for_update
+    )
+    unit = user.unit
+    if purchase is None or not (
+        user.is_admin or user.is_organizer or (unit is not None and unit.id == purchase.unit_id)
+    ):
+        raise NotFound(_("找不到该采购单"))
+    return purchase
+
+
+def _apply_purchase(purchase: UnitPurchase, data: PurchaseData) -> None:
+    for name in ("recipient", "phone", "address", "invoice_title", "invoice_tax_id"):
+        if not getattr(data, name).strip():
+            raise DomainError(_("请填写完整的收货和发票信息"), field=name)
+    if not data.lines:
+        raise DomainError(_("请至少选择一个商品"), field="lines")
+    for sku_id, quantity in data.lines.items():
+        orders.check_quantity(quantity)
+        sku = db.session.get(Sku, sku_id)
+        if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
+            raise NotFound(_("该商品已下架或不存在"))
+        if quantity > sku.stock:
+            raise DomainError(
+                _(
+                    "%(name)s（%(spec)s）库存只有 %(stock)d 件",
+                    name=sku.product.name,
+                    spec=sku.spec,
+                    stock=sku.stock,
+                ),
+                field="lines",
+            )
+    purchase.purpose = data.purpose
+    purchase.purpose_note = data.purpose_note.strip()
+    purchase.recipient = data.recipient.strip()
+    purchase.phone = data.phone.strip()
+    purchase.address = data.address.strip()
+    purchase.invoice_title = data.invoice_title.strip()
+    purchase.invoice_tax_id = data.invoice_tax_id.strip().upper()
+    purchase.pay_online = data.pay_online
+    purchase.lines = [UnitPurchaseLine(sku_id=s, quantity=q) for s, q in data.lines.items()]
+
+
+def draft_purchase(coordinator: User, data: PurchaseData) -> UnitPurchase:
+    membership = _membership(coordinator, UnitRole.COORDINATOR)
+    purchase = UnitPurchase(unit_id=membership.unit_id, created_by_id=coordinator.id)
+    _apply_purchase(purchase, data)
+    _event(purchase, coordinator, _("起草采购单"))
+    db.session.add(purchase)
+    db.session.commit()
+    return purchase
+
+
+def update_purchase(coordinator: User, purchase_id: int, data: PurchaseData) -> UnitPurchase:
+    _membership(coordinator, UnitRole.COORDINATOR)
+    purchase = purchase_for(coordinator, purchase_id, for_update=True)
+    if purchase.status == PurchaseStatus.REJECTED:
+        purchase.move_to(PurchaseStatus.DRAFT)
+    if purchase.status != PurchaseStatus.DRAFT:
+        raise DomainError(_("只有草稿可以修改"))
+    _apply_purchase(purchase, data)
+    _event(purchase, coordinator, _("修改采购单"))
+    db.session.commit()
+    return purchase
+
+
+def submit_purchase(coordinator: User, purchase_id: int) -> UnitPurchase:
+    _membership(coordinator, UnitRole.COORDINATOR)
+    purchase = purchase_for(coordinator, purchase_id, for_update=True)
+    purchase.move_to(PurchaseStatus.SUBMITTED)
+    _event(purchase, coordinator, _("提交审批"))
+    db.session.commit()
+    return purchase
+
+
+def _claim_decision(purchase_id: int, status: PurchaseStatus, approver: User, note: str) -> bool:
+    """One decision wins, even with two approvers clicking at once."""
+    return (
+        db.session.execute(
+            update(UnitPurchase)
+            .where(UnitPurchase.id == purchase_id, UnitPurchase.status == PurchaseStatus.SUBMITTED)
+            .values(status=status, decided_by_id=approver.id, decision_note=note)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
+
+
+def _check_approver(approver: User, purchase: UnitPurchase) -> None:
+    membership = approver.confirmed_unit_membership()
+    if membership is None or membership.unit_id != purchase.unit_id:
+        raise NotFound(_("找不到该采购单"))
+    if membership.role != UnitRole.APPROVER:
+        raise NotAllowed(_("只有本单位的审批人可以审批"))
+    if purchase.created_by_id == approver.id:
+        raise NotAllowed(_("不能审批自己起草的采购单"))
+
+
+def reject_purchase(approver: User, purchase_id: int, reason: str) -> UnitPurchase:
+    """Rejected: no order, no stock taken. The coordinator may revise and resubmit."""
+    purchase = db.session.get(UnitPurchase, purchase_id)
+    if purchase is None:
+        raise NotFound(_("找不到该采购单"))
+    _check_approver(approver, purchase)
+    if not reason.strip():
+        raise DomainError(_("请填写驳回原因"), field="reason")
+    if not _claim_decision(purchase.id, PurchaseStatus.REJECTED, approver, reason.strip()[:300]):
+        db.session.rollback()
+        raise Conflict(_("该采购单已审批过"))
+    purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
+    _event(purchase, approver, _("驳回：%(reason)s", reason=reason.strip()))
+    db.session.commit()
+    return purchase
+
+
+def approve_purchase(approver: User, purchase_id: int) -> UnitPurchase:
+    """Approved: one order per co-op (mode unit_purchase, the unit set), stock taken now, all or
+    nothing. Two approvals at once make one set of orders."""
+    purchase = db.session.get(UnitPurchase, purchase_id)
+    if purchase is None:
+        raise NotFound(_("找不到该采购单"))
+    _check_approver(approver, purchase)
+    try:
+        if not _claim_decision(purchase.id, PurchaseStatus.APPROVED, approver, ""):
+            raise Conflict(_("该采购单已审批过"))
+        purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
+        by_coop: dict[int, list[orders.WantedLine]] = defaultdict(list)
+        for line in purchase.lines:
+            by_coop[line.sku.product.coop_id].append(orders.WantedLine(line.sku_id, line.quantity))
+        buyer = purchase.created_by
+        for coop_id, wanted in sorted(by_coop.items()):
+            order = orders.build_order(
+                buyer,
+                wanted,
+                orders.Delivery(
+                    DeliveryMethod.DELIVERY, purchase.recipient, purchase.phone, purchase.address
+                ),
+                f"purchase-{purchase.id}-{coop_id}",
+                mode=OrderMode.UNIT_PURCHASE,
+                unit_id=purchase.unit_id,
+                expires=False,
+            )
+            order.note = _(
+                "发票：%(title)s（%(tax)s）",
+                title=purchase.invoice_title,
+                tax=purchase.invoice_tax_id,
+            )[:300]
+            db.session.add(UnitPurchaseOrder(purchase_id=purchase.id, order_id=order.id))
+        _event(purchase, approver, _("批准，生成 %(n)d 张订单", n=len(by_coop)))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return purchase
+
+
+def start_transfer(coordinator: User, purchase_id: int) -> None:
+    """Pay the purchase's unpaid orders by bank transfer: the organizer (or each co-op)
+    confirms receipt."""
+    purchase = purchase_for(coordinator, purchase_id)
+    for order in purchase.orders:
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            payments.start_payment(order.buyer, order.number, "offline")
+
+
+def unit_purchases(unit_id: int) -> list[UnitPurchase]:
+    return list(
+        db.session.scalars(
+            select(UnitPurchase)
+            .where(UnitPurchase.unit_id == unit_id)
+            .order_by(UnitPurchase.id.desc())
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Overview:
+    by_status: dict[str, tuple[int, int]]  # status -> (count, amount fen)
+    paid_this_year_fen: int
+    target: PurchaseTarget | None
+
+    @property
+    def progress(self) -> float | None:
+        if self.target is None:
+            return None
+        return min(1.0, self.paid_this_year_fen / self.target.amount_fen)
+
+
+def overview(unit_id: int, year: int) -> Overview:
+    by_status: dict[str, tuple[int, int]] = {}
+    for purchase in unit_purchases(unit_id):
+        count, amount = by_status.get(purchase.status.value, (0, 0))
+        by_status[purchase.status.value] = (count + 1, amount + purchase.total_fen)
+    paid = db.session.scalar(
+        select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0)).where(
+            Order.unit_id == unit_id,
+            Order.mode == OrderMode.UNIT_PURCHASE,
+            Order.paid_at.is_not(None),
+            func.extract("year", Order.paid_at) == year,
+        )
+    )
+    target = db.session.scalar(
+        select(PurchaseTarget).where(PurchaseTarget.unit_id == unit_id, PurchaseTarget.year == year)
+    )
+    return Overview(by_status, int(paid or 0), target)
+
+
+def set_target(coordinator: User, year: int, amount_fen: int) -> PurchaseTarget:
+    membership = _membership(coordinator, UnitRole.COORDINATOR)
+    if amount_fen <= 0:
+        raise DomainError(_("目标金额必须大于 0"), field="amount")
+    target = db.session.scalar(
+        select(PurchaseTarget).where(
+            PurchaseTarget.unit_id == membership.unit_id, PurchaseTarget.year == year
+        )
+    ) or PurchaseTarget(unit_id=membership.unit_id, year=year)
+    target.amount_fen = amount_fen
+    db.session.add(target)
+    db.session.commit()
+    return target
+
+
+# -- custom products ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestData:
+    title: str
+    description: str
+    quantity: int
+    budget_fen: int
+    needed_by: date
+    card_text: str
+    packaging: str
+
+
+def create_request(
+    coordinator: User, data: RequestData, logo: FileStorage | None = None
+) -> CustomRequest:
+    membership = _membership(coordinator, UnitRole.COORDINATOR)
+    if not data.title.strip():
+        raise DomainError(_("请填写定制内容"), field="title")
+    if data.quantity <= 0:
+        raise DomainError(_("数量必须大于 0"), field="quantity")
+    if data.budget_fen <= 0:
+        raise DomainError(_("预算必须大于 0"), field="budget")
+    if data.needed_by <= utcnow().date():
+        raise DomainError(_("需要日期必须晚于今天"), field="needed_by")
+    request = CustomRequest(
+        unit_id=membership.unit_id,
+        created_by_id=coordinator.id,
+        title=data.title.strip(),
+        description=data.description.strip(),
+        quantity=data.quantity,
+        budget_fen=data.budget_fen,
+        needed_by=data.needed_by,
+        card_text=data.card_text.strip(),
+        packaging=data.packaging.strip(),
+    )
+    if logo is not None and logo.filename:
+        request.logo_path = store_image(logo, "custom").path
+    db.session.add(request)
+    db.session.commit()
+    return request
+
+
+def _paired_unit_ids(coop: Coop) -> set[int]:
+    today = utcnow().date()
+    return set(
+        db.session.scalars(
+            select(Pairing.unit_id).where(
+                Pairing.village_id == coop.village_id,
+                Pairing.since <= today,
+                or_(Pairing.until.is_(None), Pairing.until >= today),
+            )
+        )
+    )
+
+
+def visible_to_coop(request: CustomRequest, coop: Coop) -> bool:
+    return request.open_to_all or request.unit_id in _paired_unit_ids(coop)
+
+
+def requests_for_coops(user: User) -> list[tuple[CustomRequest, Coop]]:
+    """Open requests a co-op manager may quote on, paired units' first."""
+    found = []
+    open_requests = db.session.scalars(
+        select(CustomRequest)
+        .where(CustomRequest.status == RequestStatus.OPEN)
+        .order_by(CustomRequest.id.desc())
+    ).all()
+    for coop in user.managed_coops():
+        paired = _paired_unit_ids(coop)
+        for request in open_requests:
+            if request.open_to_all or request.unit_id in paired:
+                found.append((request, coop))
+    return sorted(found, key=lambda pair: pair[0].unit_id not in _paired_unit_ids(pair[1]))
+
+
+def request_for_unit(user: User, request_id: int, *, for_update: bool = False) -> CustomRequest:
+    request = db.session.get(
+        CustomRequest, request_id, with_for_update=for_update, populate_existing=for_update
+    )
+    unit = user.unit
+    if request is None or not (
+        user.is_admin or user.is_organizer or (unit is not None and unit.id == request.unit_id)
+    ):
+        raise NotFound(_("找不到该定制需求"))
+    return request
+
+
+def open_to_all(coordinator: User, request_id: int) -> CustomRequest:
+    _membership(coordinator, UnitRole.COORDINATOR)
+    request = request_for_unit(coordinator, request_id, for_update=True)
+    if request.status != RequestStatus.OPEN:
+        raise DomainError(_("该需求已结束"))
+    request.open_to_all = True
+    db.session.commit()
+    return request
+
+
+@dataclass(frozen=True)
+class QuoteData:
+    unit_price_fen: int
+    lead_time_days: int
+    note: str
+
+
+def submit_quote(
+    user: User, request_id: int, coop_id: int, data: QuoteData, sample: FileStorage | None = None
+) -> Quote:
+    """A co-op quotes once per request, only on requests it may see, only while open."""
+    coop = db.session.get(Coop, coop_id)
+    if coop is None or (not user.is_admin and coop.id not in {c.id for c in user.managed_coops()}):
+        raise NotAllowed(_("这不是您管理的合作社"))
+    request = db.session.get(CustomRequest, request_id)
+    if request is None or not visible_to_coop(request, coop):
+        raise NotFound(_("找不到该定制需求"))
+    if request.status != RequestStatus.OPEN:
+        raise DomainError(_("该需求已结束，不能再报价"))
+    if data.unit_price_fen <= 0:
+        raise DomainError(_("单价必须大于 0"), field="unit_price")
+    if not 1 <= data.lead_time_days <= 365:
+        raise DomainError(_("交货天数应在 1 到 365 之间"), field="lead_time_days")
+    existing = db.session.scalar(
+        select(Quote).where(Quote.request_id == request.id, Quote.coop_id == coop.id)
+    )
+    if existing is not None:
+        raise Conflict(_("本合作社已报过价"))
+    quote = Quote(
+        request_id=request.id,
+        coop_id=coop.id,
+        created_by_id=user.id,
+        unit_price_fen=data.unit_price_fen,
+        lead_time_days=data.lead_time_days,
+        note=data.note.strip()[:500],
+    )
+    if sample is not None and sample.filename:
+        quote.sample_photo_path = store_image(sample, "quotes").path
+    db.session.add(quote)
+    db.session.commit()
+    return quote
+
+
+def accept_quote(coordinator: User, request_id: int, quote_id: int) -> Order:
+    """The unit accepts one quote; the others are declined; an order (mode custom) at the
+    quoted price follows. Two acceptances at once accept one."""
+    _membership(coordinator, UnitRole.COORDINATOR)
+    request = request_for_unit(coordinator, request_id)
+    quote = db.session.get(Quote, quote_id)
+    if quote is None or quote.request_id != request.id:
+        raise NotFound(_("找不到该报价"))
+    try:
+        claimed = db.session.execute(
+            update(CustomRequest)
+            .where(CustomRequest.id == request.id, CustomRequest.status == RequestStatus.OPEN)
+            .values(status=RequestStatus.ACCEPTED)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            raise Conflict(_("该需求已选定报价"))
+        request = db.session.get(CustomRequest, request.id, populate_existing=True)
+        for other in request.quotes:
+            other.status = QuoteStatus.ACCEPTED if other.id == quote.id else QuoteStatus.DECLINED
+        # The agreed product, hidden from the storefront, carries the order like any other.
+        product = Product(
+            coop_id=quote.coop_id,
+            category_id=_custom_category_id(),
+            name=_("定制：%(title)s", title=request.title)[:80],
+            description=request.description,
+            status=ProductStatus.DELISTED,
+        )
+        product.skus.append(
+            Sku(
+                spec=_("定制款")[:60],
+                price_fen=quote.unit_price_fen,
+                stock=request.quantity,
+            )
+        )
+        db.session.add(product)
+        db.session.flush()
+        quote.product_id = product.id
+        unit = request.unit
+        order = orders.build_order(
+            request.created_by,
+            [orders.WantedLine(product.skus[0].id, request.quantity)],
+            orders.Delivery(
+                DeliveryMethod.DELIVERY,
+                request.created_by.name,
+                request.created_by.phone or unit.contact_phone or "-",
+                unit.address or unit.name,
+            ),
+            f"custom-{request.id}-{uuid.uuid4().hex[:8]}",
+            mode=OrderMode.CUSTOM,
+            unit_id=request.unit_id,
+            expires=False,
+            allow_unlisted=True,
+        )
+        request.order_id = order.id
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return order
+
+
+def _custom_category_id() -> int:
+    from market.catalog.models import Category
+
+    category = db.session.scalar(select(Category).where(Category.slug == "custom"))
+    if category is None:
+        category = Category(name=_("定制")[:30], slug="custom", sort_order=99)
+        db.session.add(category)
+        db.session.flush()
+    return category.id
+
+
+def unit_requests(unit_id: int) -> list[CustomRequest]:
+    return list(
+        db.session.scalars(
+            select(CustomRequest)
+            .where(CustomRequest.unit_id == unit_id)
+            .order_by(CustomRequest.id.desc())
+        )
+    )
