@@ -27,7 +27,9 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
 
     from market import cli, errorpages, web
+    from market.campaign import ledger
 
+    ledger.install()  # the ledger listens to every amount received or refunded
     web.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)
@@ -59,6 +61,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from market.accounts.views import bp as accounts_bp
+    from market.campaign.views import bp as campaign_bp
     from market.catalog.admin_views import bp as catalog_admin_bp
     from market.catalog.coop_views import bp as coop_bp
     from market.catalog.views import bp as catalog_bp
@@ -80,4 +83,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(groupbuy_bp)
     app.register_blueprint(procurement_bp)
+    app.register_blueprint(campaign_bp)
     app.register_blueprint(notifications_bp)

@@ -1,4 +1,5 @@
-"""flask commands: `flask --app market seed-demo`, `flask --app market directory import-roster`."""
+"""flask commands: `flask --app market seed-demo`, `flask --app market directory import-roster`,
+`flask --app market groupbuy close-due`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from flask.cli import AppGroup
 directory_cli = AppGroup("directory", help="The directory of units, villages and pairings.")
 orders_cli = AppGroup("orders", help="Orders: deadlines.")
 payments_cli = AppGroup("payments", help="Payments: reconciliation with the providers.")
+campaign_cli = AppGroup("campaign", help="The campaign ledger: rollups and reconciliation.")
+groupbuy_cli = AppGroup("groupbuy", help="Group-buys: closing at the deadline.")
 
 
 @click.command("seed-demo")
@@ -59,7 +62,7 @@ def expire_orders_command() -> None:
 
 @payments_cli.command("reconcile")
 @click.option("--older-than-minutes", default=2, show_default=True, type=int)
-def reconcile_command(older_than_minutes: int) -> None:
+def payments_reconcile_command(older_than_minutes: int) -> None:
     """Settle open card payments whose webhooks never came, from the provider's own state."""
     from datetime import timedelta
 
@@ -71,8 +74,49 @@ def reconcile_command(older_than_minutes: int) -> None:
     click.echo(f"{len(changed)} payments changed")
 
 
+@groupbuy_cli.command("close-due")
+def close_due_group_buys_command() -> None:
+    """Close every group-buy past its deadline: charge the tier price or release (for cron)."""
+    from market.groupbuy.closing import close_due_group_buys
+
+    click.echo(f"closed {close_due_group_buys()} group-buys")
+
+
+@campaign_cli.command("rebuild-rollups")
+def rebuild_rollups_command() -> None:
+    """Rebuild the dashboard rollups from the ledger and say whether they were equal."""
+    from market.campaign.services import rebuild_rollups
+
+    equal, rows = rebuild_rollups()
+    click.echo(
+        f"rollups rebuilt: {rows} rows; equal to the ledger before: {'yes' if equal else 'NO'}"
+    )
+    if not equal:
+        raise SystemExit(1)
+
+
+@campaign_cli.command("reconcile")
+def campaign_reconcile_command() -> None:
+    """The ledger against payments received minus refunds, per order and overall."""
+    from market.campaign.services import reconcile
+    from market.money import format_fen
+
+    ledger, money, differences = reconcile()
+    click.echo(f"ledger {format_fen(ledger)}; payments minus refunds {format_fen(money)}")
+    for difference in differences:
+        click.echo(
+            f"  order {difference.order_id}: ledger {format_fen(difference.ledger_fen)}, "
+            f"money {format_fen(difference.money_fen)}"
+        )
+    click.echo(f"{len(differences)} differences")
+    if differences or ledger != money:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(directory_cli)
     app.cli.add_command(orders_cli)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(campaign_cli)
+    app.cli.add_command(groupbuy_cli)

@@ -4,7 +4,7 @@ order list."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -16,6 +16,7 @@ from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
+from market.models import utcnow
 from market.orders import queries, services
 from market.orders.forms import (
     AddToCartForm,
@@ -40,6 +41,20 @@ CART_SESSION_KEY = "cart_id"
 
 def _guest_cart_id() -> int | None:
     return session.get(CART_SESSION_KEY)
+
+
+REFERRAL_DAYS = 30
+
+
+def _referral_unit_id() -> int | None:
+    """The unit whose link the buyer followed last, if within the last 30 days."""
+    referral = session.get("referral") or {}
+    try:
+        followed = datetime.fromisoformat(referral["at"])
+        unit_id = int(referral["unit_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return unit_id if utcnow() - followed <= timedelta(days=REFERRAL_DAYS) else None
 
 
 def _viewer():
@@ -178,7 +193,7 @@ def checkout():
                 current_user,
                 _delivery(form),
                 form.idempotency_key.data,
-                referral_unit_id=session.get("referral_unit_id"),
+                referral_unit_id=_referral_unit_id(),
             )
         except DomainError as error:
             db.session.rollback()
