@@ -85,6 +85,7 @@ def test_public_views_are_only_the_ones_meant_for_everyone(app):
     assert public == [
         "accounts.login",
         "accounts.register",
+        "campaign.referral",
         "catalog.category",
         "catalog.home",
         "catalog.product",

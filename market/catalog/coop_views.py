@@ -10,8 +10,16 @@ from sqlalchemy import select
 from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
 from market.catalog import services
-from market.catalog.forms import NewProductForm, ProductForm, SkuForm, StatusForm, StockForm
+from market.catalog.forms import (
+    BundleForm,
+    NewProductForm,
+    ProductForm,
+    SkuForm,
+    StatusForm,
+    StockForm,
+)
 from market.catalog.models import Category, Product, ProductStatus, months_to_mask
+from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
 from market.web import flash_form_errors, show_domain_error
@@ -78,6 +86,18 @@ def new_product():
     return render_template("catalog/coop_product_form.html", form=form, product=None), status
 
 
+def _bundle_form(product: Product, form: BundleForm | None = None) -> BundleForm:
+    if form is None:
+        form = BundleForm(
+            parts=[{"coop_id": p.coop_id, "share": p.share} for p in product.bundle_parts]
+        )
+    coops = db.session.scalars(
+        select(Coop).join(Coop.village).where(Coop.approved).order_by(Village.name, Coop.name)
+    )
+    form.set_coop_choices([(c.id, f"{c.village.name} · {c.name}") for c in coops])
+    return form
+
+
 def _edit_page(product: Product, form: ProductForm | None = None, status: int = 200, **forms):
     form = form or _prepare(ProductForm(obj=product, season_months=product.season_months))
     return (
@@ -89,6 +109,7 @@ def _edit_page(product: Product, form: ProductForm | None = None, status: int = 
             stock_form=forms.get("stock_form") or StockForm(),
             status_form=StatusForm(),
             action_form=ActionForm(),
+            bundle_form=_bundle_form(product, forms.get("bundle_form")),
         ),
         status,
     )
@@ -198,6 +219,24 @@ def change_status(product_id: int):
         else:
             flash(_("已上架") if form.status.data == "listed" else _("已下架"), "success")
     return redirect(url_for(".edit_product", product_id=product.id))
+
+
+@bp.post("/products/<int:product_id>/bundle")
+@requires(Access.COOP_MANAGER)
+def set_bundle(product_id: int):
+    """礼盒分成: the co-ops whose goods the gift box holds, and their shares of its price."""
+    product = services.own_product(current_user, product_id)
+    form = _bundle_form(product, BundleForm())
+    if form.validate_on_submit():
+        try:
+            services.set_bundle_parts(current_user, product.id, form.chosen_parts())
+        except DomainError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            flash(_("已保存礼盒分成"), "success")
+            return redirect(url_for(".edit_product", product_id=product.id))
+    return _edit_page(product, status=400, bundle_form=form)
 
 
 @bp.post("/products/<int:product_id>/images/<int:image_id>/delete")

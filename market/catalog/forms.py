@@ -5,6 +5,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
     BooleanField,
+    FieldList,
+    Form,
+    FormField,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -81,3 +84,42 @@ class CategoryForm(FlaskForm):
         validators=[DataRequired(), Length(max=30), Regexp(r"^[a-z0-9-]+$")],
     )
     sort_order = IntegerField(_l("排序"), default=0, validators=[Optional(), NumberRange(0, 999)])
+
+
+BUNDLE_ROWS = 4
+
+
+class BundlePartForm(Form):
+    """One co-op's share of a gift box; a row without a co-op is ignored."""
+
+    coop_id = SelectField(_l("合作社"), coerce=int, default=0)
+    share = IntegerField(
+        _l("分成比例"),
+        validators=[Optional(), NumberRange(1, 10_000, message=_l("分成比例应在 1 到 10000 之间"))],
+    )
+
+
+class BundleForm(FlaskForm):
+    """礼盒分成: which co-ops' goods the box holds and how its price is shared (weights, e.g.
+    percentages). All rows empty makes it an ordinary product again."""
+
+    parts = FieldList(FormField(BundlePartForm), min_entries=BUNDLE_ROWS, max_entries=BUNDLE_ROWS)
+
+    def set_coop_choices(self, choices: list[tuple[int, str]]) -> None:
+        for row in self.parts:
+            row.form.coop_id.choices = [(0, _l("— 不选 —")), *choices]
+
+    def chosen_parts(self) -> list[tuple[int, int]]:
+        return [
+            (row.form.coop_id.data, row.form.share.data or 0)
+            for row in self.parts
+            if row.form.coop_id.data
+        ]
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        for row in self.parts:
+            if row.form.coop_id.data and row.form.share.data is None:
+                row.form.share.errors = [*row.form.share.errors, _l("请填写分成比例")]
+                ok = False
+        return ok

@@ -282,6 +282,10 @@ def set_bundle_parts(user: User, product_id: int, parts: list[tuple[int, int]]) 
             raise DomainError(_("请选择已审核的合作社"), field="parts")
         if not 1 <= share <= 10_000:
             raise DomainError(_("分成比例应在 1 到 10000 之间"), field="parts")
+    if product.bundle_parts:
+        # The old parts go first: the new ones may name the same co-ops (unique per product).
+        product.bundle_parts.clear()
+        db.session.flush()
     product.bundle_parts = [BundlePart(coop_id=c, share=s) for c, s in parts]
     db.session.commit()
     return product

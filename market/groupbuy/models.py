@@ -68,7 +68,7 @@ PARTICIPATION_STATUS_LABELS = {
     ParticipationStatus.READY: _l("待取货"),
     ParticipationStatus.PICKED_UP: _l("已取货"),
     ParticipationStatus.LEFT: _l("已退出"),
-    ParticipationStatus.RELEASED: _l("已退款"),
+    ParticipationStatus.RELEASED: _l("已释放"),  # not charged, or refunded in full
 }
 
 

@@ -13,6 +13,8 @@ from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipm
 from market.orders.services import SHANGHAI
 
 INBOX_TABS = {
+    # Unit purchases and custom orders reach the co-op on approval, before the unit's transfer.
+    "awaiting": (ShipmentStatus.AWAITING_PAYMENT,),
     "to_ship": (ShipmentStatus.TO_SHIP,),
     "shipped": (ShipmentStatus.SHIPPED,),
     "done": (ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED),

@@ -111,6 +111,10 @@ def _apply_purchase(purchase: UnitPurchase, data: PurchaseData) -> None:
     purchase.invoice_title = data.invoice_title.strip()
     purchase.invoice_tax_id = data.invoice_tax_id.strip().upper()
     purchase.pay_online = data.pay_online
+    if purchase.lines:
+        # The old lines go first: the new ones may repeat their SKUs (unique per purchase).
+        purchase.lines.clear()
+        db.session.flush()
     purchase.lines = [UnitPurchaseLine(sku_id=s, quantity=q) for s, q in data.lines.items()]
 
 

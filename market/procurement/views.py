@@ -1,9 +1,622 @@
-"""Unit purchase and custom-product pages (being written)."""
+"""以买代帮 pages: the unit's overview and yearly target, drafting, submitting, approving or
+rejecting a purchase, paying its orders, and the printable purchase order and delivery note.
+产品定制 pages: the unit's requests and the quotes on them; the co-ops' requests to quote on."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from wtforms import FieldList
 
 import market.procurement.models  # noqa: F401  (the models are part of the app's metadata)
+from market.accounts.forms import ActionForm
+from market.accounts.models import UnitRole
+from market.accounts.permissions import Access, requires
+from market.catalog.models import Product, ProductStatus, Sku
+from market.directory.models import Coop, Unit
+from market.errors import DomainError
+from market.extensions import db
+from market.models import utcnow
+from market.money import format_fen
+from market.orders.models import Order, OrderLine, OrderStatus
+from market.orders.services import SHANGHAI
+from market.payments import services as payments
+from market.payments.models import Payment
+from market.procurement import services
+from market.procurement.forms import (
+    CustomRequestForm,
+    PurchaseForm,
+    QuoteForm,
+    RejectForm,
+    TargetForm,
+)
+from market.procurement.models import (
+    PURCHASE_STATUS_LABELS,
+    CustomRequest,
+    PurchaseStatus,
+    Purpose,
+    Quote,
+    QuoteStatus,
+    RequestStatus,
+    UnitPurchase,
+    UnitPurchaseOrder,
+)
+from market.web import flash_form_errors, reraise_access_errors, show_domain_error
 
 bp = Blueprint("procurement", __name__)
+
+
+def _own_unit() -> Unit:
+    """The signed-in person's unit; someone without one (an admin, say) has nothing here."""
+    unit = current_user.unit
+    if unit is None:
+        abort(404)
+    return unit
+
+
+def _this_year() -> int:
+    return utcnow().astimezone(SHANGHAI).year
+
+
+def _show_error(form, error: DomainError) -> None:
+    """A refusal next to its field; the line rows share one message at the top of the form."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None and not isinstance(field, FieldList) and hasattr(field, "errors"):
+        field.errors = [*field.errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+# -- the unit's purchases ---------------------------------------------------------------------
+@bp.get("/unit/purchases")
+@requires(Access.COORDINATOR, Access.APPROVER)
+def purchases():
+    unit = _own_unit()
+    year = _this_year()
+    summary = services.overview(unit.id, year)
+    rows = [
+        (status, PURCHASE_STATUS_LABELS[status], *summary.by_status.get(status.value, (0, 0)))
+        for status in PurchaseStatus
+    ]
+    return render_template(
+        "procurement/purchases.html",
+        unit=unit,
+        year=year,
+        summary=summary,
+        rows=rows,
+        purchases=services.unit_purchases(unit.id),
+        target_form=TargetForm(
+            amount=summary.target.amount_fen if summary.target is not None else None
+        ),
+        is_coordinator=current_user.has_unit_role(UnitRole.COORDINATOR),
+    )
+
+
+@bp.post("/unit/purchases/target")
+@requires(Access.COORDINATOR)
+def set_target():
+    form = TargetForm()
+    if form.validate_on_submit():
+        try:
+            services.set_target(current_user, _this_year(), form.amount.data)
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(_("已设定年度采购目标"), "success")
+    else:
+        flash_form_errors(form)
+    return redirect(url_for(".purchases"), 303)
+
+
+def _candidate_skus(unit: Unit) -> list[tuple[Sku, bool]]:
+    """Listed SKUs for the purchase form: the unit's paired villages' products first."""
+    paired = {village.id for village in unit.current_villages(utcnow().date())}
+    skus = db.session.scalars(
+        select(Sku)
+        .join(Sku.product)
+        .where(Sku.active, Product.status == ProductStatus.LISTED)
+        .options(selectinload(Sku.product).selectinload(Product.coop))
+        .order_by(Product.name, Sku.id)
+    ).all()
+    ranked = [(sku, sku.product.coop.village_id in paired) for sku in skus]
+    return sorted(ranked, key=lambda pair: not pair[1])
+
+
+def _sku_label(sku: Sku, paired: bool) -> str:
+    product = sku.product
+    label = _(
+        "%(village)s · %(name)s %(spec)s · %(price)s · 库存 %(stock)d",
+        village=product.coop.village.name,
+        name=product.name,
+        spec=sku.spec,
+        price=format_fen(sku.price_fen),
+        stock=sku.stock,
+    )
+    return _("【结对村】%(label)s", label=label) if paired else label
+
+
+def _purchase_form(unit: Unit, purchase: UnitPurchase | None = None) -> PurchaseForm:
+    """The purchase form, filled from `purchase` when showing it for editing."""
+    showing = request.method == "GET"
+    form = PurchaseForm(obj=purchase) if purchase is not None and showing else PurchaseForm()
+    choices = [(sku.id, _sku_label(sku, paired)) for sku, paired in _candidate_skus(unit)]
+    if purchase is not None:
+        # A line whose product was delisted since stays visible; saving it is refused by name.
+        offered = {sku_id for sku_id, _label in choices}
+        choices += [
+            (line.sku_id, f"{line.sku.product.name} {line.sku.spec}")
+            for line in purchase.lines
+            if line.sku_id not in offered
+        ]
+    form.set_sku_choices(choices)
+    if purchase is None and showing:
+        form.recipient.data = current_user.name
+        form.phone.data = current_user.phone or unit.contact_phone
+        form.address.data = f"{unit.name} {unit.address}".strip()
+        form.invoice_title.data = unit.name
+    return form
+
+
+def _purchase_data(form: PurchaseForm) -> services.PurchaseData:
+    return services.PurchaseData(
+        purpose=Purpose(form.purpose.data),
+        purpose_note=form.purpose_note.data or "",
+        recipient=form.recipient.data,
+        phone=form.phone.data,
+        address=form.address.data,
+        invoice_title=form.invoice_title.data,
+        invoice_tax_id=form.invoice_tax_id.data,
+        pay_online=form.pay_online.data,
+        lines=form.chosen_lines(),
+    )
+
+
+def _save_purchase(form: PurchaseForm, save, purchase: UnitPurchase | None):
+    if form.validate_on_submit():
+        try:
+            saved = save(_purchase_data(form))
+        except DomainError as error:
+            db.session.rollback()
+            if error.status_code == 403:
+                raise
+            # A SKU gone from the shop is a NotFound here, said on the form like any refusal.
+            _show_error(form, error)
+        else:
+            flash(_("采购单已保存，确认无误后请提交审批"), "success")
+            return redirect(url_for(".purchase", purchase_id=saved.id), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("procurement/purchase_form.html", form=form, purchase=purchase), status
+
+
+@bp.route("/unit/purchases/new", methods=["GET", "POST"])
+@requires(Access.COORDINATOR)
+def new_purchase():
+    form = _purchase_form(_own_unit())
+    return _save_purchase(form, lambda data: services.draft_purchase(current_user, data), None)
+
+
+@bp.route("/unit/purchases/<int:purchase_id>/edit", methods=["GET", "POST"])
+@requires(Access.COORDINATOR)
+def edit_purchase(purchase_id: int):
+    purchase = services.purchase_for(current_user, purchase_id)
+    if purchase.status not in (PurchaseStatus.DRAFT, PurchaseStatus.REJECTED):
+        flash(_("只有草稿或被驳回的采购单可以修改"), "warning")
+        return redirect(url_for(".purchase", purchase_id=purchase.id))
+    form = _purchase_form(purchase.unit, purchase)
+    return _save_purchase(
+        form,
+        lambda data: services.update_purchase(current_user, purchase.id, data),
+        purchase,
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    text: str
+    actor: str
+
+
+def _timeline(purchase: UnitPurchase, orders: list[Order]) -> list[TimelineEntry]:
+    """The purchase's own events, then what happened to each of its orders, by time."""
+    entries = [
+        TimelineEntry(event.at, event.text, event.actor.name if event.actor else "")
+        for event in purchase.events
+    ]
+    for order in orders:
+        coops = "、".join(shipment.coop.name for shipment in order.shipments)
+        if order.paid_at is not None:
+            entries.append(
+                TimelineEntry(
+                    order.paid_at,
+                    _("订单 %(number)s（%(coops)s）已付款", number=order.number, coops=coops),
+                    "",
+                )
+            )
+        for shipment in order.shipments:
+            if shipment.shipped_at is not None:
+                entries.append(
+                    TimelineEntry(
+                        shipment.shipped_at,
+                        _("%(coop)s 已发货", coop=shipment.coop.name),
+                        "",
+                    )
+                )
+            if shipment.delivered_at is not None:
+                entries.append(
+                    TimelineEntry(
+                        shipment.delivered_at,
+                        _("%(coop)s 的货已签收", coop=shipment.coop.name),
+                        "",
+                    )
+                )
+        if order.closed_at is not None and order.status in (
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        ):
+            entries.append(
+                TimelineEntry(
+                    order.closed_at,
+                    _(
+                        "订单 %(number)s %(status)s",
+                        number=order.number,
+                        status=order.status_label,
+                    ),
+                    "",
+                )
+            )
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    order: Order
+    coops: str
+    transfer: Payment | None  # the open bank-transfer payment, once the unit chose to transfer
+
+
+def _order_rows(orders: list[Order]) -> list[OrderRow]:
+    return [
+        OrderRow(
+            order,
+            "、".join(shipment.coop.name for shipment in order.shipments),
+            payments.open_payment(order, "offline")
+            if order.status == OrderStatus.PENDING_PAYMENT
+            else None,
+        )
+        for order in orders
+    ]
+
+
+@bp.get("/unit/purchases/<int:purchase_id>")
+@requires(Access.COORDINATOR, Access.APPROVER)
+def purchase(purchase_id: int):
+    found = services.purchase_for(current_user, purchase_id)
+    orders = sorted(found.orders, key=lambda order: order.id)
+    rows = _order_rows(orders)
+    return render_template(
+        "procurement/purchase.html",
+        purchase=found,
+        rows=rows,
+        timeline=_timeline(found, orders),
+        unpaid=[row for row in rows if row.order.status == OrderStatus.PENDING_PAYMENT],
+        transfers=[row for row in rows if row.transfer is not None],
+        is_coordinator=current_user.has_unit_role(UnitRole.COORDINATOR),
+        may_decide=(
+            current_user.has_unit_role(UnitRole.APPROVER)
+            and found.created_by_id != current_user.id
+            and found.status == PurchaseStatus.SUBMITTED
+        ),
+        action_form=ActionForm(),
+        reject_form=RejectForm(),
+    )
+
+
+def _purchase_action(purchase_id: int, act, done: str):
+    """Submit, approve, start the transfer: one service call, its refusal flashed."""
+    if ActionForm().validate_on_submit():
+        try:
+            act(current_user, purchase_id)
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(done, "success")
+    return redirect(url_for(".purchase", purchase_id=purchase_id), 303)
+
+
+@bp.post("/unit/purchases/<int:purchase_id>/submit")
+@requires(Access.COORDINATOR)
+def submit_purchase(purchase_id: int):
+    return _purchase_action(purchase_id, services.submit_purchase, _("已提交审批"))
+
+
+@bp.post("/unit/purchases/<int:purchase_id>/approve")
+@requires(Access.APPROVER)
+def approve_purchase(purchase_id: int):
+    return _purchase_action(purchase_id, services.approve_purchase, _("已批准，已按合作社生成订单"))
+
+
+@bp.post("/unit/purchases/<int:purchase_id>/reject")
+@requires(Access.APPROVER)
+def reject_purchase(purchase_id: int):
+    form = RejectForm()
+    if form.validate_on_submit():
+        try:
+            services.reject_purchase(current_user, purchase_id, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(_("已驳回"), "info")
+    else:
+        flash_form_errors(form)
+    return redirect(url_for(".purchase", purchase_id=purchase_id), 303)
+
+
+@bp.post("/unit/purchases/<int:purchase_id>/transfer")
+@requires(Access.COORDINATOR)
+def start_transfer(purchase_id: int):
+    return _purchase_action(
+        purchase_id,
+        services.start_transfer,
+        _("请按下方账户信息对公转账，到账确认后订单即为已付款"),
+    )
+
+
+# -- printable documents ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class DocumentLine:
+    name: str
+    spec: str
+    unit_price_fen: int
+    quantity: int
+    amount_fen: int
+
+
+def _document_lines(lines: list[OrderLine]) -> list[DocumentLine]:
+    """What was bought, one row per SKU: a gift box's per-co-op lines are put back together."""
+    rows: dict[int, DocumentLine] = {}
+    for line in sorted(lines, key=lambda line: line.id):
+        seen = rows.get(line.sku_id)
+        rows[line.sku_id] = DocumentLine(
+            line.product_name,
+            line.spec,
+            line.unit_price_fen + (seen.unit_price_fen if seen else 0),
+            line.quantity,
+            line.amount_fen + (seen.amount_fen if seen else 0),
+        )
+    return list(rows.values())
+
+
+def _document(kind: str, order: Order, lines: list[OrderLine], purchase: UnitPurchase | None):
+    titles = {"purchase_order": _("采购单"), "delivery_note": _("送货单")}
+    rows = _document_lines(lines)
+    return render_template(
+        "procurement/document.html",
+        kind=kind,
+        title=titles[kind],
+        order=order,
+        purchase=purchase,
+        unit=purchase.unit if purchase is not None else order.unit,
+        shipments=order.shipments,
+        rows=rows,
+        total_fen=sum(row.amount_fen for row in rows),
+    )
+
+
+def _purchase_order_of(purchase_id: int, order_id: int) -> tuple[UnitPurchase, Order]:
+    found = services.purchase_for(current_user, purchase_id)
+    order = next((order for order in found.orders if order.id == order_id), None)
+    if order is None:
+        abort(404)
+    return found, order
+
+
+DOCUMENT = '<any("purchase-order", "delivery-note"):kind>'
+
+
+@bp.get(f"/unit/purchases/<int:purchase_id>/orders/<int:order_id>/{DOCUMENT}")
+@requires(Access.COORDINATOR, Access.APPROVER)
+def unit_document(purchase_id: int, order_id: int, kind: str):
+    found, order = _purchase_order_of(purchase_id, order_id)
+    return _document(kind.replace("-", "_"), order, order.lines, found)
+
+
+@bp.get(f"/coop/orders/<number>/{DOCUMENT}")
+@requires(Access.COOP_MANAGER)
+def coop_document(number: str, kind: str):
+    """The co-op's copy: only its own parcel's lines; someone else's order is a 403."""
+    order = db.session.scalar(select(Order).where(Order.number == number))
+    if order is None:
+        abort(404)
+    mine = {coop.id for coop in current_user.managed_coops()}
+    shipments = [s for s in order.shipments if current_user.is_admin or s.coop_id in mine]
+    if not shipments:
+        abort(403)
+    found = db.session.scalar(
+        select(UnitPurchase)
+        .join(UnitPurchaseOrder, UnitPurchaseOrder.purchase_id == UnitPurchase.id)
+        .where(UnitPurchaseOrder.order_id == order.id)
+    )
+    lines = [line for shipment in shipments for line in shipment.lines]
+    return _document(kind.replace("-", "_"), order, lines, found)
+
+
+# -- custom products: the unit ------------------------------------------------------------------
+@bp.get("/unit/custom")
+@requires(Access.COORDINATOR)
+def custom_requests():
+    unit = _own_unit()
+    return render_template(
+        "procurement/custom_list.html", unit=unit, requests=services.unit_requests(unit.id)
+    )
+
+
+def _request_data(form: CustomRequestForm) -> services.RequestData:
+    return services.RequestData(
+        title=form.title.data,
+        description=form.description.data or "",
+        quantity=form.quantity.data,
+        budget_fen=form.budget.data,
+        needed_by=form.needed_by.data,
+        card_text=form.card_text.data or "",
+        packaging=form.packaging.data or "",
+    )
+
+
+@bp.route("/unit/custom/new", methods=["GET", "POST"])
+@requires(Access.COORDINATOR)
+def new_custom_request():
+    _own_unit()
+    form = CustomRequestForm()
+    if form.validate_on_submit():
+        try:
+            created = services.create_request(
+                current_user, _request_data(form), request.files.get(form.logo.name)
+            )
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            if error.field == "images":  # the upload check names its own field
+                form.logo.errors = [*form.logo.errors, str(error)]
+            else:
+                show_domain_error(form, error)
+        else:
+            flash(_("定制需求已发布，结对村的合作社会先看到并报价"), "success")
+            return redirect(url_for(".custom_request", request_id=created.id), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("procurement/custom_form.html", form=form), status
+
+
+@bp.get("/unit/custom/<int:request_id>")
+@requires(Access.COORDINATOR)
+def custom_request(request_id: int):
+    found = services.request_for_unit(current_user, request_id)
+    return render_template(
+        "procurement/custom_detail.html",
+        custom=found,
+        action_form=ActionForm(),
+        is_open=found.status == RequestStatus.OPEN,
+    )
+
+
+def _request_action(request_id: int, act, done: str):
+    if ActionForm().validate_on_submit():
+        try:
+            act()
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(done, "success")
+    return redirect(url_for(".custom_request", request_id=request_id), 303)
+
+
+@bp.post("/unit/custom/<int:request_id>/open")
+@requires(Access.COORDINATOR)
+def open_custom_request(request_id: int):
+    return _request_action(
+        request_id,
+        lambda: services.open_to_all(current_user, request_id),
+        _("已向所有合作社开放报价"),
+    )
+
+
+@bp.post("/unit/custom/<int:request_id>/quotes/<int:quote_id>/accept")
+@requires(Access.COORDINATOR)
+def accept_quote(request_id: int, quote_id: int):
+    return _request_action(
+        request_id,
+        lambda: services.accept_quote(current_user, request_id, quote_id),
+        _("已选定报价并生成订单，其他报价已自动谢绝"),
+    )
+
+
+# -- custom products: the co-ops --------------------------------------------------------------
+@dataclass
+class OpenRequest:
+    custom: CustomRequest
+    paired: bool
+    may_quote: list[Coop]  # the user's co-ops that see it and have not quoted yet
+    quoted: list[Quote]
+
+
+def _open_requests() -> list[OpenRequest]:
+    today = utcnow().date()
+    mine = {coop.id for coop in current_user.managed_coops()}
+    own_quotes = {
+        (quote.request_id, quote.coop_id): quote
+        for quote in db.session.scalars(select(Quote).where(Quote.coop_id.in_(mine)))
+    }
+    grouped: dict[int, OpenRequest] = {}
+    for custom, coop in services.requests_for_coops(current_user):
+        entry = grouped.get(custom.id)
+        if entry is None:
+            entry = grouped[custom.id] = OpenRequest(custom, False, [], [])
+        paired_villages = {village.id for village in custom.unit.current_villages(today)}
+        entry.paired = entry.paired or coop.village_id in paired_villages
+        quote = own_quotes.get((custom.id, coop.id))
+        if quote is None:
+            entry.may_quote.append(coop)
+        else:
+            entry.quoted.append(quote)
+    return sorted(grouped.values(), key=lambda entry: not entry.paired)
+
+
+@bp.get("/coop/custom")
+@requires(Access.COOP_MANAGER)
+def coop_custom():
+    mine = [coop.id for coop in current_user.managed_coops()]
+    decided = db.session.scalars(
+        select(Quote)
+        .where(Quote.coop_id.in_(mine), Quote.status != QuoteStatus.SUBMITTED)
+        .order_by(Quote.id.desc())
+        .limit(50)
+    ).all()
+    return render_template(
+        "procurement/coop_custom.html",
+        entries=_open_requests(),
+        decided=decided,
+        form=QuoteForm(),
+    )
+
+
+@bp.post("/coop/custom/<int:request_id>/quote")
+@requires(Access.COOP_MANAGER)
+def submit_quote(request_id: int):
+    form = QuoteForm()
+    form.coop_id.choices = [(coop.id, coop.name) for coop in current_user.managed_coops()]
+    if form.validate_on_submit():
+        try:
+            services.submit_quote(
+                current_user,
+                request_id,
+                form.coop_id.data,
+                services.QuoteData(
+                    unit_price_fen=form.unit_price.data,
+                    lead_time_days=form.lead_time_days.data,
+                    note=form.note.data or "",
+                ),
+                request.files.get(form.sample.name),
+            )
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(_("报价已提交，单位选定后会生成订单"), "success")
+    else:
+        flash_form_errors(form)
+    return redirect(url_for(".coop_custom"), 303)

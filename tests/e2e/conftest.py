@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -45,6 +46,8 @@ CHROMIUM_ARGS = [
 ]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Base URL -> the app a live server fixture serves (same process); see `live_app`.
+LIVE_APPS: dict[str, Flask] = {}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -74,6 +77,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     try:
+        LIVE_APPS[f"http://127.0.0.1:{server.server_port}"] = app
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
@@ -189,6 +193,7 @@ def live_server_with_stripe(
     thread = threading.Thread(target=server.serve_forever, name="e2e-stripe-server", daemon=True)
     thread.start()
     try:
+        LIVE_APPS[f"http://127.0.0.1:{server.server_port}"] = app
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
@@ -244,3 +249,13 @@ def e2e_open_page(
     finally:
         for context in contexts:
             context.close()
+
+
+# -- the served app itself, for a journey that moves time on (a deadline) without sleeping --------
+
+
+@pytest.fixture
+def live_app(live_server: str) -> Flask:
+    """The app behind `live_server` (same process): `with live_app.app_context():` reaches its
+    database, and `live_app.test_cli_runner()` runs its commands."""
+    return LIVE_APPS[live_server]
