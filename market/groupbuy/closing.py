@@ -28,6 +28,7 @@ from market.models import utcnow
 from market.notifications.services import notify
 from market.orders.models import Order, OrderStatus
 from market.payments import services as payments
+from market.payments.models import PaymentStatus
 
 
 # -- closing -----------------------------------------------------------------------------------
@@ -104,13 +105,36 @@ def _release(participation: Participation, reason: str) -> None:
     participation.status = ParticipationStatus.RELEASED
 
 
+def _take(group_buy_id: int, participation_id: int, now: datetime) -> bool:
+    """Claim one settling participant for this closer, inside the transaction that will move
+    its money, and show the closing is alive: a second closer (one that took over a closing it
+    thought stale) skips what this one already settled."""
+    taken = db.session.execute(
+        update(Participation)
+        .where(
+            Participation.id == participation_id,
+            Participation.status == ParticipationStatus.SETTLING,
+        )
+        .values(status=ParticipationStatus.SETTLING)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        update(GroupBuy)
+        .where(GroupBuy.id == group_buy_id, GroupBuy.status == GroupBuyStatus.CLOSING)
+        .values(closing_started_at=max(now, utcnow()))
+        .execution_options(synchronize_session=False)
+    )
+    return taken == 1
+
+
 def tier_prices(group_buy: GroupBuy, total: int) -> dict[int, int]:
     """Item id -> the price every participant pays at this total."""
     return {item.id: item.price_at(total) for item in group_buy.items}
 
 
-def _charge(participation: Participation, prices: dict[int, int]) -> None:
-    """Make the participant pay exactly price × quantity for each line."""
+def _charge(participation: Participation, prices: dict[int, int]) -> bool:
+    """Make the participant pay exactly price × quantity for each line. False when the money
+    could not be taken (an authorisation that lapsed or was cancelled)."""
     order = db.session.get(Order, participation.order_id, populate_existing=True)
     by_sku = {item.sku_id: prices[item.id] for item in participation.group_buy.items}
     if order.status == OrderStatus.PAID:
@@ -120,14 +144,16 @@ def _charge(participation: Participation, prices: dict[int, int]) -> None:
             for line in order.lines
         ]
         payments.refund_difference(order, parts, _("团购达到阶梯价，退还差价"))
-        return
+        return True
     for line in order.lines:
         line.unit_price_fen = by_sku[line.sku_id]
         line.amount_fen = line.unit_price_fen * line.quantity
     order.total_fen = sum(line.amount_fen for line in order.lines)
     db.session.flush()
     if participation.group_buy.payment_mode == PaymentMode.CARD:
-        payments.capture_order(order)
+        payment = payments.capture_order(order)
+        return payment.status == PaymentStatus.SUCCEEDED
+    return True
 
 
 def close_group_buy(group_buy_id: int, now: datetime | None = None) -> bool:
@@ -139,11 +165,12 @@ def close_group_buy(group_buy_id: int, now: datetime | None = None) -> bool:
 
     # 1. A card participation whose card never went through does not count.
     for participation_id in _settling(group_buy.id):
-        participation = db.session.get(Participation, participation_id)
-        if not is_secured(participation):
-            let_go_quantities(participation)
-            _release(participation, _("未完成付款"))
-        db.session.commit()
+        participation = db.session.get(Participation, participation_id, populate_existing=True)
+        if group_buy.payment_mode == PaymentMode.CARD and not is_secured(participation):
+            if _take(group_buy.id, participation_id, now):
+                let_go_quantities(participation)
+                _release(participation, _("未完成付款"))
+            db.session.commit()
 
     # 2. Reached or not, on the quantities of the secured participations.
     db.session.refresh(group_buy)
@@ -158,11 +185,15 @@ def close_group_buy(group_buy_id: int, now: datetime | None = None) -> bool:
 
     # 3. Each participant on their own, so that a failure halfway leaves nothing half-charged.
     for participation_id in _settling(group_buy.id):
-        participation = db.session.get(Participation, participation_id)
         try:
-            if reached:
-                _charge(participation, prices)
+            if not _take(group_buy.id, participation_id, now):
+                db.session.rollback()
+                continue
+            participation = db.session.get(Participation, participation_id, populate_existing=True)
+            if reached and _charge(participation, prices):
                 participation.status = ParticipationStatus.READY
+            elif reached:
+                _release(participation, _("授权已失效，未能扣款"))
             else:
                 _release(participation, _("团购未成团，全额退款"))
             db.session.commit()
@@ -170,8 +201,11 @@ def close_group_buy(group_buy_id: int, now: datetime | None = None) -> bool:
             db.session.rollback()
             raise
 
-    # 4. The group-buy's outcome, unsold reserved stock back, everyone told.
-    group_buy = db.session.get(GroupBuy, group_buy_id, populate_existing=True)
+    # 4. The group-buy's outcome, unsold reserved stock back, everyone told — once.
+    group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, populate_existing=True)
+    if group_buy.status != GroupBuyStatus.CLOSING:
+        db.session.rollback()
+        return False  # another closer finished it
     group_buy.move_to(GroupBuyStatus.SUCCEEDED if reached else GroupBuyStatus.FAILED)
     group_buy.closed_at = now
     group_buy.reached_quantity = total
@@ -206,18 +240,23 @@ def sold_by_item(group_buy_id: int) -> dict[int, int]:
 
 
 def _tell_everyone(group_buy: GroupBuy, reached: bool) -> None:
-    people = db.session.scalars(
-        select(Participation.user_id).where(
-            Participation.group_buy_id == group_buy.id,
-            Participation.status.in_((ParticipationStatus.READY, ParticipationStatus.RELEASED)),
+    def with_status(status: ParticipationStatus) -> list[int]:
+        return list(
+            db.session.scalars(
+                select(Participation.user_id).where(
+                    Participation.group_buy_id == group_buy.id, Participation.status == status
+                )
+            )
         )
-    ).all()
+
+    ready, released = (
+        with_status(ParticipationStatus.READY),
+        with_status(ParticipationStatus.RELEASED),
+    )
+    people = ready + released
     if reached:
-        ready = [
-            p.user_id for p in group_buy.participations if p.status == ParticipationStatus.READY
-        ]
         notify(
-            people,
+            ready,
             "groupbuy.succeeded",
             _("“%(title)s”团购成功", title=group_buy.title),
             _("共 %(n)d 件，已按阶梯价结算。", n=group_buy.reached_quantity),
@@ -232,6 +271,13 @@ def _tell_everyone(group_buy: GroupBuy, reached: bool) -> None:
                 place=group_buy.pickup_address,
                 window=group_buy.pickup_window,
             ),
+            group_buy_link(group_buy),
+        )
+        notify(
+            released,
+            "groupbuy.failed",
+            _("“%(title)s”：您的参团未能结算", title=group_buy.title),
+            _("付款未完成或授权已失效，款项已全额退回或释放。"),
             group_buy_link(group_buy),
         )
     else:
