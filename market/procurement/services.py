@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select, update
@@ -272,8 +272,9 @@ def overview(unit_id: int, year: int) -> Overview:
         select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0)).where(
             Order.unit_id == unit_id,
             Order.mode == OrderMode.UNIT_PURCHASE,
-            Order.paid_at.is_not(None),
-            func.extract("year", Order.paid_at) == year,
+            # The year is Beijing's: from 1 January 00:00 Asia/Shanghai.
+            Order.paid_at >= datetime(year, 1, 1, tzinfo=orders.SHANGHAI),
+            Order.paid_at < datetime(year + 1, 1, 1, tzinfo=orders.SHANGHAI),
         )
     )
     target = db.session.scalar(
