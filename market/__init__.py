@@ -61,6 +61,8 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from market.accounts.views import bp as accounts_bp
+    from market.campaign.admin_views import bp as campaign_admin_bp
+    from market.campaign.dashboard_views import bp as dashboards_bp
     from market.campaign.views import bp as campaign_bp
     from market.catalog.admin_views import bp as catalog_admin_bp
     from market.catalog.coop_views import bp as coop_bp
@@ -84,4 +86,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(groupbuy_bp)
     app.register_blueprint(procurement_bp)
     app.register_blueprint(campaign_bp)
+    app.register_blueprint(campaign_admin_bp)
+    app.register_blueprint(dashboards_bp)
     app.register_blueprint(notifications_bp)

@@ -90,6 +90,7 @@ def test_public_views_are_only_the_ones_meant_for_everyone(app):
         "catalog.home",
         "catalog.product",
         "catalog.search",
+        "dashboards.public",
         "directory.village",
         "directory.villages",
         "orders.add_to_cart",

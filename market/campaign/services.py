@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import selectinload
 
 from market.campaign.ledger import ROLLUP_KEY
 from market.campaign.models import AttributionEntry, AttributionRollup, ReferralVisit
@@ -120,3 +121,139 @@ def reconcile() -> tuple[int, int, list[Difference]]:
         int(v or 0) for v in refunded.values()
     )
     return total_ledger, total_money, differences
+
+
+# -- reconciliation, for the organizer's page ----------------------------------------------------
+@dataclass(frozen=True)
+class DifferenceLine:
+    order_id: int
+    order_number: str
+    ledger_fen: int
+    money_fen: int
+
+    @property
+    def gap_fen(self) -> int:
+        return self.ledger_fen - self.money_fen
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    ledger_fen: int
+    money_fen: int
+    differences: list[DifferenceLine]
+    rollups_equal: bool
+
+    @property
+    def agrees(self) -> bool:
+        return self.ledger_fen == self.money_fen and not self.differences and self.rollups_equal
+
+
+def reconciliation() -> Reconciliation:
+    """`reconcile()` with each differing order's number, and whether the rollups equal the
+    ledger: everything the organizer needs to see that the figures can be trusted."""
+    from market.orders.models import Order
+
+    ledger, money, differences = reconcile()
+    numbers = dict(
+        db.session.execute(
+            select(Order.id, Order.number).where(Order.id.in_([d.order_id for d in differences]))
+        ).all()
+    )
+    return Reconciliation(
+        ledger_fen=ledger,
+        money_fen=money,
+        differences=[
+            DifferenceLine(d.order_id, numbers.get(d.order_id, "?"), d.ledger_fen, d.money_fen)
+            for d in differences
+        ],
+        rollups_equal=rollups_agree(),
+    )
+
+
+# -- referral QR codes and posters ---------------------------------------------------------------
+def unit_for_promotion(user, unit_id: int) -> Unit:
+    """A unit's QR code and poster are for its own coordinators and for organizers."""
+    from market.accounts.models import UnitRole
+    from market.errors import NotAllowed
+
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(_("找不到该单位"))
+    if user.is_organizer or user.is_admin:
+        return unit
+    membership = user.confirmed_unit_membership()
+    if (
+        membership is None
+        or membership.unit_id != unit.id
+        or membership.role != UnitRole.COORDINATOR
+    ):
+        raise NotAllowed(_("只有本单位联络员和活动组织方可以查看"))
+    return unit
+
+
+def qr_png(url: str) -> bytes:
+    import io
+
+    import qrcode
+
+    image = qrcode.make(url, box_size=12, border=4, error_correction=qrcode.ERROR_CORRECT_M)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def qr_svg(url: str) -> bytes:
+    import io
+
+    import qrcode
+    from qrcode.image.svg import SvgPathFillImage
+
+    image = qrcode.make(
+        url,
+        image_factory=SvgPathFillImage,
+        box_size=12,
+        border=4,
+        error_correction=qrcode.ERROR_CORRECT_M,
+    )
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Poster:
+    unit: Unit
+    villages: list  # Village, paired today
+    products: list  # Product, listed, of those villages' co-ops, featured first
+
+
+def poster(user, unit_id: int, today, limit: int = 6) -> Poster:
+    """What the unit's A4 poster shows: the unit, its paired villages and their products."""
+    from sqlalchemy.orm import joinedload
+
+    from market.catalog.models import Product, ProductStatus
+    from market.directory.models import Coop, Pairing
+
+    unit = unit_for_promotion(user, unit_id)
+    pairings = db.session.scalars(
+        select(Pairing).where(Pairing.unit_id == unit.id).options(joinedload(Pairing.village))
+    ).all()
+    villages = sorted(
+        {p.village for p in pairings if p.active_on(today)}, key=lambda v: (v.town.name, v.name)
+    )
+    products = []
+    if villages:
+        products = list(
+            db.session.scalars(
+                select(Product)
+                .join(Product.coop)
+                .where(
+                    Coop.village_id.in_([v.id for v in villages]),
+                    Product.status == ProductStatus.LISTED,
+                )
+                .options(joinedload(Product.coop), selectinload(Product.skus))
+                .order_by(Product.featured.desc(), Product.id.desc())
+                .limit(limit)
+            ).unique()
+        )
+    return Poster(unit, villages, products)

@@ -1,0 +1,363 @@
+"""The assessment tables: an XLSX workbook (units, villages, towns, categories, the laggard list
+and the ledger detail) and CSV files (UTF-8 with a BOM, so that Excel opens them in Chinese).
+
+Both stream: the workbook is written row by row (openpyxl's write-only mode) into a temporary
+file that is sent and then deleted; CSV is produced by a generator while the ledger is read in
+batches. Figures are the dashboard's own (market.campaign.queries), to the fen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import IO
+
+from flask_babel import gettext as _
+
+from market.campaign import queries
+from market.campaign.ledger import SHANGHAI
+from market.campaign.models import BASIS_LABELS, Campaign
+from market.models import utcnow
+from market.money import fen_to_yuan_text
+from market.orders.models import ORDER_MODE_LABELS, OrderMode
+
+YUAN_FORMAT = "#,##0.00"
+PCT_FORMAT = "0.0%"
+TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_BATCH_ROWS = 500
+# A sheet holds 1,048,576 rows at most, and openpyxl writes some 3,000-4,000 ledger rows a second
+# (bench/dashboard.py): beyond this the workbook keeps the first rows of the ledger detail, so that
+# it is written within a request's time, and the streamed CSV has them all.
+MAX_XLSX_LEDGER_ROWS = 50_000
+
+
+def yuan(fen: int | None) -> Decimal | None:
+    """Fen as an exact decimal number of yuan for a spreadsheet cell."""
+    return None if fen is None else Decimal(fen) / 100
+
+
+def _fraction(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100
+
+
+def mode_label(mode: str) -> str:
+    try:
+        return str(ORDER_MODE_LABELS[OrderMode(mode)])
+    except ValueError:
+        return mode
+
+
+# -- the tables, as (header, format, value) columns ----------------------------------------------
+Column = tuple[str, str | None, Callable]
+
+
+def unit_columns(campaign: Campaign) -> list[Column]:
+    columns: list[Column] = [
+        (_("排名"), None, lambda u: u.rank),
+        (_("单位"), None, lambda u: u.name),
+        (_("目标（元）"), YUAN_FORMAT, lambda u: yuan(u.target_fen)),
+        (_("净销售额（元）"), YUAN_FORMAT, lambda u: yuan(u.net_fen)),
+        (_("其中结对村（元）"), YUAN_FORMAT, lambda u: yuan(u.paired_fen)),
+    ]
+    if campaign.paired_only:
+        columns.append((_("计入目标（元）"), YUAN_FORMAT, lambda u: yuan(u.counted_fen)))
+    columns += [
+        (_("完成率"), PCT_FORMAT, lambda u: _fraction(u.pct)),
+        (_("订单数"), None, lambda u: u.orders),
+        (_("购买人数"), None, lambda u: u.buyers),
+        (_("结对村占比"), PCT_FORMAT, lambda u: _fraction(u.paired_share)),
+    ]
+    return columns
+
+
+def village_columns() -> list[Column]:
+    return [
+        (_("镇（街道）"), None, lambda v: v.town),
+        (_("村"), None, lambda v: v.name),
+        (_("销售额（元）"), YUAN_FORMAT, lambda v: yuan(v.net_fen)),
+        (_("其中归属单位（元）"), YUAN_FORMAT, lambda v: yuan(v.attributed_fen)),
+        (_("其中结对单位（元）"), YUAN_FORMAT, lambda v: yuan(v.paired_fen)),
+        (_("未归属（元）"), YUAN_FORMAT, lambda v: yuan(v.net_fen - v.attributed_fen)),
+        (_("件数"), None, lambda v: v.quantity),
+    ]
+
+
+def town_columns() -> list[Column]:
+    return [
+        (_("镇（街道）"), None, lambda t: t.name),
+        (_("销售额（元）"), YUAN_FORMAT, lambda t: yuan(t.net_fen)),
+        (_("其中结对单位（元）"), YUAN_FORMAT, lambda t: yuan(t.paired_fen)),
+        (_("有销售的村"), None, lambda t: t.villages),
+        (_("件数"), None, lambda t: t.quantity),
+    ]
+
+
+def category_columns(total_fen: int) -> list[Column]:
+    return [
+        (_("分类"), None, lambda c: c.name),
+        (_("销售额（元）"), YUAN_FORMAT, lambda c: yuan(c.net_fen)),
+        (_("件数"), None, lambda c: c.quantity),
+        (_("占比"), PCT_FORMAT, lambda c: c.net_fen / total_fen if total_fen > 0 else None),
+    ]
+
+
+def laggard_columns() -> list[Column]:
+    return [
+        (_("单位"), None, lambda g: g.name),
+        (_("全年目标（元）"), YUAN_FORMAT, lambda g: yuan(g.target_fen)),
+        (_("按日折算目标（元）"), YUAN_FORMAT, lambda g: yuan(g.expected_fen)),
+        (_("提醒线（元）"), YUAN_FORMAT, lambda g: yuan(g.threshold_fen)),
+        (_("已完成（元）"), YUAN_FORMAT, lambda g: yuan(g.counted_fen)),
+        (_("完成折算目标"), PCT_FORMAT, lambda g: g.pct_of_expected / 100),
+        (_("距提醒线差额（元）"), YUAN_FORMAT, lambda g: yuan(g.shortfall_fen)),
+    ]
+
+
+def ledger_columns() -> list[Column]:
+    # Labels are translated once here, not once per row: gettext per cell would cost more than
+    # reading the ledger.
+    kinds = {True: _("销售"), False: _("退款")}
+    bases = {basis: str(label) for basis, label in BASIS_LABELS.items()}
+    modes = {mode.value: str(label) for mode, label in ORDER_MODE_LABELS.items()}
+    yes_no = {True: _("是"), False: _("否")}
+    nobody = _("未归属")
+    return [
+        (_("编号"), None, lambda e: e.entry_id),
+        (_("时间"), TIME_FORMAT, lambda e: e.at),
+        (_("订单号"), None, lambda e: e.order_number),
+        (_("类型"), None, lambda e: kinds[e.amount_fen >= 0]),
+        (_("单位"), None, lambda e: e.unit or nobody),
+        (_("归属依据"), None, lambda e: bases[e.basis]),
+        (_("结对村"), None, lambda e: yes_no[e.paired]),
+        (_("镇（街道）"), None, lambda e: e.town),
+        (_("村"), None, lambda e: e.village),
+        (_("合作社"), None, lambda e: e.coop),
+        (_("商品"), None, lambda e: e.product),
+        (_("分类"), None, lambda e: e.category),
+        (_("方式"), None, lambda e: modes.get(e.mode, e.mode)),
+        (_("数量"), None, lambda e: e.quantity),
+        (_("金额（元）"), YUAN_FORMAT, lambda e: yuan(e.amount_fen)),
+    ]
+
+
+# -- XLSX ----------------------------------------------------------------------------------------
+def _sheet(
+    workbook,
+    title: str,
+    columns: list[Column],
+    rows: Iterable,
+    total=None,
+    note: Callable[[], str] | None = None,
+) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    sheet = workbook.create_sheet(title)
+    for index, (header, _fmt, _value) in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = max(10, len(header) * 2 + 2)
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor="DDEBDD")
+    heading = []
+    for header, _fmt, _value in columns:
+        cell = WriteOnlyCell(sheet, value=header)
+        cell.font, cell.fill = bold, fill
+        cell.alignment = Alignment(horizontal="center")
+        heading.append(cell)
+    sheet.append(heading)
+
+    def row_of(item, font=None):
+        # Plain values where no format or font is needed: a styled cell costs several times more.
+        cells = []
+        for _header, fmt, value in columns:
+            if fmt is None and font is None:
+                cells.append(value(item))
+                continue
+            cell = WriteOnlyCell(sheet, value=value(item))
+            if fmt:
+                cell.number_format = fmt
+            if font is not None:
+                cell.font = font
+            cells.append(cell)
+        return cells
+
+    for item in rows:
+        sheet.append(row_of(item))
+    if total is not None:
+        sheet.append(row_of(total, bold))
+    text = note() if note else ""
+    if text:  # known only once the rows are written
+        sheet.append([WriteOnlyCell(sheet, value=text)])
+
+
+class _Capped:
+    """At most `limit` items of `rows`; remembers whether there were more."""
+
+    def __init__(self, rows: Iterable, limit: int):
+        self.rows, self.limit, self.cut = rows, limit, False
+
+    def __iter__(self):
+        for count, item in enumerate(self.rows):
+            if count == self.limit:
+                self.cut = True
+                if hasattr(self.rows, "close"):
+                    self.rows.close()  # a generator reading the ledger: let go of its cursor
+                return
+            yield item
+
+
+def workbook(
+    campaign: Campaign, filters: queries.Filters, on: date, today: date
+) -> tuple[IO[bytes], str]:
+    """The assessment workbook for a campaign and filters, with the laggard list as of `on`.
+    Returns an open temporary file (deleted when closed) and a file name."""
+    from openpyxl import Workbook
+
+    board = queries.dashboard(campaign, filters, today)
+    lagging = queries.laggards(campaign, on)
+    book = Workbook(write_only=True)
+    book.properties.title = campaign.name
+    book.properties.creator = "market"
+
+    _sheet(book, _("单位"), unit_columns(campaign), board.units, _unit_total(board.totals))
+    village_total = SimpleNamespace(
+        town=_("合计"),
+        name="",
+        net_fen=board.totals.net_fen,
+        attributed_fen=board.totals.attributed_fen,
+        paired_fen=sum(v.paired_fen for v in board.villages),
+        quantity=sum(v.quantity for v in board.villages),
+    )
+    _sheet(book, _("村"), village_columns(), board.villages, village_total)
+    _sheet(book, _("镇"), town_columns(), board.towns)
+    _sheet(book, _("分类"), category_columns(board.totals.net_fen), board.categories)
+    _sheet(book, _("提醒约谈名单"), laggard_columns(), lagging.laggards)
+    ledger = _Capped(queries.ledger_lines(filters), MAX_XLSX_LEDGER_ROWS)
+    cut_note = _(
+        "台账明细超过 %(n)d 行，工作簿只含前 %(n)d 行；完整明细请下载台账 CSV。",
+        n=MAX_XLSX_LEDGER_ROWS,
+    )
+    _sheet(
+        book, _("台账明细"), ledger_columns(), ledger, note=lambda: cut_note if ledger.cut else ""
+    )
+    ledger_note = cut_note if ledger.cut else ""
+    _about_sheet(book, campaign, filters, lagging, ledger_note)
+
+    # Closed (and so deleted) by the response that sends it.
+    handle = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115
+    try:
+        book.save(handle)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle, f"{campaign.name}-{today.isoformat()}.xlsx"
+
+
+def _unit_total(totals: queries.Totals) -> SimpleNamespace:
+    """The 合计 row of the units sheet: what the units were credited with, together."""
+    return SimpleNamespace(
+        rank=None,
+        name=_("合计"),
+        target_fen=totals.target_fen,
+        net_fen=totals.attributed_fen,
+        paired_fen=totals.paired_fen,
+        counted_fen=totals.counted_fen,
+        pct=totals.pct,
+        orders=None,  # an order or a buyer may count for several units: no sum
+        buyers=None,
+        paired_share=(
+            totals.paired_fen * 100 / totals.attributed_fen if totals.attributed_fen > 0 else None
+        ),
+    )
+
+
+def _about_sheet(
+    book, campaign: Campaign, filters: queries.Filters, lagging, ledger_note: str
+) -> None:
+    sheet = book.create_sheet(_("说明"))
+    sheet.column_dimensions["A"].width = 24
+    sheet.column_dimensions["B"].width = 60
+    town = dict(queries.towns()).get(filters.town_id, "") if filters.town_id else _("全部")
+    rows = [
+        (_("活动"), campaign.name),
+        (_("年度"), campaign.year),
+        (_("活动日期"), f"{campaign.starts_on.isoformat()} ~ {campaign.ends_on.isoformat()}"),
+        (
+            _("统计日期"),
+            f"{(filters.start or campaign.starts_on).isoformat()} ~ "
+            f"{(filters.end or campaign.ends_on).isoformat()}",
+        ),
+        (_("方式"), mode_label(filters.mode) if filters.mode else _("全部")),
+        (_("镇（街道）"), town),
+        (
+            _("计入目标"),
+            _("只计结对村的产品") if campaign.paired_only else _("全部归属本单位的购买"),
+        ),
+        (_("提醒线"), f"{campaign.laggard_threshold_pct}%"),
+        (_("提醒约谈名单截至"), lagging.on.isoformat()),
+        (
+            _("导出时间"),
+            utcnow().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+        ),
+        (_("金额单位"), _("元（销售额已扣除退款）")),
+    ]
+    if ledger_note:
+        rows.append((_("台账明细"), ledger_note))
+    for row in rows:
+        sheet.append(list(row))
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+def _csv_value(value, fmt: str | None) -> str:
+    if value is None:
+        return ""
+    if fmt == YUAN_FORMAT and isinstance(value, Decimal):
+        return fen_to_yuan_text(int(value * 100))
+    if fmt == PCT_FORMAT:
+        return f"{value * 100:.1f}%"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def csv_stream(columns: list[Column], rows: Iterable) -> Iterator[bytes]:
+    """UTF-8 with a BOM, header first, a chunk every few hundred rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow([header for header, _fmt, _value in columns])
+    for count, item in enumerate(rows, start=1):
+        writer.writerow([_csv_value(value(item), fmt) for _header, fmt, value in columns])
+        if count % CSV_BATCH_ROWS == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def units_csv(campaign: Campaign, filters: queries.Filters) -> tuple[Iterator[bytes], str]:
+    rows = queries.unit_rows(campaign, filters)
+    return csv_stream(unit_columns(campaign), rows), f"{campaign.name}-{_('单位')}.csv"
+
+
+def ledger_csv(campaign: Campaign, filters: queries.Filters) -> tuple[Iterator[bytes], str]:
+    return (
+        csv_stream(ledger_columns(), queries.ledger_lines(filters)),
+        f"{campaign.name}-{_('台账明细')}.csv",
+    )
+
+
+def laggards_csv(campaign: Campaign, on: date) -> tuple[Iterator[bytes], str]:
+    lagging = queries.laggards(campaign, on)
+    return (
+        csv_stream(laggard_columns(), lagging.laggards),
+        f"{campaign.name}-{_('提醒约谈名单')}-{on.isoformat()}.csv",
+    )
