@@ -152,7 +152,7 @@ def test_rebuild_rollups_and_reconcile_commands(app, client_as, world):
 
 OPERATIONS = st.lists(
     st.tuples(
-        st.sampled_from(["buy", "pay", "refund", "cancel"]),
+        st.sampled_from(["buy", "unit_buy", "pay", "refund", "cancel"]),
         st.integers(min_value=0, max_value=3),  # which buyer / order
         st.integers(min_value=1, max_value=4),  # quantity or refund yuan
     ),
@@ -169,7 +169,7 @@ OPERATIONS = st.lists(
 def test_ledger_equals_payments_minus_refunds_and_rollups_equal_ledger(
     app, client_as, world, seed, operations
 ):
-    """Random orders, payments, partial refunds and cancellations in retail and unit modes:
+    """Random orders, payments, partial refunds and cancellations, retail and placed for a unit:
     the ledger equals the money to the fen, and the rollups equal the ledger."""
     people = ["buyer", "employee", "approver", "coordinator"]
     products = [world.honey_product, world.herb_product, world.lychee]
@@ -188,7 +188,11 @@ def test_ledger_equals_payments_minus_refunds_and_rollups_equal_ledger(
         db.session.commit()
     placed: list[tuple[str, str]] = []
     for action, who, amount in operations:
-        if action == "buy":
+        if action == "unit_buy":
+            # An order placed for a unit (以买代帮, custom product, group-buy): unit-order basis.
+            role = people[who]
+            placed.append((role, _unit_order(app, world, role, products[who % 3], amount)))
+        elif action == "buy":
             role = people[who]
             client = client_as(role)
             placed.append((role, buy(client, sku_of(app, products[who % 3]), amount)))
@@ -225,6 +229,25 @@ def test_ledger_equals_payments_minus_refunds_and_rollups_equal_ledger(
 
         _empty_all_tables()
     world.__dict__.update(vars(_rebuild_world(app)))
+
+
+def _unit_order(app, world, role: str, product_id: int, quantity: int) -> str:
+    from market.accounts.models import User
+    from market.orders import services as orders
+    from market.orders.models import DeliveryMethod, OrderMode
+
+    with app.test_request_context():
+        order = orders.build_order(
+            db.session.get(User, getattr(world, role)),
+            [orders.WantedLine(sku_of(app, product_id), quantity)],
+            orders.Delivery(DeliveryMethod.DELIVERY, "李", "13800000001", "高州"),
+            f"unit-{utcnow().timestamp()}",
+            mode=OrderMode.UNIT_PURCHASE,
+            unit_id=world.other_unit,
+            expires=False,
+        )
+        db.session.commit()
+        return order.number
 
 
 def _rebuild_world(app):
