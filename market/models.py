@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,3 +71,30 @@ def render_migration_item(type_: str, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+class StateMachine:
+    """An explicit state machine on a model's `status` (DESIGN.md §4): `TRANSITIONS` says which
+    moves are allowed; an illegal one raises InvalidTransition in the user's words, built from
+    `STATUS_LABELS` and `TRANSITION_MESSAGE` (with %(current)s and %(target)s)."""
+
+    TRANSITIONS: ClassVar[dict]
+    STATUS_LABELS: ClassVar[dict]
+    TRANSITION_MESSAGE: ClassVar[str]
+
+    def move_to(self, status) -> None:
+        from market.errors import InvalidTransition
+
+        if status not in self.TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                self.TRANSITION_MESSAGE
+                % {
+                    "current": self.STATUS_LABELS[self.status],
+                    "target": self.STATUS_LABELS[status],
+                }
+            )
+        self.status = status
+
+    @property
+    def status_label(self) -> str:
+        return str(self.STATUS_LABELS[self.status])

@@ -24,9 +24,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from market.accounts.models import User
 from market.catalog.models import Sku
 from market.directory.models import Coop, Unit
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum, utcnow
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum, utcnow
 from market.orders.models import Order
 
 
@@ -72,7 +71,7 @@ PARTICIPATION_STATUS_LABELS = {
 }
 
 
-class GroupBuy(TimestampMixin, db.Model):
+class GroupBuy(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "group_buys"
     __table_args__ = (
         Index("ix_group_buys_status_closes", "status", "closes_at"),
@@ -86,6 +85,9 @@ class GroupBuy(TimestampMixin, db.Model):
         GroupBuyStatus.SUCCEEDED: set(),
         GroupBuyStatus.FAILED: set(),
     }
+
+    STATUS_LABELS = GROUP_BUY_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("团购当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
@@ -123,21 +125,6 @@ class GroupBuy(TimestampMixin, db.Model):
     participations: Mapped[list[Participation]] = relationship(
         back_populates="group_buy", order_by="Participation.id"
     )
-
-    def move_to(self, status: GroupBuyStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _l(
-                    "团购当前为“%(current)s”，不能改为“%(target)s”",
-                    current=GROUP_BUY_STATUS_LABELS[self.status],
-                    target=GROUP_BUY_STATUS_LABELS[status],
-                )
-            )
-        self.status = status
-
-    @property
-    def status_label(self) -> str:
-        return str(GROUP_BUY_STATUS_LABELS[self.status])
 
     @property
     def total_quantity(self) -> int:

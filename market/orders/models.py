@@ -23,9 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from market.accounts.models import User
 from market.catalog.models import Sku
 from market.directory.models import Coop, Unit
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
 
 
 class OrderMode(enum.StrEnum):
@@ -123,7 +122,7 @@ class Address(TimestampMixin, db.Model):
         return f"{self.region}{self.detail}"
 
 
-class Order(TimestampMixin, db.Model):
+class Order(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("buyer_id", "idempotency_key"),
@@ -146,6 +145,9 @@ class Order(TimestampMixin, db.Model):
         OrderStatus.CANCELLED: set(),
         OrderStatus.EXPIRED: set(),
     }
+
+    STATUS_LABELS = ORDER_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("订单当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
@@ -185,21 +187,6 @@ class Order(TimestampMixin, db.Model):
         back_populates="order", cascade="all, delete-orphan", order_by="Shipment.id"
     )
 
-    def move_to(self, status: OrderStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _l(
-                    "订单当前为“%(current)s”，不能改为“%(target)s”",
-                    current=ORDER_STATUS_LABELS[self.status],
-                    target=ORDER_STATUS_LABELS[status],
-                )
-            )
-        self.status = status
-
-    @property
-    def status_label(self) -> str:
-        return str(ORDER_STATUS_LABELS[self.status])
-
     @property
     def mode_label(self) -> str:
         return str(ORDER_MODE_LABELS[self.mode])
@@ -213,7 +200,7 @@ class Order(TimestampMixin, db.Model):
         return self.number
 
 
-class Shipment(TimestampMixin, db.Model):
+class Shipment(StateMachine, TimestampMixin, db.Model):
     """One co-op's part of an order, fulfilled on its own."""
 
     __tablename__ = "shipments"
@@ -229,6 +216,9 @@ class Shipment(TimestampMixin, db.Model):
         ShipmentStatus.DELIVERED: set(),
         ShipmentStatus.CANCELLED: set(),
     }
+
+    STATUS_LABELS = SHIPMENT_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("包裹当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -246,21 +236,6 @@ class Shipment(TimestampMixin, db.Model):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="shipment", order_by="OrderLine.id"
     )
-
-    def move_to(self, status: ShipmentStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _l(
-                    "包裹当前为“%(current)s”，不能改为“%(target)s”",
-                    current=SHIPMENT_STATUS_LABELS[self.status],
-                    target=SHIPMENT_STATUS_LABELS[status],
-                )
-            )
-        self.status = status
-
-    @property
-    def status_label(self) -> str:
-        return str(SHIPMENT_STATUS_LABELS[self.status])
 
     @property
     def value_fen(self) -> int:

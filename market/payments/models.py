@@ -12,9 +12,8 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from market.accounts.models import User
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
 from market.orders.models import Order, OrderLine
 
 
@@ -41,7 +40,7 @@ PAYMENT_STATUS_LABELS = {
 }
 
 
-class Payment(TimestampMixin, db.Model):
+class Payment(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("provider", "provider_ref"),
@@ -74,6 +73,9 @@ class Payment(TimestampMixin, db.Model):
         PaymentStatus.CANCELLED: set(),
     }
 
+    STATUS_LABELS = PAYMENT_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("支付当前为“%(current)s”，不能改为“%(target)s”")
+
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
@@ -97,21 +99,6 @@ class Payment(TimestampMixin, db.Model):
     order: Mapped[Order] = relationship()
     confirmed_by: Mapped[User | None] = relationship()
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
-
-    def move_to(self, status: PaymentStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _l(
-                    "支付当前为“%(current)s”，不能改为“%(target)s”",
-                    current=PAYMENT_STATUS_LABELS[self.status],
-                    target=PAYMENT_STATUS_LABELS[status],
-                )
-            )
-        self.status = status
-
-    @property
-    def status_label(self) -> str:
-        return str(PAYMENT_STATUS_LABELS[self.status])
 
     @property
     def refundable_fen(self) -> int:

@@ -21,9 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from market.accounts.models import User
 from market.catalog.models import Product, Sku
 from market.directory.models import Coop, Unit
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
 from market.orders.models import Order
 
 
@@ -57,7 +56,7 @@ PURCHASE_STATUS_LABELS = {
 }
 
 
-class UnitPurchase(TimestampMixin, db.Model):
+class UnitPurchase(StateMachine, TimestampMixin, db.Model):
     """A unit buys for its canteen, trade-union welfare or festival gifts: drafted by a
     coordinator, approved by another person of the unit, then ordered per co-op."""
 
@@ -69,6 +68,9 @@ class UnitPurchase(TimestampMixin, db.Model):
         PurchaseStatus.REJECTED: {PurchaseStatus.DRAFT},  # revised and submitted again
         PurchaseStatus.APPROVED: set(),
     }
+
+    STATUS_LABELS = PURCHASE_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("采购单当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
@@ -98,21 +100,6 @@ class UnitPurchase(TimestampMixin, db.Model):
         back_populates="purchase", cascade="all, delete-orphan", order_by="PurchaseEvent.id"
     )
     orders: Mapped[list[Order]] = relationship(secondary="unit_purchase_orders")
-
-    def move_to(self, status: PurchaseStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _l(
-                    "采购单当前为“%(current)s”，不能改为“%(target)s”",
-                    current=PURCHASE_STATUS_LABELS[self.status],
-                    target=PURCHASE_STATUS_LABELS[status],
-                )
-            )
-        self.status = status
-
-    @property
-    def status_label(self) -> str:
-        return str(PURCHASE_STATUS_LABELS[self.status])
 
     @property
     def purpose_label(self) -> str:
