@@ -294,11 +294,39 @@ def seed_demo(data_dir: Path | None = None) -> bool:
         categories = _seed_categories()
         _seed_products(source, coops, categories, rng)
         _seed_accounts(units, coops)
+        _seed_campaign(units)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     return True
+
+
+# -- the campaign ---------------------------------------------------------------------------------
+DEMO_TARGET_FEN = 2_000_000  # ¥20,000 per unit: a demo figure, not a published one
+
+
+def _seed_campaign(units: list[Unit]) -> None:
+    """This year's 我为果农办实事 campaign with the same demo target for every unit, so the
+    dashboards have something to measure against."""
+    from market.campaign.models import Campaign, UnitTarget
+    from market.models import utcnow
+
+    year = utcnow().year
+    campaign = Campaign(
+        name=f"{year}年“我为果农办实事”消费帮扶（示例）",
+        year=year,
+        starts_on=date(year, 1, 1),
+        ends_on=date(year, 12, 31),
+        paired_only=False,
+        laggard_threshold_pct=60,
+    )
+    db.session.add(campaign)
+    db.session.flush()
+    db.session.add_all(
+        UnitTarget(campaign_id=campaign.id, unit_id=unit.id, amount_fen=DEMO_TARGET_FEN)
+        for unit in units
+    )
 
 
 # -- towns and villages ----------------------------------------------------------------------------
