@@ -103,6 +103,23 @@ def reraise_access_errors(error: DomainError) -> None:
         raise error
 
 
+def run_action(act: Callable[[], object], done: str, back: str):
+    """A bare POST button (CSRF token only): call one service, flash its outcome or its
+    refusal (someone else's object stays a 403/404), and go back."""
+    from market.accounts.forms import ActionForm
+
+    if ActionForm().validate_on_submit():
+        try:
+            act()
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            flash(done, "success")
+    return redirect(back, 303)
+
+
 def show_domain_error(form, error: DomainError) -> None:
     """Put a service's refusal next to the field it names, or flash it for the whole form."""
     field = getattr(form, error.field, None) if error.field else None

@@ -42,7 +42,7 @@ from market.groupbuy.models import (
 from market.models import utcnow
 from market.money import format_fen
 from market.payments import providers
-from market.web import flash_form_errors, reraise_access_errors
+from market.web import flash_form_errors, reraise_access_errors, run_action
 
 bp = Blueprint("groupbuy", __name__)
 
@@ -246,15 +246,11 @@ def change(group_buy_id: int):
 @bp.post("/group-buys/<int:group_buy_id>/leave")
 @requires(Access.SIGNED_IN)
 def leave(group_buy_id: int):
-    if ActionForm().validate_on_submit():
-        try:
-            services.leave(current_user, group_buy_id)
-        except DomainError as error:
-            reraise_access_errors(error)
-            flash(str(error), "danger")
-        else:
-            flash(_("已退出团购，已付款项将原路退回"), "info")
-    return redirect(url_for(".detail", group_buy_id=group_buy_id), 303)
+    return run_action(
+        lambda: services.leave(current_user, group_buy_id),
+        _("已退出团购，已付款项将原路退回"),
+        url_for(".detail", group_buy_id=group_buy_id),
+    )
 
 
 @bp.post("/group-buys/<int:group_buy_id>/pay")

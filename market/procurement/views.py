@@ -47,7 +47,7 @@ from market.procurement.models import (
     UnitPurchase,
     UnitPurchaseOrder,
 )
-from market.web import flash_form_errors, reraise_access_errors, show_domain_error
+from market.web import flash_form_errors, reraise_access_errors, run_action, show_domain_error
 
 bp = Blueprint("procurement", __name__)
 
@@ -322,16 +322,11 @@ def purchase(purchase_id: int):
 
 def _purchase_action(purchase_id: int, act, done: str):
     """Submit, approve, start the transfer: one service call, its refusal flashed."""
-    if ActionForm().validate_on_submit():
-        try:
-            act(current_user, purchase_id)
-        except DomainError as error:
-            db.session.rollback()
-            reraise_access_errors(error)
-            flash(str(error), "danger")
-        else:
-            flash(done, "success")
-    return redirect(url_for(".purchase", purchase_id=purchase_id), 303)
+    return run_action(
+        lambda: act(current_user, purchase_id),
+        done,
+        url_for(".purchase", purchase_id=purchase_id),
+    )
 
 
 @bp.post("/unit/purchases/<int:purchase_id>/submit")
@@ -512,16 +507,7 @@ def custom_request(request_id: int):
 
 
 def _request_action(request_id: int, act, done: str):
-    if ActionForm().validate_on_submit():
-        try:
-            act()
-        except DomainError as error:
-            db.session.rollback()
-            reraise_access_errors(error)
-            flash(str(error), "danger")
-        else:
-            flash(done, "success")
-    return redirect(url_for(".custom_request", request_id=request_id), 303)
+    return run_action(act, done, url_for(".custom_request", request_id=request_id))
 
 
 @bp.post("/unit/custom/<int:request_id>/open")
