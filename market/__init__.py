@@ -28,8 +28,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     from market import cli, errorpages, web
     from market.campaign import ledger
+    from market.settlements import ledger as settlement_ledger
 
-    ledger.install()  # the ledger listens to every amount received or refunded
+    # The attribution ledger and the co-ops' settlement entries hear every amount received or
+    # refunded, in the transaction that records it.
+    ledger.install()
+    settlement_ledger.install()
     web.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)

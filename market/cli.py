@@ -14,6 +14,8 @@ orders_cli = AppGroup("orders", help="Orders: deadlines.")
 payments_cli = AppGroup("payments", help="Payments: reconciliation with the providers.")
 campaign_cli = AppGroup("campaign", help="The campaign ledger: rollups and reconciliation.")
 groupbuy_cli = AppGroup("groupbuy", help="Group-buys: closing at the deadline.")
+settlements_cli = AppGroup("settlements", help="Co-op settlement statements.")
+money_cli = AppGroup("money", help="Where every fen is: the one reconciliation.")
 
 
 @click.command("seed-demo")
@@ -113,6 +115,57 @@ def campaign_reconcile_command() -> None:
         raise SystemExit(1)
 
 
+@settlements_cli.command("issue")
+@click.option(
+    "--until",
+    "until",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="the last day of the period (Beijing time), YYYY-MM-DD",
+)
+def settlements_issue_command(until) -> None:
+    """Issue every co-op's statement for the period ending on --until (idempotent)."""
+    from market.errors import DomainError
+    from market.money import format_fen
+    from market.settlements.services import issue_statements
+
+    try:
+        issued = issue_statements(until.date())
+    except DomainError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(1) from None
+    for statement in issued:
+        click.echo(
+            f"  {statement.number} {statement.coop.name}: payable {format_fen(statement.payable_fen)}"
+            f" (carried {format_fen(statement.closing_balance_fen)})"
+        )
+    click.echo(f"issued {len(issued)} statements")
+
+
+@money_cli.command("reconcile")
+def money_reconcile_command() -> None:
+    """Payments − refunds = ledger = paid out + owed to co-ops + cash held, to the fen."""
+    from market.campaign.reconciliation import money_reconcile
+    from market.money import format_fen
+
+    result = money_reconcile()
+    t = result.totals
+    click.echo(
+        f"received {format_fen(t.received_fen)}; refunds sent {format_fen(t.refunds_sent_fen)},"
+        f" owed {format_fen(t.refunds_owed_fen)}; ledger {format_fen(result.ledger_fen)}"
+    )
+    click.echo(
+        f"paid out {format_fen(t.paid_out_fen)}; fee {format_fen(t.fee_fen)}; owed to co-ops"
+        f" {format_fen(t.owed_to_coops_fen)} (due {format_fen(t.due_fen)}, not yet due"
+        f" {format_fen(t.not_due_fen)}); cash not yet handed over {format_fen(t.cash_held_fen)}"
+    )
+    for difference in result.differences:
+        click.echo(f"  {difference}")
+    click.echo(f"{len(result.differences)} differences")
+    if result.differences:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(directory_cli)
@@ -120,3 +173,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(payments_cli)
     app.cli.add_command(campaign_cli)
     app.cli.add_command(groupbuy_cli)
+    app.cli.add_command(settlements_cli)
+    app.cli.add_command(money_cli)

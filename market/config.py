@@ -55,6 +55,11 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         # Orders: unpaid orders give their stock back after this long; a bank transfer gets days.
         "UNPAID_ORDER_MINUTES": int(env.get("UNPAID_ORDER_MINUTES", "30")),
         "BANK_TRANSFER_DAYS": int(env.get("BANK_TRANSFER_DAYS", "7")),
+        # Settlements: a shipped parcel's money is due to its co-op this many days after shipping
+        # when the buyer has not confirmed receipt; the platform fee in basis points of the net
+        # (0: like the national 832 platform, the service centre keeps nothing).
+        "SETTLE_AFTER_DAYS": int(env.get("SETTLE_AFTER_DAYS", "7")),
+        "PLATFORM_FEE_BP": int(env.get("PLATFORM_FEE_BP", "0")),
         # Where buyers send a bank transfer (对公转账); shown on the payment page.
         "BANK_ACCOUNT_NAME": env.get("BANK_ACCOUNT_NAME", "高州市消费帮扶服务中心（示例）"),
         "BANK_NAME": env.get("BANK_NAME", "中国农业银行高州支行（示例）"),

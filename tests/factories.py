@@ -97,6 +97,7 @@ def make_world() -> SimpleNamespace:
     coop_manager = make_user("黄社长", "coop@example.com")
     other_coop_manager = make_user("吴社长", "other-coop@example.com")
     buyer = make_user("周买家", "buyer@example.com", "13900000009")
+    finance = make_user("孙财务", "finance@example.com", is_finance=True)
     add_unit_member(coordinator, unit, UnitRole.COORDINATOR)
     add_unit_member(approver, unit, UnitRole.APPROVER)
     add_unit_member(employee, unit, UnitRole.MEMBER)
@@ -131,6 +132,7 @@ def make_world() -> SimpleNamespace:
         coop_manager=coop_manager,
         other_coop_manager=other_coop_manager,
         buyer=buyer,
+        finance=finance,
         honey_product=honey_product,
         herb_product=herb_product,
         draft=draft,

@@ -74,3 +74,4 @@ class AppointCoopForm(FlaskForm):
 class FlagsForm(FlaskForm):
     is_organizer = BooleanField(_l("活动组织方"))
     is_admin = BooleanField(_l("管理员"))
+    is_finance = BooleanField(_l("财务"))

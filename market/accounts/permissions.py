@@ -27,6 +27,7 @@ class Access(enum.StrEnum):
     APPROVER = "approver"
     COOP_MANAGER = "coop_manager"
     ORGANIZER = "organizer"
+    FINANCE = "finance"  # 财务 of the service centre: the only one who books money
     ADMIN = "admin"
 
 
@@ -48,6 +49,8 @@ def allows(user: User, access: Access) -> bool:
             return bool(user.managed_coops())
         case Access.ORGANIZER:
             return user.is_organizer
+        case Access.FINANCE:
+            return user.is_finance
     return False
 
 

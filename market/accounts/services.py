@@ -18,6 +18,7 @@ from market.accounts.models import (
     UnitRole,
     User,
 )
+from market.audit import services as audit
 from market.directory.models import Coop, Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -157,7 +158,9 @@ def end_membership(coordinator: User, membership_id: int) -> UnitMembership:
     return membership
 
 
-def appoint_unit_role(user_id: int, unit_id: int, role: UnitRole) -> UnitMembership:
+def appoint_unit_role(
+    user_id: int, unit_id: int, role: UnitRole, actor: User | None = None
+) -> UnitMembership:
     """The organizer makes someone a unit's coordinator, approver or plain member. Someone
     belonging to another unit is moved: the old membership ends."""
     user = _user(user_id)
@@ -165,6 +168,11 @@ def appoint_unit_role(user_id: int, unit_id: int, role: UnitRole) -> UnitMembers
     if unit is None:
         raise NotFound(_("找不到该单位"))
     current = user.open_unit_membership()
+    before = (
+        {"unit_id": current.unit_id, "role": current.role, "status": current.status}
+        if current is not None
+        else None
+    )
     if current is not None and current.unit_id == unit.id:
         membership = current
         if membership.status == MembershipStatus.PENDING:
@@ -182,11 +190,20 @@ def appoint_unit_role(user_id: int, unit_id: int, role: UnitRole) -> UnitMembers
         )
         db.session.add(membership)
     membership.role = role
+    audit.record(
+        actor,
+        "role.unit",
+        user,
+        before=before,
+        after={"unit_id": unit.id, "role": role, "status": membership.status},
+    )
     db.session.commit()
     return membership
 
 
-def appoint_coop_role(user_id: int, coop_id: int, role: CoopRole | None) -> None:
+def appoint_coop_role(
+    user_id: int, coop_id: int, role: CoopRole | None, actor: User | None = None
+) -> None:
     """The organizer appoints a co-op's manager or staff; `None` removes the person."""
     user = _user(user_id)
     coop = db.session.get(Coop, coop_id)
@@ -197,6 +214,7 @@ def appoint_coop_role(user_id: int, coop_id: int, role: CoopRole | None) -> None
             CoopMembership.user_id == user.id, CoopMembership.coop_id == coop.id
         )
     )
+    before = {"coop_id": coop.id, "role": membership.role if membership else None}
     if role is None:
         if membership is not None:
             db.session.delete(membership)
@@ -204,18 +222,37 @@ def appoint_coop_role(user_id: int, coop_id: int, role: CoopRole | None) -> None
         db.session.add(CoopMembership(user=user, coop=coop, role=role))
     else:
         membership.role = role
+    after = {"coop_id": coop.id, "role": role}
+    if after != before:
+        audit.record(actor, "role.coop", user, before=before, after=after)
     db.session.commit()
 
 
-def set_flags(actor: User, user_id: int, *, is_organizer: bool, is_admin: bool) -> User:
-    """Organizers grant the organizer flag; only an admin grants or removes admin."""
+def _flags(user: User) -> dict[str, bool]:
+    return {
+        "is_organizer": user.is_organizer,
+        "is_admin": user.is_admin,
+        "is_finance": user.is_finance,
+    }
+
+
+def set_flags(
+    actor: User, user_id: int, *, is_organizer: bool, is_admin: bool, is_finance: bool | None = None
+) -> User:
+    """Organizers grant the organizer and finance (财务) flags; only an admin grants or removes
+    admin. Each change is audited."""
     user = _user(user_id)
     if is_admin != user.is_admin and not actor.is_admin:
         raise NotAllowed(_("只有管理员可以设置管理员"))
     if user.id == actor.id and not is_organizer and not actor.is_admin:
         raise DomainError(_("不能取消自己的组织方身份"))
+    before = _flags(user)
     user.is_organizer = is_organizer
     user.is_admin = is_admin
+    if is_finance is not None:
+        user.is_finance = is_finance
+    if _flags(user) != before:
+        audit.record(actor, "role.flags", user, before=before, after=_flags(user))
     db.session.commit()
     return user
 

@@ -215,7 +215,9 @@ def admin_user(user_id: int):
 def appoint_unit(user_id: int):
     unit_form, _coop_form = _appointment_forms()
     if unit_form.validate_on_submit():
-        services.appoint_unit_role(user_id, unit_form.unit_id.data, UnitRole(unit_form.role.data))
+        services.appoint_unit_role(
+            user_id, unit_form.unit_id.data, UnitRole(unit_form.role.data), current_user
+        )
         flash(_("已更新单位角色"), "success")
     else:
         flash(_("请选择单位和角色"), "danger")
@@ -228,7 +230,7 @@ def appoint_coop(user_id: int):
     _unit_form, coop_form = _appointment_forms()
     if coop_form.validate_on_submit():
         role = CoopRole(coop_form.role.data) if coop_form.role.data else None
-        services.appoint_coop_role(user_id, coop_form.coop_id.data, role)
+        services.appoint_coop_role(user_id, coop_form.coop_id.data, role, current_user)
         flash(_("已更新合作社角色"), "success")
     else:
         flash(_("请选择合作社"), "danger")
@@ -241,7 +243,11 @@ def set_flags(user_id: int):
     form = FlagsForm(prefix="flags")
     if form.validate_on_submit():
         services.set_flags(
-            current_user, user_id, is_organizer=form.is_organizer.data, is_admin=form.is_admin.data
+            current_user,
+            user_id,
+            is_organizer=form.is_organizer.data,
+            is_admin=form.is_admin.data,
+            is_finance=form.is_finance.data,
         )
         flash(_("已更新身份"), "success")
     return redirect(url_for(".admin_user", user_id=user_id))

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from market.audit.models import protect_table, register_append_only
 from market.directory.models import Unit
 from market.extensions import db
 from market.models import TimestampMixin, UTCDateTime, text_enum
@@ -104,6 +105,11 @@ class AttributionEntry(db.Model):
     quantity: Mapped[int] = mapped_column(Integer)  # signed like the amount
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     day: Mapped[date] = mapped_column(Date)  # the Shanghai calendar day of `at`
+
+
+# Entries are never updated or deleted: the ORM refuses, and PostgreSQL refuses by trigger.
+register_append_only(AttributionEntry)
+protect_table(AttributionEntry.__table__)
 
 
 class AttributionRollup(db.Model):

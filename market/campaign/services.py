@@ -107,7 +107,8 @@ def reconcile() -> tuple[int, int, list[Difference]]:
     refunded = _sums(
         select(Payment.order_id, func.sum(Refund.amount_fen))
         .join(Refund.payment)
-        .where(Refund.status == RefundStatus.SUCCEEDED)
+        # Decided refunds, sent or still owed: the ledger reverses a sale when it is decided.
+        .where(Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
         .group_by(Payment.order_id)
     )
     differences = []

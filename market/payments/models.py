@@ -26,9 +26,17 @@ class PaymentStatus(enum.StrEnum):
 
 
 class RefundStatus(enum.StrEnum):
+    # Decided and owed to the buyer (待退款): a bank transfer that finance has still to send.
     PENDING = "pending"
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded"  # the money has left: the provider confirmed it, or finance sent it
     FAILED = "failed"
+
+
+REFUND_STATUS_LABELS = {
+    RefundStatus.PENDING: _l("待退款"),
+    RefundStatus.SUCCEEDED: _l("已退款"),
+    RefundStatus.FAILED: _l("退款失败"),
+}
 
 
 PAYMENT_STATUS_LABELS = {
@@ -95,19 +103,48 @@ class Payment(StateMachine, TimestampMixin, db.Model):
     transfer_date: Mapped[date | None] = mapped_column(Date)
     # An optional photo of the bank slip (回单), checked like every upload.
     proof_path: Mapped[str | None] = mapped_column(String(200))
+    # Cash taken at a group-buy's pickup: held by the coordinator who ticked it off, owed by
+    # that unit to the service centre until finance confirms the hand-over.
+    cash_holder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    cash_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    cash_handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cash_handover_confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cash_handover_reference: Mapped[str] = mapped_column(
+        String(100), default="", server_default=""
+    )
 
     order: Mapped[Order] = relationship()
-    confirmed_by: Mapped[User | None] = relationship()
+    confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])
+    cash_holder: Mapped[User | None] = relationship(foreign_keys=[cash_holder_id])
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
 
     @property
     def refundable_fen(self) -> int:
         return self.received_fen - self.refunded_fen
 
+    @property
+    def cash_outstanding(self) -> bool:
+        return self.cash_holder_id is not None and self.cash_handed_over_at is None
 
-class Refund(TimestampMixin, db.Model):
+
+class Refund(StateMachine, TimestampMixin, db.Model):
+    """Money given back. It is decided (the ledger reverses the sale then) and, for a card,
+    sent by the provider at once; a bank transfer's refund stays owed (待退款) until finance
+    records the outgoing transfer with the bank's reference."""
+
     __tablename__ = "refunds"
-    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        Index("ix_refunds_status", "status"),
+    )
+
+    TRANSITIONS: ClassVar[dict[RefundStatus, set[RefundStatus]]] = {
+        RefundStatus.PENDING: {RefundStatus.SUCCEEDED, RefundStatus.FAILED},
+        RefundStatus.SUCCEEDED: set(),
+        RefundStatus.FAILED: set(),
+    }
+    STATUS_LABELS = REFUND_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("退款当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
@@ -119,9 +156,16 @@ class Refund(TimestampMixin, db.Model):
     )
     provider_ref: Mapped[str] = mapped_column(String(100), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The outgoing bank transfer of an offline refund, recorded by finance.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    sent_reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    sent_date: Mapped[date | None] = mapped_column(Date)
+    proof_path: Mapped[str | None] = mapped_column(String(200))
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
     order_line: Mapped[OrderLine | None] = relationship()
+    sent_by: Mapped[User | None] = relationship(foreign_keys=[sent_by_id])
 
 
 class WebhookEvent(db.Model):

@@ -36,6 +36,8 @@ class RefundResult:
     provider_ref: str
     succeeded: bool
     failure_message: str = ""
+    # Accepted but not yet sent: someone must still send the money (an offline refund).
+    owed: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,9 @@ class PaymentProvider(Protocol):
 
 
 class OfflineProvider:
-    """Bank transfer to the platform's account. Nothing remote: the money is 'received' when an
-    organizer (or the selling co-op) confirms it with the bank's reference."""
+    """Bank transfer to the platform's account (and cash at a pickup). Nothing remote: the money
+    is 'received' when finance confirms it with the bank's reference, and a refund is owed until
+    finance records the outgoing transfer."""
 
     name = "offline"
 
@@ -78,8 +81,8 @@ class OfflineProvider:
         return ProviderState(PaymentStatus.CANCELLED, 0)
 
     def refund(self, payment: Payment, amount_fen: int, reason: str) -> RefundResult:
-        # Returned by bank transfer from the platform's account; recorded as done.
-        return RefundResult(provider_ref=f"BT-REFUND-{payment.id}", succeeded=True)
+        # Nobody has sent anything yet: the refund is owed until finance sends the transfer.
+        return RefundResult(provider_ref="", succeeded=True, owed=True)
 
 
 def available() -> list[str]:

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import User
-from market.errors import DomainError, NotAllowed, NotFound
+from market.audit import services as audit
+from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.orders import services as orders
@@ -190,6 +191,27 @@ def _cancel_open_payments(order: Order, keep: Payment | None = None) -> None:
 
 
 # -- bank transfer ---------------------------------------------------------------------------
+def is_finance(actor: User) -> bool:
+    return actor.is_finance or actor.is_admin
+
+
+def _ensure_finance(actor: User) -> None:
+    """Only finance (财务) books money: co-ops and organizers see, confirm or dispute."""
+    if not is_finance(actor):
+        raise NotAllowed(_("只有财务可以办理收付款"))
+
+
+def _check_bank_details(reference: str, on: date | None) -> str:
+    reference = (reference or "").strip()
+    if not reference:
+        raise DomainError(_("请填写银行流水号"), field="reference")
+    if on is None:
+        raise DomainError(_("请填写日期"), field="transfer_date")
+    if on > utcnow().date() + timedelta(days=1):
+        raise DomainError(_("日期不能晚于今天"), field="transfer_date")
+    return reference[:100]
+
+
 def confirm_transfer(
     actor: User,
     number: str,
@@ -197,19 +219,24 @@ def confirm_transfer(
     transfer_date: date,
     proof: FileStorage | None = None,
 ) -> Payment:
-    """An organizer (or the co-op, when the whole order is theirs) confirms that the buyer's
-    transfer arrived, with the bank's reference and date."""
+    """Finance confirms that the buyer's transfer arrived in the service centre's account, with
+    the bank's reference and date. A repeat with the same reference is the same confirmation."""
+    _ensure_finance(actor)
+    reference = _check_bank_details(reference, transfer_date)
     order = db.session.scalar(select(Order).where(Order.number == number).with_for_update())
     if order is None:
         raise NotFound(_("找不到该订单"))
-    coop_ids = {line.coop_id for line in order.lines}
-    own_coop = len(coop_ids) == 1 and coop_ids <= {c.id for c in actor.managed_coops()}
-    if not (actor.is_organizer or actor.is_admin or own_coop):
-        raise NotAllowed(_("只有活动组织方或本订单的合作社可以确认收款"))
-    if not reference.strip():
-        raise DomainError(_("请填写银行流水号"), field="reference")
-    if transfer_date > utcnow().date() + timedelta(days=1):
-        raise DomainError(_("到账日期不能晚于今天"), field="transfer_date")
+    done = db.session.scalar(
+        select(Payment).where(
+            Payment.order_id == order.id,
+            Payment.provider == "offline",
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.transfer_reference == reference,
+        )
+    )
+    if done is not None:
+        db.session.commit()
+        return done
     payment = db.session.scalar(
         select(Payment)
         .where(
@@ -223,12 +250,107 @@ def confirm_transfer(
         raise DomainError(_("该订单没有待确认的对公转账"))
     if proof is not None and proof.filename:
         payment.proof_path = store_image(proof, "transfers").path
-    payment.transfer_reference = reference.strip()[:100]
+    payment.transfer_reference = reference
     payment.transfer_date = transfer_date
     payment.confirmed_by_id = actor.id
+    before = {"status": payment.status, "received_fen": payment.received_fen}
     _apply(payment, order, ProviderState(PaymentStatus.SUCCEEDED, payment.amount_fen))
+    audit.record(
+        actor,
+        "transfer.confirmed",
+        payment,
+        before=before,
+        after={
+            "status": payment.status,
+            "received_fen": payment.received_fen,
+            "order": order.number,
+            "reference": reference,
+            "date": transfer_date,
+        },
+    )
     db.session.commit()
     return payment
+
+
+def send_refund(
+    actor: User,
+    refund_id: int,
+    reference: str,
+    sent_date: date,
+    proof: FileStorage | None = None,
+) -> Refund:
+    """Finance records the outgoing bank transfer of an owed refund (待退款 -> 已退款). A repeat
+    with the same reference is the same sending, not a second one."""
+    _ensure_finance(actor)
+    reference = _check_bank_details(reference, sent_date)
+    refund = db.session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
+    if refund is None:
+        raise NotFound(_("找不到该退款"))
+    if refund.status == RefundStatus.SUCCEEDED and refund.sent_reference == reference:
+        db.session.commit()
+        return refund
+    if refund.status != RefundStatus.PENDING:
+        raise Conflict(_("该退款已办理，不能再次登记"))
+    if proof is not None and proof.filename:
+        refund.proof_path = store_image(proof, "refunds").path
+    refund.move_to(RefundStatus.SUCCEEDED)
+    refund.sent_at = utcnow()
+    refund.sent_by_id = actor.id
+    refund.sent_reference = reference
+    refund.sent_date = sent_date
+    refund.provider_ref = reference
+    audit.record(
+        actor,
+        "refund.sent",
+        refund,
+        before={"status": RefundStatus.PENDING},
+        after={"status": refund.status, "amount_fen": refund.amount_fen, "reference": reference},
+    )
+    db.session.commit()
+    return refund
+
+
+def confirm_cash_handover(actor: User, holder_id: int, amount_fen: int, reference: str) -> int:
+    """Finance confirms that a coordinator handed over the cash taken at pickups. The amount
+    finance counted must be what the shop says the coordinator holds, so that a pickup ticked
+    off meanwhile is never confirmed unseen. Returns the number of payments confirmed."""
+    _ensure_finance(actor)
+    reference = (reference or "").strip()[:100]
+    if not reference:
+        raise DomainError(_("请填写交接凭证号"), field="reference")
+    held = list(
+        db.session.scalars(
+            select(Payment)
+            .where(
+                Payment.cash_holder_id == holder_id,
+                Payment.cash_handed_over_at.is_(None),
+                Payment.status == PaymentStatus.SUCCEEDED,
+            )
+            .order_by(Payment.id)
+            .with_for_update()
+        )
+    )
+    outstanding = sum(p.received_fen - p.refunded_fen for p in held)
+    if not held:
+        raise Conflict(_("该联络员没有待交接的现金"))
+    if amount_fen != outstanding:
+        raise DomainError(
+            _("金额不符：应交接 ¥%(yuan)s", yuan=f"{outstanding / 100:.2f}"), field="amount"
+        )
+    now = utcnow()
+    for payment in held:
+        payment.cash_handed_over_at = now
+        payment.cash_handover_confirmed_by_id = actor.id
+        payment.cash_handover_reference = reference
+    audit.record(
+        actor,
+        "cash.handed_over",
+        ("User", holder_id),
+        before={"outstanding_fen": outstanding},
+        after={"outstanding_fen": 0, "payments": len(held), "reference": reference},
+    )
+    db.session.commit()
+    return len(held)
 
 
 # -- refunds -------------------------------------------------------------------------------------
@@ -265,7 +387,9 @@ def _refund(
     if not result.succeeded:
         raise DomainError(_("退款失败：%(message)s", message=result.failure_message))
     refund.provider_ref = result.provider_ref
-    refund.status = RefundStatus.SUCCEEDED
+    if not result.owed:  # a card: the provider has sent it; a transfer waits for finance
+        refund.move_to(RefundStatus.SUCCEEDED)
+        refund.sent_at = utcnow()
     payment.refunded_fen += total
     order.refunded_fen += total
     if touch_lines:
@@ -273,6 +397,17 @@ def _refund(
             line.refunded_fen += fen
     hook.refunded(
         order, payment.id, refund.id, [(line.id, fen, qty) for line, fen, qty in parts], utcnow()
+    )
+    audit.record(
+        actor,
+        "refund.decided",
+        refund,
+        after={
+            "status": refund.status,
+            "amount_fen": total,
+            "order": order.number,
+            "reason": refund.reason,
+        },
     )
     db.session.flush()
     return refund
@@ -361,6 +496,9 @@ def record_paid_at_pickup(actor: User, order: Order) -> Payment:
     payment.amount_fen = order.total_fen
     payment.confirmed_by_id = actor.id
     payment.transfer_reference = _("自提时付款")
+    # The coordinator now holds the cash for the service centre until finance confirms it.
+    payment.cash_holder_id = actor.id
+    payment.cash_unit_id = order.unit_id
     _apply(payment, order, ProviderState(PaymentStatus.SUCCEEDED, order.total_fen))
     return payment
 

@@ -159,7 +159,7 @@ def stripe_webhook():
 
 
 @bp.post("/orders/<number>/transfer-received")
-@requires(Access.ORGANIZER, Access.COOP_MANAGER)
+@requires(Access.FINANCE)
 def transfer_received(number: str):
     form = TransferForm()
     if form.validate_on_submit():

@@ -1,5 +1,5 @@
 """Campaign fixtures: a campaign running today, and sales made through the real pages (buy,
-pay by bank transfer confirmed by the organizer, refund by the co-op)."""
+pay by bank transfer confirmed by finance, refund by the co-op)."""
 
 from __future__ import annotations
 
@@ -20,18 +20,18 @@ from tests.orders.conftest import buy, sku_of
 DAYS_BEFORE, DAYS_AFTER = 9, 90
 
 
-def pay(client, organizer, number: str) -> None:
+def pay(client, finance, number: str) -> None:
     client.post(f"/orders/{number}/pay/offline")
     today = queries.shanghai_today().isoformat()
-    response = organizer.post(
+    response = finance.post(
         f"/orders/{number}/transfer-received", data={"reference": "R-1", "transfer_date": today}
     )
     assert response.status_code == 303
 
 
-def buy_and_pay(app, client, organizer, product_id: int, quantity: int = 1) -> str:
+def buy_and_pay(app, client, finance, product_id: int, quantity: int = 1) -> str:
     number = buy(client, sku_of(app, product_id), quantity)
-    pay(client, organizer, number)
+    pay(client, finance, number)
     return number
 
 
@@ -81,11 +81,11 @@ def sales(app, client_as, world, campaign) -> SimpleNamespace:
       1 lychee from 柏桥村 (¥89, not paired): ¥265 for unit A, two orders, one buyer;
     - a buyer who followed unit B's link buys 1 lychee (¥89, paired with B's 柏桥村).
     """
-    organizer = client_as("organizer")
+    finance = client_as("finance")
     employee = client_as("employee")
-    honey = buy_and_pay(app, employee, organizer, world.honey_product, 2)
-    lychee = buy_and_pay(app, employee, organizer, world.lychee, 1)
+    honey = buy_and_pay(app, employee, finance, world.honey_product, 2)
+    lychee = buy_and_pay(app, employee, finance, world.lychee, 1)
     buyer = client_as("buyer")
     buyer.get(f"/r/{referral_code(app, world.other_unit)}")
-    referred = buy_and_pay(app, buyer, organizer, world.lychee, 1)
+    referred = buy_and_pay(app, buyer, finance, world.lychee, 1)
     return SimpleNamespace(honey=honey, lychee=lychee, referred=referred)

@@ -183,7 +183,7 @@ def test_filters_narrow_every_figure(app, world, campaign, sales):
 
 
 def test_unattributed_sales_count_for_the_village_only(app, client_as, world, campaign):
-    buy_and_pay(app, client_as("buyer"), client_as("organizer"), world.honey_product)
+    buy_and_pay(app, client_as("buyer"), client_as("finance"), world.honey_product)
     board = _dashboard(app, campaign.id)
     assert (board.totals.net_fen, board.totals.unattributed_fen) == (8_800, 8_800)
     assert all(u.net_fen == 0 for u in board.units)
@@ -356,7 +356,7 @@ def test_referral_visits_and_sales_are_counted(app, client_as, world, campaign):
     buyer = client_as("buyer")
     for _ in range(3):
         assert buyer.get(f"/r/{code}").status_code == 302
-    buy_and_pay(app, buyer, client_as("organizer"), world.herb_product, 2)
+    buy_and_pay(app, buyer, client_as("finance"), world.herb_product, 2)
     with app.app_context():
         progress = queries.unit_progress(db.session.get(Campaign, campaign.id), world.unit)
     assert (progress.referral_visits, progress.referral_orders, progress.referral_fen) == (
@@ -374,7 +374,7 @@ def test_the_coordinator_page_without_a_campaign(app, client_as, world):
 
 # -- a co-op's page ------------------------------------------------------------------------------
 def test_a_coop_sees_its_own_sales_by_product_and_by_unit(app, client_as, world, campaign, sales):
-    buy_and_pay(app, client_as("buyer"), client_as("organizer"), world.herb_product)
+    buy_and_pay(app, client_as("buyer"), client_as("finance"), world.herb_product)
     page = client_as("other_coop_manager").get("/coop/sales").get_data(as_text=True)
     assert re.search(r'id="coop-total">¥178.00<', page)
     assert "白糖罂荔枝" in page and "原生态蜂蜜" not in page

@@ -33,9 +33,9 @@ def _entries(app, order_number: str) -> list[tuple]:
         return [(e.unit_id, e.basis, e.paired, e.amount_fen, e.quantity) for e in rows]
 
 
-def _pay(client, organizer, number: str) -> None:
+def _pay(client, finance, number: str) -> None:
     client.post(f"/orders/{number}/pay/offline")
-    response = organizer.post(
+    response = finance.post(
         f"/orders/{number}/transfer-received",
         data={"reference": "R-1", "transfer_date": "2026-11-28"},
     )
@@ -50,14 +50,14 @@ def _referral_code(app, unit_id: int) -> str:
 def test_a_members_purchase_counts_for_their_unit_and_is_paired(app, client_as, world):
     employee = client_as("employee")
     number = buy(employee, sku_of(app, world.honey_product), 2)
-    _pay(employee, client_as("organizer"), number)
+    _pay(employee, client_as("finance"), number)
     assert _entries(app, number) == [(world.unit, Basis.MEMBER, True, 17600, 2)]
 
 
 def test_a_members_purchase_from_another_village_is_not_paired(app, client_as, world):
     employee = client_as("employee")
     number = buy(employee, sku_of(app, world.lychee))
-    _pay(employee, client_as("organizer"), number)
+    _pay(employee, client_as("finance"), number)
     assert _entries(app, number) == [(world.unit, Basis.MEMBER, False, 8900, 1)]
 
 
@@ -79,7 +79,7 @@ def test_an_order_placed_for_a_unit_counts_for_that_unit_first(app, client_as, w
         )
         db.session.commit()
         number = order.number
-    _pay(client_as("employee"), client_as("organizer"), number)
+    _pay(client_as("employee"), client_as("finance"), number)
     assert _entries(app, number) == [(world.other_unit, Basis.UNIT_ORDER, True, 26700, 3)]
 
 
@@ -88,7 +88,7 @@ def test_a_referral_within_30_days_counts_last_click_wins(app, client_as, world)
     assert buyer.get(f"/r/{_referral_code(app, world.unit)}").status_code == 302
     buyer.get(f"/r/{_referral_code(app, world.other_unit).lower()}")
     number = buy(buyer, sku_of(app, world.lychee))
-    _pay(buyer, client_as("organizer"), number)
+    _pay(buyer, client_as("finance"), number)
     assert _entries(app, number) == [(world.other_unit, Basis.REFERRAL, True, 8900, 1)]
     assert client_as("buyer").get("/r/NOSUCHCODE").status_code == 404
 
@@ -99,12 +99,12 @@ def test_a_referral_older_than_30_days_does_not_count(app, client_as, world):
         followed = utcnow() - timedelta(days=31)
         session["referral"] = {"unit_id": world.unit, "at": followed.isoformat()}
     number = buy(buyer, sku_of(app, world.honey_product))
-    _pay(buyer, client_as("organizer"), number)
+    _pay(buyer, client_as("finance"), number)
     assert _entries(app, number) == [(None, Basis.NONE, False, 8800, 1)]
 
 
 def test_membership_that_changed_over_time(app, client_as, world):
-    employee, organizer = client_as("employee"), client_as("organizer")
+    employee, organizer = client_as("employee"), client_as("finance")
     before = buy(employee, sku_of(app, world.honey_product))
     _pay(employee, organizer, before)
     with app.test_request_context():
@@ -116,7 +116,7 @@ def test_membership_that_changed_over_time(app, client_as, world):
 
 
 def test_refunds_reverse_the_sale_they_belong_to(app, client_as, world):
-    employee, organizer = client_as("employee"), client_as("organizer")
+    employee, organizer = client_as("employee"), client_as("finance")
     number = buy(employee, sku_of(app, world.honey_product), 2)
     _pay(employee, organizer, number)
     with app.app_context():
@@ -141,7 +141,7 @@ def test_refunds_reverse_the_sale_they_belong_to(app, client_as, world):
 
 def test_rebuild_rollups_and_reconcile_commands(app, client_as, world):
     employee = client_as("employee")
-    _pay(employee, client_as("organizer"), buy(employee, sku_of(app, world.honey_product), 3))
+    _pay(employee, client_as("finance"), buy(employee, sku_of(app, world.honey_product), 3))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["campaign", "rebuild-rollups"])
     assert "equal to the ledger before: yes" in result.output and result.exit_code == 0
@@ -174,7 +174,7 @@ def test_ledger_equals_payments_minus_refunds_and_rollups_equal_ledger(
     people = ["buyer", "employee", "approver", "coordinator"]
     products = [world.honey_product, world.herb_product, world.lychee]
     organizer, coop_managers = (
-        client_as("organizer"),
+        client_as("finance"),
         {
             world.coop: client_as("coop_manager"),
             world.other_coop: client_as("other_coop_manager"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from market.audit.models import AuditEvent
 from market.extensions import db
 from market.orders.models import Order, OrderLine, OrderStatus, ShipmentStatus
 from market.payments.models import Payment, PaymentStatus, Refund
@@ -40,10 +41,10 @@ def test_bank_transfer_shows_instructions_and_gives_days(app, client_as, world):
         assert (order.expires_at - order.created_at).days >= 6
 
 
-def test_the_organizer_confirms_a_transfer_and_the_order_is_paid(app, client_as, world, movements):
+def test_finance_confirms_a_transfer_and_the_order_is_paid(app, client_as, world, movements):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    response = _pay_by_transfer(buyer, client_as("organizer"), number)
+    response = _pay_by_transfer(buyer, client_as("finance"), number)
     assert response.status_code == 303
     with app.app_context():
         order = _order(app, number)
@@ -64,7 +65,7 @@ def test_the_organizer_confirms_a_transfer_and_the_order_is_paid(app, client_as,
 
 
 def test_confirming_twice_records_the_money_once(app, client_as, world, movements):
-    buyer, organizer = client_as("buyer"), client_as("organizer")
+    buyer, organizer = client_as("buyer"), client_as("finance")
     number = buy(buyer, sku_of(app, world.honey_product))
     _pay_by_transfer(buyer, organizer, number)
     response = _pay_by_transfer(buyer, organizer, number)
@@ -74,33 +75,55 @@ def test_confirming_twice_records_the_money_once(app, client_as, world, movement
         assert _order(app, number).paid_fen == 8800
 
 
-def test_who_may_confirm_a_transfer(app, client_as, world):
+def test_only_finance_confirms_a_transfer(app, client_as, world):
+    """Nobody with an interest books money: the buyer, the selling co-op and an organizer who
+    is not finance get 403 and the order stays unpaid; finance (and an admin) can."""
     buyer = client_as("buyer")
     single = buy(buyer, sku_of(app, world.honey_product))
     buyer.post(f"/orders/{single}/pay/offline")
     data = {"reference": "R1", "transfer_date": "2026-11-28"}
-    # The buyer cannot declare their own transfer received.
-    assert buyer.post(f"/orders/{single}/transfer-received", data=data).status_code == 403
-    # Another co-op cannot either; the selling co-op of a one-co-op order can.
-    other = client_as("other_coop_manager").post(f"/orders/{single}/transfer-received", data=data)
-    assert other.status_code == 403
-    own = client_as("coop_manager").post(f"/orders/{single}/transfer-received", data=data)
+    for role in ("buyer", "coop_manager", "other_coop_manager", "organizer", "coordinator"):
+        response = client_as(role).post(f"/orders/{single}/transfer-received", data=data)
+        assert response.status_code == 403, role
+    with app.app_context():
+        assert _order(app, single).status == OrderStatus.PENDING_PAYMENT
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+    own = client_as("finance").post(f"/orders/{single}/transfer-received", data=data)
     assert own.status_code == 303
     with app.app_context():
         assert _order(app, single).status == OrderStatus.PAID
+        event = db.session.scalar(select(AuditEvent))
+        assert (event.action, event.actor_role, event.after["reference"]) == (
+            "transfer.confirmed",
+            "finance",
+            "R1",
+        )
     mixed = _two_coop_order(app, buyer)
     buyer.post(f"/orders/{mixed}/pay/offline")
-    response = client_as("coop_manager").post(f"/orders/{mixed}/transfer-received", data=data)
-    assert response.status_code == 403
+    assert client_as("admin").post(f"/orders/{mixed}/transfer-received", data=data).status_code == 303
     with app.app_context():
-        assert _order(app, mixed).status == OrderStatus.PENDING_PAYMENT
+        assert _order(app, mixed).status == OrderStatus.PAID
+
+
+def test_the_confirm_button_is_shown_only_to_finance(app, client_as, world):
+    buyer = client_as("buyer")
+    number = buy(buyer, sku_of(app, world.honey_product))
+    buyer.post(f"/orders/{number}/pay/offline")
+    organizer_page = client_as("organizer").get("/admin/orders").get_data(as_text=True)
+    assert number in organizer_page
+    assert "transfer-received" not in organizer_page
+    assert "待财务确认到账" in organizer_page
+    coop_page = client_as("coop_manager").get("/coop/orders?tab=awaiting").get_data(as_text=True)
+    assert "transfer-received" not in coop_page
+    finance_page = client_as("finance").get("/finance/receipts").get_data(as_text=True)
+    assert f"/orders/{number}/transfer-received" in finance_page
 
 
 def test_a_transfer_needs_a_reference(app, client_as, world):
     buyer = client_as("buyer")
     number = buy(buyer, sku_of(app, world.honey_product))
     buyer.post(f"/orders/{number}/pay/offline")
-    response = client_as("organizer").post(
+    response = client_as("finance").post(
         f"/orders/{number}/transfer-received",
         data={"reference": "", "transfer_date": "2026-11-28"},
         follow_redirects=True,
@@ -127,7 +150,7 @@ def test_cancelling_an_unpaid_order_gives_the_stock_back(app, client_as, world, 
 def test_cancelling_a_paid_order_refunds_it_in_full(app, client_as, world, movements):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), number)
+    _pay_by_transfer(buyer, client_as("finance"), number)
     response = buyer.post(f"/orders/{number}/cancel", follow_redirects=True)
     assert "货款将原路退回" in response.get_data(as_text=True)
     with app.app_context():
@@ -153,7 +176,7 @@ def _ship(app, client_as, number: str, role: str = "coop_manager") -> None:
 def test_nothing_shipped_yet_is_the_only_time_to_cancel(app, client_as, world):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), number)
+    _pay_by_transfer(buyer, client_as("finance"), number)
     _ship(app, client_as, number)
     response = buyer.post(f"/orders/{number}/cancel", follow_redirects=True)
     assert "已有包裹发出，不能整单取消" in response.get_data(as_text=True)
@@ -165,7 +188,7 @@ def test_nothing_shipped_yet_is_the_only_time_to_cancel(app, client_as, world):
 def test_a_coop_refunds_part_of_a_line(app, client_as, world, movements):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), number)
+    _pay_by_transfer(buyer, client_as("finance"), number)
     with app.app_context():
         honey_line = db.session.scalar(
             select(OrderLine.id).where(OrderLine.product_name == "原生态蜂蜜")
@@ -202,7 +225,7 @@ def test_a_coop_refunds_part_of_a_line(app, client_as, world, movements):
 def test_another_coops_line_cannot_be_refunded(app, client_as, world):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), number)
+    _pay_by_transfer(buyer, client_as("finance"), number)
     with app.app_context():
         honey_line = db.session.scalar(
             select(OrderLine.id).where(OrderLine.product_name == "原生态蜂蜜")
@@ -218,7 +241,7 @@ def test_another_coops_line_cannot_be_refunded(app, client_as, world):
 def test_fulfilment_from_inbox_to_completed(app, client_as, world):
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), number)
+    _pay_by_transfer(buyer, client_as("finance"), number)
     coop = client_as("coop_manager")
     inbox = coop.get("/coop/orders").get_data(as_text=True)
     assert number in inbox and "白糖罂荔枝" not in inbox  # only its own lines
@@ -256,7 +279,7 @@ def test_fulfilment_from_inbox_to_completed(app, client_as, world):
 def test_the_organizer_filters_orders(app, client_as, world):
     buyer = client_as("buyer")
     paid = _two_coop_order(app, buyer)
-    _pay_by_transfer(buyer, client_as("organizer"), paid)
+    _pay_by_transfer(buyer, client_as("finance"), paid)
     unpaid = buy(client_as("employee"), sku_of(app, world.lychee))
     organizer = client_as("organizer")
     page = organizer.get("/admin/orders?status=paid").get_data(as_text=True)

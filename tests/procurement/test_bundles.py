@@ -125,7 +125,7 @@ def test_a_gift_box_of_two_coops_is_split_shipped_once_and_attributed_by_share(
 
     # Paid by bank transfer: the hook reports each co-op's part.
     assert buyer.post(f"/orders/{number}/pay/offline").status_code == 303
-    response = client_as("organizer").post(
+    response = client_as("finance").post(
         f"/orders/{number}/transfer-received",
         data={"reference": "GIFT-1", "transfer_date": date.today().isoformat()},
     )

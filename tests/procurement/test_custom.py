@@ -259,7 +259,7 @@ def test_accepting_a_quote_declines_the_others_and_orders_at_the_quoted_price(
     assert "未选中" in other.get("/coop/custom").get_data(as_text=True)
     # Once the unit's transfer arrives it is the co-op's to ship.
     coordinator.post(f"/orders/{number}/pay/offline")
-    client_as("organizer").post(
+    client_as("finance").post(
         f"/orders/{number}/transfer-received",
         data={"reference": "CUSTOM-1", "transfer_date": date.today().isoformat()},
     )

@@ -353,11 +353,11 @@ def test_bank_transfer_confirmed_with_a_proof_pays_the_orders(app, client_as, wo
     orders = orders_of(app, purchase_id)
     assert all(order.number in page for order in orders)
 
-    organizer = client_as("organizer")
-    admin_page = organizer.get("/admin/orders").get_data(as_text=True)
-    assert 'enctype="multipart/form-data"' in admin_page and 'name="proof"' in admin_page
+    finance = client_as("finance")
+    receipts = finance.get("/finance/receipts").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in receipts and 'name="proof"' in receipts
     for order in orders:
-        response = confirm(organizer, order.number, factories.image_bytes())
+        response = confirm(finance, order.number, factories.image_bytes())
         assert response.status_code == 303
 
     with app.app_context():
@@ -386,7 +386,7 @@ def test_a_proof_that_is_not_an_image_is_refused_and_nothing_is_paid(
     purchase_id = approved(client_as, (honey, 3))
     client_as("coordinator").post(f"/unit/purchases/{purchase_id}/transfer")
     order = orders_of(app, purchase_id)[0]
-    response = confirm(client_as("organizer"), order.number, b"%PDF-1.4 not an image")
+    response = confirm(client_as("finance"), order.number, b"%PDF-1.4 not an image")
     assert response.status_code == 303
     with app.app_context():
         assert db.session.get(Order, order.id).status == OrderStatus.PENDING_PAYMENT
@@ -400,13 +400,15 @@ def test_the_refusal_of_a_bad_proof_is_shown(app, client_as, world):
     purchase_id = approved(client_as, (honey, 3))
     client_as("coordinator").post(f"/unit/purchases/{purchase_id}/transfer")
     order = orders_of(app, purchase_id)[0]
-    organizer = client_as("organizer")
-    confirm(organizer, order.number, b"not an image at all")
-    page = organizer.get("/admin/orders").get_data(as_text=True)
+    finance = client_as("finance")
+    confirm(finance, order.number, b"not an image at all")
+    page = finance.get("/finance/receipts").get_data(as_text=True)
     assert "文件不是有效的图片" in page
 
 
-def test_the_co_op_sees_the_order_on_approval_and_may_confirm_the_transfer(app, client_as, world):
+def test_the_co_op_sees_the_order_on_approval_and_finance_confirms_the_transfer(
+    app, client_as, world
+):
     honey = sku_of(app, world.honey_product)
     purchase_id = approved(client_as, (honey, 6))
     order = orders_of(app, purchase_id)[0]
@@ -418,7 +420,10 @@ def test_the_co_op_sees_the_order_on_approval_and_may_confirm_the_transfer(app, 
     ).get_data(as_text=True)
 
     client_as("coordinator").post(f"/unit/purchases/{purchase_id}/transfer")
-    assert confirm(manager, order.number).status_code == 303
+    # The co-op is told the money is awaited, but only finance books it.
+    assert "待财务确认到账" in manager.get("/coop/orders?tab=awaiting").get_data(as_text=True)
+    assert confirm(manager, order.number).status_code == 403
+    assert confirm(client_as("finance"), order.number).status_code == 303
     with app.app_context():
         assert db.session.get(Order, order.id).status == OrderStatus.PAID
     assert order.number in manager.get("/coop/orders?tab=to_ship").get_data(as_text=True)
@@ -444,7 +449,7 @@ def test_the_overview_shows_amounts_by_status_and_the_target_progress(app, clien
     submitted(client_as, (herb, 4))  # ¥100 waiting
     paid_id = approved(client_as, (honey, 5))  # ¥440, then paid
     coordinator.post(f"/unit/purchases/{paid_id}/transfer")
-    confirm(client_as("organizer"), orders_of(app, paid_id)[0].number)
+    confirm(client_as("finance"), orders_of(app, paid_id)[0].number)
 
     response = coordinator.post("/unit/purchases/target", data={"amount": "-100"})
     assert response.status_code == 303
