@@ -136,7 +136,8 @@ def settlements_issue_command(until) -> None:
         raise SystemExit(1) from None
     for statement in issued:
         click.echo(
-            f"  {statement.number} {statement.coop.name}: payable {format_fen(statement.payable_fen)}"
+            f"  {statement.number} {statement.coop.name}: payable"
+            f" {format_fen(statement.payable_fen)}"
             f" (carried {format_fen(statement.closing_balance_fen)})"
         )
     click.echo(f"issued {len(issued)} statements")

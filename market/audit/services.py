@@ -32,8 +32,10 @@ def role_of(actor: User | None, acting_as: str | None = None) -> str:
 def _plain(values: dict[str, Any] | None) -> dict[str, Any] | None:
     if values is None:
         return None
-    return {key: value if isinstance(value, int | float | bool | None) else str(value)
-            for key, value in values.items()}
+    return {
+        key: value if isinstance(value, int | float | bool | None) else str(value)
+        for key, value in values.items()
+    }
 
 
 def record(

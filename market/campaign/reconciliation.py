@@ -13,10 +13,9 @@ from sqlalchemy import func, select
 
 from market.campaign.models import AttributionEntry
 from market.extensions import db
-from market.orders.models import Order
 from market.settlements import reconciliation as settlements
 from market.settlements.models import SettlementEntry
-from market.settlements.reconciliation import Difference, Totals
+from market.settlements.reconciliation import Difference, OrderNumbers, Totals
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,14 @@ def _sums(query) -> dict:
 
 def money_reconcile() -> MoneyReconciliation:
     totals, found = settlements.check()
-    numbers = dict(db.session.execute(select(Order.id, Order.number)))
+    numbers = OrderNumbers()
     for scope, column, other, name in (
         ("payment", AttributionEntry.payment_id, SettlementEntry.payment_id, lambda k: f"#{k}"),
         (
             "order",
             AttributionEntry.order_id,
             SettlementEntry.order_id,
-            lambda k: f"order {numbers.get(k, k)}",
+            lambda k: f"order {numbers[k]}",
         ),
         ("coop", AttributionEntry.coop_id, SettlementEntry.coop_id, lambda k: f"#{k}"),
     ):

@@ -109,9 +109,7 @@ class Payment(StateMachine, TimestampMixin, db.Model):
     cash_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     cash_handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cash_handover_confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    cash_handover_reference: Mapped[str] = mapped_column(
-        String(100), default="", server_default=""
-    )
+    cash_handover_reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     order: Mapped[Order] = relationship()
     confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])

@@ -69,6 +69,15 @@ class Totals:
         return self.paid_out_fen + self.fee_fen + self.owed_to_coops_fen + self.cash_held_fen
 
 
+class OrderNumbers(dict):
+    """Order numbers for the messages, looked up only for the orders that differ."""
+
+    def __missing__(self, order_id):
+        number = db.session.scalar(select(Order.number).where(Order.id == order_id))
+        self[order_id] = number or str(order_id)
+        return self[order_id]
+
+
 def _sums(query) -> dict:
     return {key: int(value or 0) for key, value in db.session.execute(query)}
 
@@ -82,10 +91,10 @@ def _compare(found: list[Difference], scope: str, what: str, left: dict, right: 
 
 def check() -> tuple[Totals, list[Difference]]:
     found: list[Difference] = []
-    numbers = dict(db.session.execute(select(Order.id, Order.number)))
+    numbers = OrderNumbers()
 
     def order_name(order_id):
-        return f"order {numbers.get(order_id, order_id)}"
+        return f"order {numbers[order_id]}"
 
     # Per payment: its own counters, its refunds, and the entries written when money moved.
     received = _sums(select(Payment.id, Payment.received_fen))

@@ -349,7 +349,11 @@ def record_payout(
         coop_manager_ids(statement.coop_id),
         "settlement.paid",
         _("结算单 %(number)s 已付款", number=statement.number),
-        _("¥%(yuan)s 已转出，流水号 %(ref)s。", yuan=f"{payout.amount_fen / 100:.2f}", ref=reference),
+        _(
+            "¥%(yuan)s 已转出，流水号 %(ref)s。",
+            yuan=f"{payout.amount_fen / 100:.2f}",
+            ref=reference,
+        ),
         f"/coop/settlements/{statement.id}",
     )
     db.session.commit()

@@ -100,7 +100,9 @@ def test_only_finance_confirms_a_transfer(app, client_as, world):
         )
     mixed = _two_coop_order(app, buyer)
     buyer.post(f"/orders/{mixed}/pay/offline")
-    assert client_as("admin").post(f"/orders/{mixed}/transfer-received", data=data).status_code == 303
+    assert (
+        client_as("admin").post(f"/orders/{mixed}/transfer-received", data=data).status_code == 303
+    )
     with app.app_context():
         assert _order(app, mixed).status == OrderStatus.PAID
 
