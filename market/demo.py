@@ -69,6 +69,7 @@ class DemoAccount:
     description: str
     is_organizer: bool = False
     is_admin: bool = False
+    is_finance: bool = False
     unit_role: UnitRole | None = None
     coop_role: CoopRole | None = None
 
@@ -80,6 +81,13 @@ _ACCOUNTS: tuple[DemoAccount, ...] = (
         "13800000001",
         "活动组织方（市直机关工委）：维护单位、村和结对，设定目标，查看看板和导出",
         is_organizer=True,
+    ),
+    DemoAccount(
+        "finance@example.com",
+        "消费帮扶服务中心 孙财务",
+        "13800000009",
+        "财务（消费帮扶服务中心）：确认到账、办理退款、出结算单并向合作社付款",
+        is_finance=True,
     ),
     DemoAccount(
         "admin@example.com",
@@ -538,6 +546,7 @@ def _seed_accounts(units: list[Unit], coops: dict[str, list[Coop]]) -> None:
             phone=account.phone,
             is_organizer=account.is_organizer,
             is_admin=account.is_admin,
+            is_finance=account.is_finance,
         )
         user.set_password(DEMO_PASSWORD)
         if account.unit_role is not None:

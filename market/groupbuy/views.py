@@ -42,6 +42,7 @@ from market.groupbuy.models import (
 from market.models import utcnow
 from market.money import format_fen
 from market.payments import providers
+from market.payments import services as payments
 from market.web import flash_form_errors, reraise_access_errors, run_action
 
 bp = Blueprint("groupbuy", __name__)
@@ -416,6 +417,7 @@ def pickup_list(group_buy_id: int):
         "groupbuy/pickup_list.html",
         group_buy=group_buy,
         participations=fulfilment.pickup_list(group_buy),
+        cash_held_fen=payments.cash_held_by(current_user.id),
     )
 
 

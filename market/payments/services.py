@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
@@ -308,6 +308,28 @@ def send_refund(
     )
     db.session.commit()
     return refund
+
+
+def cash_held_by(holder_id: int) -> int:
+    """Cash a coordinator took at pickups and has not yet handed over to the service centre."""
+    held = db.session.scalar(
+        select(func.sum(Payment.received_fen - Payment.refunded_fen)).where(
+            Payment.cash_holder_id == holder_id,
+            Payment.cash_handed_over_at.is_(None),
+            Payment.status == PaymentStatus.SUCCEEDED,
+        )
+    )
+    return int(held or 0)
+
+
+def owed_refunds_fen(order: Order) -> int:
+    """Refunds decided for the order that finance has still to send back (待退款)."""
+    owed = db.session.scalar(
+        select(func.sum(Refund.amount_fen))
+        .join(Refund.payment)
+        .where(Payment.order_id == order.id, Refund.status == RefundStatus.PENDING)
+    )
+    return int(owed or 0)
 
 
 def confirm_cash_handover(actor: User, holder_id: int, amount_fen: int, reference: str) -> int:

@@ -134,7 +134,9 @@ def cancel(number: str):
             reraise_access_errors(error)
             flash(str(error), "danger")
         else:
-            if order.refunded_fen:
+            if services.owed_refunds_fen(order):
+                flash(_("订单已取消，退款将由财务转账退回，请留意订单页"), "success")
+            elif order.refunded_fen:
                 flash(_("订单已取消，货款将原路退回"), "success")
             else:
                 flash(_("订单已取消"), "success")

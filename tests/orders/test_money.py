@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from market.audit.models import AuditEvent
 from market.extensions import db
 from market.orders.models import Order, OrderLine, OrderStatus, ShipmentStatus
-from market.payments.models import Payment, PaymentStatus, Refund
+from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from tests.orders.conftest import buy, sku_of, stock_of
 
 
@@ -150,16 +150,30 @@ def test_cancelling_an_unpaid_order_gives_the_stock_back(app, client_as, world, 
 
 
 def test_cancelling_a_paid_order_refunds_it_in_full(app, client_as, world, movements):
+    """The refund of a bank-transfer order is decided at once (the ledger reverses the sale)
+    but owed until finance sends it: nobody pretends the money has left."""
     buyer = client_as("buyer")
     number = _two_coop_order(app, buyer)
     _pay_by_transfer(buyer, client_as("finance"), number)
     response = buyer.post(f"/orders/{number}/cancel", follow_redirects=True)
-    assert "货款将原路退回" in response.get_data(as_text=True)
+    assert "退款将由财务转账退回" in response.get_data(as_text=True)
     with app.app_context():
         order = _order(app, number)
         assert order.status == OrderStatus.CANCELLED
         assert order.refunded_fen == order.paid_fen == 26500
         assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 26500
+        refund = db.session.scalar(select(Refund))
+        assert refund.status == RefundStatus.PENDING and refund.sent_at is None
+        refund_id = refund.id
+    with app.app_context():
+        from datetime import date
+
+        from market.accounts.models import User
+        from market.payments.services import send_refund
+
+        send_refund(db.session.get(User, world.finance), refund_id, "OUT-1", date(2026, 11, 29))
+        refund = db.session.get(Refund, refund_id)
+        assert refund.status == RefundStatus.SUCCEEDED and refund.sent_reference == "OUT-1"
     assert stock_of(app, sku_of(app, world.honey_product)) == 50
     assert [m.amount_fen for m in movements] == [26500, -26500]
     assert sorted(line.quantity for line in movements[1].lines) == [-2, -1]
