@@ -57,6 +57,24 @@ def backend(request) -> str:
     return request.param
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """`@pytest.mark.postgres_only`: the test runs on the PostgreSQL backend alone. Its other
+    backends' runs are deselected; without TEST_DATABASE_URL it is skipped, saying why."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on = callspec.params.get("backend") if callspec is not None else None
+        if item.get_closest_marker("postgres_only") is not None and on != "postgresql":
+            if "postgresql" in BACKENDS:
+                dropped.append(item)
+                continue
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set TEST_DATABASE_URL"))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def base_app(backend: str, tmp_path_factory) -> Iterator[Flask]:
     with _database(backend, tmp_path_factory) as url:

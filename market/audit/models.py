@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import DDL, JSON, ForeignKey, Index, String, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -36,6 +37,68 @@ class AuditEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     actor: Mapped[User | None] = relationship()
+
+    @property
+    def action_label(self) -> str:
+        return str(ACTION_LABELS.get(self.action, self.action))
+
+    @property
+    def role_label(self) -> str:
+        return str(ROLE_LABELS.get(self.actor_role, self.actor_role))
+
+    @property
+    def object_label(self) -> str:
+        return str(OBJECT_LABELS.get(self.object_type, self.object_type))
+
+
+# Every action written to the log, in the words of the people who read it.
+ACTION_LABELS = {
+    "transfer.confirmed": _l("确认对公转账到账"),
+    "cash.received": _l("自提现场收款"),
+    "cash.handed_over": _l("确认现金交接"),
+    "refund.decided": _l("决定退款"),
+    "refund.sent": _l("退款已转出"),
+    "statement.issued": _l("出具结算单"),
+    "statement.confirmed": _l("确认结算单"),
+    "statement.disputed": _l("对结算单提出异议"),
+    "payout.recorded": _l("登记向合作社付款"),
+    "role.flags": _l("设置组织方/管理员/财务身份"),
+    "role.unit": _l("任命单位角色"),
+    "role.coop": _l("任命合作社角色"),
+    "sku.added": _l("新增规格"),
+    "sku.price_changed": _l("修改价格"),
+    "sku.stock_adjusted": _l("调整库存"),
+    "target.set": _l("设定单位目标"),
+    "target.default_set": _l("批量设定目标"),
+    "target.imported": _l("导入目标表"),
+    "pairing.created": _l("新增结对"),
+    "pairing.changed": _l("修改结对"),
+    "pairing.ended": _l("结束结对"),
+    "pairing.imported": _l("导入结对名单"),
+    "groupbuy.extended": _l("团购延期"),
+}
+ROLE_LABELS = {
+    "system": _l("系统"),
+    "admin": _l("管理员"),
+    "finance": _l("财务"),
+    "organizer": _l("组织方"),
+    "coop": _l("合作社"),
+    "coordinator": _l("联络员"),
+    "approver": _l("审批人"),
+    "member": _l("职工"),
+    "user": _l("用户"),
+}
+OBJECT_LABELS = {
+    "Payment": _l("收款"),
+    "Refund": _l("退款"),
+    "Statement": _l("结算单"),
+    "Payout": _l("合作社付款"),
+    "User": _l("用户"),
+    "Sku": _l("规格"),
+    "Campaign": _l("帮扶活动"),
+    "Pairing": _l("结对"),
+    "GroupBuy": _l("团购"),
+}
 
 
 # PostgreSQL refuses UPDATE and DELETE on append-only tables, whoever asks. TRUNCATE (used to

@@ -13,6 +13,8 @@ from decimal import Decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
+from market.accounts.models import User
+from market.audit import services as audit
 from market.campaign.models import AttributionEntry, Campaign, UnitTarget
 from market.directory.models import Unit
 from market.errors import DomainError, NotFound, RowErrors
@@ -108,11 +110,29 @@ def parse_target_yuan(value) -> int:
     return fen
 
 
+def _audit_targets(
+    actor: User | None, action: str, campaign: Campaign, after: dict, before: dict | None = None
+) -> None:
+    """Target changes are audited on their campaign (a removed target has no row left)."""
+    audit.record(
+        actor,
+        action,
+        campaign,
+        before=before,
+        after=after,
+        acting_as="organizer" if actor is not None and actor.is_organizer else None,
+    )
+
+
 # -- one by one, and a default -------------------------------------------------------------------
-def set_target(campaign_id: int, unit_id: int, amount_fen: int | None) -> UnitTarget | None:
-    """Set a unit's target; None removes it (the unit is then not assessed)."""
-    get_campaign(campaign_id)
-    if db.session.get(Unit, unit_id) is None:
+def set_target(
+    campaign_id: int, unit_id: int, amount_fen: int | None, *, actor: User | None = None
+) -> UnitTarget | None:
+    """Set a unit's target; None removes it (the unit is then not assessed). A change is
+    audited with the amount before and after."""
+    campaign = get_campaign(campaign_id)
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
         raise NotFound(_("找不到该单位"))
     if amount_fen is not None and not 0 <= amount_fen <= MAX_TARGET_FEN:
         raise DomainError(_("目标金额不正确"), field="amount")
@@ -121,6 +141,15 @@ def set_target(campaign_id: int, unit_id: int, amount_fen: int | None) -> UnitTa
             UnitTarget.campaign_id == campaign_id, UnitTarget.unit_id == unit_id
         )
     )
+    old_fen = target.amount_fen if target is not None else None
+    if old_fen != amount_fen:
+        _audit_targets(
+            actor,
+            "target.set",
+            campaign,
+            {"unit": unit.name, "amount_fen": amount_fen},
+            before={"unit": unit.name, "amount_fen": old_fen},
+        )
     if amount_fen is None:
         if target is not None:
             db.session.delete(target)
@@ -134,29 +163,44 @@ def set_target(campaign_id: int, unit_id: int, amount_fen: int | None) -> UnitTa
     return target
 
 
-def set_default_target(campaign_id: int, amount_fen: int, replace_existing: bool) -> int:
+def set_default_target(
+    campaign_id: int, amount_fen: int, replace_existing: bool, *, actor: User | None = None
+) -> int:
     """Give every unit without a target this one (every unit, if `replace_existing`). Returns
-    how many targets were set."""
-    get_campaign(campaign_id)
+    how many targets were set. One audit event says how many were created and replaced."""
+    campaign = get_campaign(campaign_id)
     if not 0 <= amount_fen <= MAX_TARGET_FEN:
         raise DomainError(_("目标金额不正确"), field="amount")
     existing = {
         t.unit_id: t
         for t in db.session.scalars(select(UnitTarget).where(UnitTarget.campaign_id == campaign_id))
     }
-    changed = 0
+    created = replaced = 0
     for unit_id in db.session.scalars(select(Unit.id)):
         target = existing.get(unit_id)
         if target is None:
             db.session.add(
                 UnitTarget(campaign_id=campaign_id, unit_id=unit_id, amount_fen=amount_fen)
             )
-            changed += 1
+            created += 1
         elif replace_existing and target.amount_fen != amount_fen:
             target.amount_fen = amount_fen
-            changed += 1
+            replaced += 1
+    if created or replaced:
+        _audit_targets(
+            actor,
+            "target.default_set",
+            campaign,
+            {
+                "amount_fen": amount_fen,
+                "replace_existing": replace_existing,
+                "created": created,
+                "replaced": replaced,
+            },
+            before={"with_target": len(existing)},
+        )
     commit_unique(_("目标刚被别人修改，请刷新后重试"))
-    return changed
+    return created + replaced
 
 
 # -- upload --------------------------------------------------------------------------------------
@@ -278,10 +322,10 @@ class ImportResult:
     unchanged: int
 
 
-def import_targets(campaign_id: int, raw: bytes) -> ImportResult:
+def import_targets(campaign_id: int, raw: bytes, *, actor: User | None = None) -> ImportResult:
     """Set the targets named in an uploaded sheet: all rows or none. Units not in the sheet keep
-    their targets."""
-    get_campaign(campaign_id)
+    their targets. An import that changed anything is one audit event with the counts."""
+    campaign = get_campaign(campaign_id)
     lines = parse_targets(raw)
     existing = {
         t.unit_id: t
@@ -302,6 +346,13 @@ def import_targets(campaign_id: int, raw: bytes) -> ImportResult:
             updated += 1
         else:
             unchanged += 1
+    if created or updated:
+        _audit_targets(
+            actor,
+            "target.imported",
+            campaign,
+            {"created": created, "updated": updated, "unchanged": unchanged},
+        )
     commit_unique(_("目标刚被别人修改，请刷新后重试"))
     return ImportResult(created, updated, unchanged)
 

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import User
+from market.audit import services as audit
 from market.catalog.models import Category, Product, ProductImage, ProductStatus, Sku
 from market.directory.models import Coop
 from market.errors import DomainError, NotAllowed, NotFound
@@ -72,6 +73,26 @@ def own_sku(user: User, sku_id: int) -> Sku:
     if not _may_manage(user, sku.product.coop_id):
         raise NotAllowed(_("这不是您合作社的商品"))
     return sku
+
+
+def _audit_sku(
+    user: User | None,
+    action: str,
+    sku: Sku,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
+    """A price or stock change goes into the audit log, named by product and spec."""
+    coop_id = sku.product.coop_id
+    managed = user is not None and coop_id in {c.id for c in user.managed_coops()}
+    audit.record(
+        user,
+        action,
+        sku,
+        before=before,
+        after={**(after or {}), "product": sku.product.name, "spec": sku.spec},
+        acting_as="coop" if managed else None,
+    )
 
 
 def _check_sku(data: SkuData) -> None:
@@ -152,6 +173,8 @@ def create_product(
     )
     db.session.add(product)
     db.session.flush()
+    sku = product.skus[0]
+    _audit_sku(user, "sku.added", sku, after={"price_fen": sku.price_fen, "stock": sku.stock})
     stored = _attach_images(product, images)
     _commit_or_remove(stored)
     return product
@@ -184,6 +207,8 @@ def add_sku(user: User, product_id: int, data: SkuData) -> Sku:
     sku = Sku(spec=data.spec.strip(), price_fen=data.price_fen, stock=data.stock)
     sku.weight_g = data.weight_g
     product.skus.append(sku)
+    db.session.flush()
+    _audit_sku(user, "sku.added", sku, after={"price_fen": sku.price_fen, "stock": sku.stock})
     db.session.commit()
     return sku
 
@@ -191,39 +216,58 @@ def add_sku(user: User, product_id: int, data: SkuData) -> Sku:
 def update_sku(
     user: User, sku_id: int, *, spec: str, price_fen: int, weight_g: int | None, active: bool
 ) -> Sku:
-    """Change a SKU's spec, price and weight; stock changes go through `adjust_stock`."""
+    """Change a SKU's spec, price and weight; stock changes go through `adjust_stock`. A price
+    change is audited."""
     sku = own_sku(user, sku_id)
     _check_sku(SkuData(spec=spec, price_fen=price_fen, stock=sku.stock, weight_g=weight_g))
     if not active and sku.product.status == ProductStatus.LISTED:
         others = [s for s in sku.product.skus if s.id != sku.id and s.active]
         if not others:
             raise DomainError(_("在售商品至少要保留一个规格"))
+    old_price_fen = sku.price_fen
     sku.spec, sku.price_fen, sku.weight_g, sku.active = spec.strip(), price_fen, weight_g, active
+    if price_fen != old_price_fen:
+        _audit_sku(
+            user,
+            "sku.price_changed",
+            sku,
+            before={"price_fen": old_price_fen},
+            after={"price_fen": price_fen},
+        )
     db.session.commit()
     return sku
 
 
 def adjust_stock(user: User, sku_id: int, delta: int) -> Sku:
     """Add (入库) or remove (出库) stock in one conditional UPDATE, so that orders taking stock at
-    the same moment are never overwritten and stock never goes below zero."""
+    the same moment are never overwritten and stock never goes below zero. Audited with the
+    stock before and after this change (read back from the UPDATE itself)."""
     sku = own_sku(user, sku_id)
     if delta == 0:
         raise DomainError(_("请输入要增加或减少的数量"), field="delta")
     if abs(delta) > MAX_STOCK:
         raise DomainError(_("一次最多调整 %(n)d", n=MAX_STOCK), field="delta")
-    result = db.session.execute(
+    stock_after = db.session.execute(
         update(Sku)
         .where(Sku.id == sku.id, Sku.stock + delta >= 0, Sku.stock + delta <= MAX_STOCK)
         .values(stock=Sku.stock + delta)
+        .returning(Sku.stock)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    ).scalar_one_or_none()
+    if stock_after is None:
         db.session.rollback()
         db.session.refresh(sku)
         raise DomainError(
             _("库存不足以减少 %(n)d，当前库存 %(stock)d", n=-delta, stock=sku.stock),
             field="delta",
         )
+    _audit_sku(
+        user,
+        "sku.stock_adjusted",
+        sku,
+        before={"stock": stock_after - delta},
+        after={"stock": stock_after, "delta": delta},
+    )
     db.session.commit()
     db.session.refresh(sku)
     return sku

@@ -7,6 +7,7 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -267,6 +268,7 @@ def _save_pairing(form: PairingForm, pairing: Pairing | None = None) -> Pairing:
         until=form.until.data,
         note=form.note.data or "",
         pairing=pairing,
+        actor=current_user,
     )
 
 
@@ -293,7 +295,7 @@ def import_pairings():
         flash_form_errors(form)
         return redirect(url_for(".pairings"))
     try:
-        result = services.import_roster(form.roster.data.read())
+        result = services.import_roster(form.roster.data.read(), actor=current_user)
     except RowErrors as error:
         return render_template("admin/roster_errors.html", error=error), 400
     flash(

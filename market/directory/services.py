@@ -16,6 +16,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
+from market.accounts.models import User
+from market.audit import services as audit
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import DomainError, NotFound, RowErrors
 from market.extensions import db
@@ -150,6 +152,20 @@ def _pairings_touching(unit_ids: set[int], village_ids: set[int]) -> list[Pairin
     )
 
 
+def _organizer(actor: User | None) -> str | None:
+    return "organizer" if actor is not None and actor.is_organizer else None
+
+
+def _pairing_values(pairing: Pairing) -> dict:
+    return {
+        "unit": pairing.unit.name,
+        "village": pairing.village.name,
+        "since": pairing.since,
+        "until": pairing.until,
+        "note": pairing.note,
+    }
+
+
 def save_pairing(
     *,
     unit_id: int,
@@ -158,10 +174,12 @@ def save_pairing(
     until: date | None,
     note: str = "",
     pairing: Pairing | None = None,
+    actor: User | None = None,
 ) -> Pairing:
-    """A pairing ends on or after it starts, and keeps the two-units / three-villages rule."""
-    get(Unit, unit_id)
-    get(Village, village_id)
+    """A pairing ends on or after it starts, and keeps the two-units / three-villages rule.
+    A new pairing, or a change to one, is audited with the values before and after."""
+    unit = get(Unit, unit_id)
+    village = get(Village, village_id)
     if until is not None and until < since:
         raise DomainError(_("结束日期不能早于开始日期"), field="until")
     others = [
@@ -178,19 +196,37 @@ def save_pairing(
     problems = _capacity_problems(spans)
     if problems:
         raise DomainError("；".join(problems))
+    before = _pairing_values(pairing) if pairing is not None else None
     pairing = pairing or Pairing()
-    pairing.unit_id, pairing.village_id = unit_id, village_id
+    pairing.unit, pairing.village = unit, village
     pairing.since, pairing.until, pairing.note = since, until, note.strip()
     db.session.add(pairing)
+    after = _pairing_values(pairing)
+    if after != before:
+        action = "pairing.created" if before is None else "pairing.changed"
+        audit.record(
+            actor, action, pairing, before=before, after=after, acting_as=_organizer(actor)
+        )
     commit_unique(_("该结对已存在"))
     return pairing
 
 
-def end_pairing(pairing_id: int, until: date) -> Pairing:
+def end_pairing(pairing_id: int, until: date, *, actor: User | None = None) -> Pairing:
+    """A pairing ends on or after it starts; the new end is audited."""
     pairing = get(Pairing, pairing_id)
     if until < pairing.since:
         raise DomainError(_("结束日期不能早于开始日期"), field="until")
+    before = pairing.until
     pairing.until = until
+    if until != before:
+        audit.record(
+            actor,
+            "pairing.ended",
+            pairing,
+            before={"until": before},
+            after={"until": until, "unit": pairing.unit.name, "village": pairing.village.name},
+            acting_as=_organizer(actor),
+        )
     db.session.commit()
     return pairing
 
@@ -300,11 +336,12 @@ def parse_roster(raw: bytes) -> list[RosterLine]:
     return lines
 
 
-def import_roster(raw: bytes) -> RosterResult:
+def import_roster(raw: bytes, *, actor: User | None = None) -> RosterResult:
     """Import a pairing roster (unit,town,village,since,until,note): all lines or none.
 
     Towns must exist; units and villages named for the first time are created. A line that
     repeats a pairing already on file (same unit, village and start) updates its end and note.
+    An import that changed anything is one audit event with the counts.
     """
     lines = parse_roster(raw)
     result = RosterResult()
@@ -351,6 +388,20 @@ def import_roster(raw: bytes) -> RosterResult:
             line_of[pairing.id] = line.line
             result.pairings_created += 1
         _check_roster_capacity(line_of)
+        if result.pairings_created or result.pairings_updated:
+            audit.record(
+                actor,
+                "pairing.imported",
+                ("Pairing", "roster"),
+                after={
+                    "created": result.pairings_created,
+                    "updated": result.pairings_updated,
+                    "unchanged": result.pairings_unchanged,
+                    "units_created": len(result.units_created),
+                    "villages_created": len(result.villages_created),
+                },
+                acting_as=_organizer(actor),
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

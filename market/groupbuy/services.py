@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import selectinload
 
 from market.accounts.models import UnitRole, User
+from market.audit import services as audit
 from market.catalog.models import Product, ProductStatus, Sku
 from market.directory.models import Pairing
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
@@ -482,15 +483,24 @@ def own_group_buy(coordinator: User, group_buy_id: int) -> GroupBuy:
 
 
 def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBuy:
-    """Once, before the deadline, to a later time."""
+    """Once, before the deadline, to a later time. Audited with the deadline before and after."""
     group_buy = own_group_buy(coordinator, group_buy_id)
     _ensure_open(group_buy, utcnow())
     if group_buy.extended:
         raise DomainError(_("团购只能延期一次"), field="closes_at")
     if closes_at <= group_buy.closes_at:
         raise DomainError(_("新的截止时间必须晚于原截止时间"), field="closes_at")
+    before = group_buy.closes_at
     group_buy.closes_at = closes_at
     group_buy.extended = True
+    audit.record(
+        coordinator,
+        "groupbuy.extended",
+        group_buy,
+        before={"closes_at": before},
+        after={"closes_at": closes_at, "title": group_buy.title},
+        acting_as=None if coordinator.is_admin else "coordinator",
+    )
     notify(
         _active_user_ids(group_buy.id),
         "groupbuy.changed",
