@@ -65,6 +65,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from market.accounts.views import bp as accounts_bp
+    from market.audit.views import bp as audit_bp
     from market.campaign.admin_views import bp as campaign_admin_bp
     from market.campaign.dashboard_views import bp as dashboards_bp
     from market.campaign.views import bp as campaign_bp
@@ -78,6 +79,7 @@ def _register_blueprints(app: Flask) -> None:
     from market.orders.views import bp as orders_bp
     from market.payments.views import bp as payments_bp
     from market.procurement.views import bp as procurement_bp
+    from market.settlements.views import bp as settlements_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(directory_bp)
@@ -93,3 +95,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(campaign_admin_bp)
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(audit_bp)
+    app.register_blueprint(settlements_bp)

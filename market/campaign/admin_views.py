@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from market.accounts.permissions import Access, requires
 from market.campaign import exports, queries, services, targets
@@ -31,6 +32,7 @@ from market.campaign.forms import (
     TargetImportForm,
 )
 from market.campaign.models import Campaign
+from market.campaign.reconciliation import money_reconcile
 from market.errors import DomainError, RowErrors
 from market.extensions import db
 from market.orders.models import ORDER_MODE_LABELS
@@ -119,7 +121,7 @@ def set_target(campaign_id: int):
     if not form.validate_on_submit():
         return _targets_page(campaign_id, 400, target_form=form)
     try:
-        targets.set_target(campaign_id, form.unit_id.data, form.amount.data)
+        targets.set_target(campaign_id, form.unit_id.data, form.amount.data, actor=current_user)
     except DomainError as error:
         show_domain_error(form, error)
         return _targets_page(campaign_id, error.status_code, target_form=form)
@@ -135,7 +137,7 @@ def default_target(campaign_id: int):
         return _targets_page(campaign_id, 400, default_form=form)
     try:
         changed = targets.set_default_target(
-            campaign_id, form.amount.data, form.replace_existing.data
+            campaign_id, form.amount.data, form.replace_existing.data, actor=current_user
         )
     except DomainError as error:
         show_domain_error(form, error)
@@ -152,7 +154,7 @@ def import_targets(campaign_id: int):
         flash_form_errors(form)
         return _targets_page(campaign_id, 400, import_form=form)
     try:
-        result = targets.import_targets(campaign_id, form.sheet.data.read())
+        result = targets.import_targets(campaign_id, form.sheet.data.read(), actor=current_user)
     except RowErrors as error:
         campaign = targets.get_campaign(campaign_id)
         return render_template("campaign/target_errors.html", campaign=campaign, error=error), 400
@@ -274,4 +276,6 @@ def laggards_csv(campaign_id: int):
 @bp.get("/reconciliation")
 @requires(Access.ORGANIZER)
 def reconciliation():
-    return render_template("campaign/reconciliation.html", result=services.reconciliation())
+    return render_template(
+        "campaign/reconciliation.html", result=services.reconciliation(), money=money_reconcile()
+    )

@@ -32,6 +32,7 @@ from market.orders.models import (
     OrderMode,
     OrderStatus,
 )
+from market.payments import queries as payment_queries
 from market.web import back_or, flash_form_errors, reraise_access_errors, show_domain_error
 
 bp = Blueprint("orders", __name__)
@@ -221,7 +222,12 @@ def my_orders():
 @requires(Access.SIGNED_IN)
 def detail(number: str):
     order = services.order_of_buyer(current_user, number)
-    return render_template("orders/detail.html", order=order, action_form=ActionForm())
+    return render_template(
+        "orders/detail.html",
+        order=order,
+        refunds=payment_queries.order_refunds(order.id),
+        action_form=ActionForm(),
+    )
 
 
 @bp.post("/orders/<number>/shipments/<int:shipment_id>/received")

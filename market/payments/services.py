@@ -521,7 +521,23 @@ def record_paid_at_pickup(actor: User, order: Order) -> Payment:
     # The coordinator now holds the cash for the service centre until finance confirms it.
     payment.cash_holder_id = actor.id
     payment.cash_unit_id = order.unit_id
+    before = {"status": payment.status, "received_fen": payment.received_fen}
     _apply(payment, order, ProviderState(PaymentStatus.SUCCEEDED, order.total_fen))
+    audit.record(
+        actor,
+        "cash.received",
+        payment,
+        before=before,
+        after={
+            "status": payment.status,
+            "received_fen": payment.received_fen,
+            "amount_fen": order.total_fen,
+            "holder_id": actor.id,
+            "holder": actor.name,
+            "order": order.number,
+        },
+        acting_as=None if actor.is_admin else "coordinator",
+    )
     return payment
 
 

@@ -88,11 +88,15 @@ def _statement_number(coop_id: int, until: date) -> str:
     return f"JS{until:%Y%m%d}-{coop_id:04d}"
 
 
+def _check_until(until: date) -> None:
+    if until > datetime.now(SHANGHAI).date():
+        raise DomainError(_("结算截止日不能晚于今天"), field="until")
+
+
 def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Statement | None:
     """Issue the co-op's statement for the period ending on `until`, if anything is due.
     One unit of work; the co-op's row lock serialises concurrent issuers."""
-    if until > datetime.now(SHANGHAI).date():
-        raise DomainError(_("结算截止日不能晚于今天"), field="until")
+    _check_until(until)
     coop = db.session.get(Coop, coop_id, with_for_update=True, populate_existing=True)
     if coop is None:
         raise NotFound(_("找不到该合作社"))
@@ -121,13 +125,17 @@ def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Sta
         db.session.commit()
         return None
     fee_bp = int(current_app.config["PLATFORM_FEE_BP"])
+    opening = previous.closing_balance_fen if previous else 0
     statement = Statement(
         number=_statement_number(coop_id, until),
         coop_id=coop_id,
         period_start=previous.period_end + timedelta(days=1) if previous else None,
         period_end=until,
         fee_bp=fee_bp,
-        opening_balance_fen=previous.closing_balance_fen if previous else 0,
+        opening_balance_fen=opening,
+        # Balanced from the first flush (the CHECK holds for a statement with no lines yet): a
+        # carried negative balance is its closing balance until the lines are added.
+        closing_balance_fen=opening,
     )
     db.session.add(statement)
     db.session.flush()
@@ -205,6 +213,7 @@ def issue_statements(until: date, actor: User | None = None) -> list[Statement]:
     """Issue the period's statements for every co-op with something due (idempotent)."""
     if actor is not None:
         _ensure_finance(actor)
+    _check_until(until)  # also when nothing is due: a wrong date is refused, not ignored
     coop_ids = db.session.scalars(
         select(SettlementEntry.coop_id)
         .where(SettlementEntry.statement_id.is_(None))

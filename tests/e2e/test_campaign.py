@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 DEMO_PASSWORD = "demo-pass-2026"
 ORGANIZER = "organizer@example.com"
+FINANCE = "finance@example.com"
 COORDINATOR = "coordinator@example.com"  # 王联络 of 高州市市场监管局, paired with 古丁村
 UNIT = "高州市市场监管局"
 HONEY = "原生态蜂蜜"
@@ -40,9 +41,9 @@ HONEY = "原生态蜂蜜"
 # -- the world the journeys start from -------------------------------------------------------------
 def _paid_order(email: str, product: str, quantity: int) -> None:
     """An order placed and paid through the services the pages use (bank transfer confirmed by
-    the organizer), so that the dashboard has something to draw."""
+    finance), so that the dashboard has something to draw."""
     buyer = db.session.scalar(select(User).where(User.email == email))
-    organizer = db.session.scalar(select(User).where(User.email == ORGANIZER))
+    finance = db.session.scalar(select(User).where(User.email == FINANCE))
     sku_id = db.session.scalar(
         select(Sku.id).join(Sku.product).where(Product.name.startswith(product)).limit(1)
     )
@@ -54,7 +55,7 @@ def _paid_order(email: str, product: str, quantity: int) -> None:
     )
     db.session.commit()
     payments.start_payment(buyer, order.number, "offline")
-    payments.confirm_transfer(organizer, order.number, "E2E", queries.shanghai_today())
+    payments.confirm_transfer(finance, order.number, "E2E", queries.shanghai_today())
 
 
 @pytest.fixture(scope="module")

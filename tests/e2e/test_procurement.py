@@ -1,6 +1,6 @@
 """以买代帮 in the browser: the coordinator of 高州市市场监管局 drafts a canteen purchase of
 古丁村's products with the unit's invoice details and submits it; the approver approves it on a
-phone; the co-op sees the order in its inbox; the coordinator pays by bank transfer; the organizer
+phone; the co-op sees the order in its inbox; the coordinator pays by bank transfer; finance
 confirms the transfer; the coordinator's purchase page shows the order paid."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ DEMO_PASSWORD = "demo-pass-2026"
 COORDINATOR = "coordinator@example.com"
 APPROVER = "approver@example.com"
 COOP_MANAGER = "coop@example.com"  # 高州市古丁南药种植专业合作社 of 古丁村
-ORGANIZER = "organizer@example.com"
+FINANCE = "finance@example.com"
 UNIT = "高州市市场监管局"
 TAX_ID = "11440981007071234X"
 PURCHASE_URL = re.compile(r"/unit/purchases/(\d+)$")
@@ -112,11 +112,17 @@ def test_a_unit_purchase_from_draft_to_paid(
     expect(instructions).to_be_visible()
     expect(instructions).to_contain_text(number)
 
-    # The organizer confirms the transfer arrived.
+    # The co-op sees the money awaited, but only finance books it.
+    coop.reload()
+    expect(coop.locator(".inbox-shipment").filter(has_text=number)).to_contain_text(
+        "待财务确认到账"
+    )
+
+    # Finance confirms the transfer arrived.
     organizer = e2e_open_page(mobile=False)
-    sign_in(organizer, ORGANIZER)
-    organizer.goto("/admin/orders")
-    row = organizer.locator("#orders-table tr").filter(has_text=number)
+    sign_in(organizer, FINANCE)
+    organizer.goto("/finance/receipts")
+    row = organizer.locator("tr").filter(has_text=number)
     row.get_by_label("银行流水号").fill("GDNX-20240903-0001")
     row.get_by_label("到账日期").fill(date.today().isoformat())
     row.get_by_role("button", name="确认到账").click()

@@ -1,0 +1,112 @@
+"""A statement as an XLSX workbook (结算单), for the co-op's books and finance's files: the
+header, one row per line, the totals. Amounts are exact yuan in a currency format; any text a
+spreadsheet could take for a formula is neutralised."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from flask_babel import gettext as _
+
+from market.settlements.models import Statement, StatementLine
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+YUAN_FORMAT = "¥#,##0.00"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def yuan(fen: int) -> Decimal:
+    return Decimal(fen) / 100
+
+
+def safe_text(value: str | None) -> str:
+    """Text as text: a cell starting with = + - @ would be read as a formula (CSV/XLSX
+    injection), so it gets a leading apostrophe."""
+    text = value or ""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def statement_workbook(statement: Statement, lines: list[StatementLine]) -> tuple[io.BytesIO, str]:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("结算单")
+    bold = Font(bold=True)
+
+    def money_cell(row: int, column: int, fen: int) -> None:
+        cell = sheet.cell(row=row, column=column, value=yuan(fen))
+        cell.number_format = YUAN_FORMAT
+
+    period = (
+        f"{statement.period_start:%Y-%m-%d} ~ {statement.period_end:%Y-%m-%d}"
+        if statement.period_start
+        else _("截至 %(day)s", day=f"{statement.period_end:%Y-%m-%d}")
+    )
+    header = [
+        (_("结算单号"), statement.number),
+        (_("合作社"), safe_text(statement.coop.name)),
+        (_("结算期间"), period),
+        (_("状态"), statement.status_label),
+    ]
+    for row, (label, value) in enumerate(header, start=1):
+        sheet.cell(row=row, column=1, value=label).font = bold
+        sheet.cell(row=row, column=2, value=value)
+
+    top = len(header) + 2
+    headings = [
+        _("订单号"),
+        _("商品"),
+        _("规格"),
+        _("收款（元）"),
+        _("退款（元）"),
+        _("服务费（元）"),
+        _("应付（元）"),
+    ]
+    for column, heading in enumerate(headings, start=1):
+        sheet.cell(row=top, column=column, value=heading).font = bold
+    row = top
+    for line in lines:
+        row += 1
+        sheet.cell(row=row, column=1, value=safe_text(line.order.number))
+        sheet.cell(row=row, column=2, value=safe_text(line.order_line.product_name))
+        sheet.cell(row=row, column=3, value=safe_text(line.order_line.spec))
+        for column, fen in enumerate(
+            (line.received_fen, line.refunded_fen, line.fee_fen, line.payable_fen), start=4
+        ):
+            money_cell(row, column, fen)
+    row += 1
+    sheet.cell(row=row, column=1, value=_("合计")).font = bold
+    for column, fen in enumerate(
+        (statement.received_fen, statement.refunded_fen, statement.fee_fen, statement.net_fen),
+        start=4,
+    ):
+        money_cell(row, column, fen)
+        sheet.cell(row=row, column=column).font = bold
+
+    row += 2
+    for label, fen in (
+        (_("期初余额"), statement.opening_balance_fen),
+        (_("本期净额"), statement.net_fen),
+        (_("本期应付"), statement.payable_fen),
+        (_("结转下期"), statement.closing_balance_fen),
+    ):
+        sheet.cell(row=row, column=1, value=label).font = bold
+        money_cell(row, 2, fen)
+        row += 1
+    if statement.payout is not None:
+        payout = statement.payout
+        sheet.cell(row=row, column=1, value=_("付款流水号")).font = bold
+        sheet.cell(row=row, column=2, value=safe_text(payout.reference))
+        row += 1
+        sheet.cell(row=row, column=1, value=_("付款日期")).font = bold
+        sheet.cell(row=row, column=2, value=f"{payout.paid_on:%Y-%m-%d}")
+
+    for letter, width in zip("ABCDEFG", (22, 24, 12, 14, 14, 14, 14), strict=True):
+        sheet.column_dimensions[letter].width = width
+    handle = io.BytesIO()
+    book.save(handle)
+    handle.seek(0)
+    return handle, f"{statement.number}.xlsx"
