@@ -19,6 +19,7 @@ from market.accounts.models import User
 from market.audit.models import ACTION_LABELS, OBJECT_LABELS, AuditEvent
 from market.extensions import db
 from market.money import format_fen
+from market.spreadsheets import as_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PER_PAGE = 50
@@ -250,14 +251,6 @@ def changes_text(event: AuditEvent) -> str:
 
 
 # -- CSV -----------------------------------------------------------------------------------------
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(cell: str) -> str:
-    """A cell that a spreadsheet would run as a formula is shown as text (a leading ')."""
-    return "'" + cell if cell.lstrip(" ").startswith(FORMULA_STARTS) else cell
-
-
 def _csv_row(event: AuditEvent, names: dict[tuple[str, str], str]) -> list[str]:
     actor = event.actor
     return [
@@ -297,7 +290,7 @@ def csv_stream(filters: AuditFilters) -> Iterator[bytes]:
     for batch in result.partitions():
         names = object_names(batch)
         for event in batch:
-            writer.writerow([neutralise(cell) for cell in _csv_row(event, names)])
+            writer.writerow([as_text(cell) for cell in _csv_row(event, names)])
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()

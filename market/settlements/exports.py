@@ -10,21 +10,14 @@ from decimal import Decimal
 from flask_babel import gettext as _
 
 from market.settlements.models import Statement, StatementLine
+from market.spreadsheets import as_text
 
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 YUAN_FORMAT = "¥#,##0.00"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def yuan(fen: int) -> Decimal:
     return Decimal(fen) / 100
-
-
-def safe_text(value: str | None) -> str:
-    """Text as text: a cell starting with = + - @ would be read as a formula (CSV/XLSX
-    injection), so it gets a leading apostrophe."""
-    text = value or ""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def statement_workbook(statement: Statement, lines: list[StatementLine]) -> tuple[io.BytesIO, str]:
@@ -47,7 +40,7 @@ def statement_workbook(statement: Statement, lines: list[StatementLine]) -> tupl
     )
     header = [
         (_("结算单号"), statement.number),
-        (_("合作社"), safe_text(statement.coop.name)),
+        (_("合作社"), as_text(statement.coop.name)),
         (_("结算期间"), period),
         (_("状态"), statement.status_label),
     ]
@@ -70,9 +63,9 @@ def statement_workbook(statement: Statement, lines: list[StatementLine]) -> tupl
     row = top
     for line in lines:
         row += 1
-        sheet.cell(row=row, column=1, value=safe_text(line.order.number))
-        sheet.cell(row=row, column=2, value=safe_text(line.order_line.product_name))
-        sheet.cell(row=row, column=3, value=safe_text(line.order_line.spec))
+        sheet.cell(row=row, column=1, value=as_text(line.order.number))
+        sheet.cell(row=row, column=2, value=as_text(line.order_line.product_name))
+        sheet.cell(row=row, column=3, value=as_text(line.order_line.spec))
         for column, fen in enumerate(
             (line.received_fen, line.refunded_fen, line.fee_fen, line.payable_fen), start=4
         ):
@@ -99,7 +92,7 @@ def statement_workbook(statement: Statement, lines: list[StatementLine]) -> tupl
     if statement.payout is not None:
         payout = statement.payout
         sheet.cell(row=row, column=1, value=_("付款流水号")).font = bold
-        sheet.cell(row=row, column=2, value=safe_text(payout.reference))
+        sheet.cell(row=row, column=2, value=as_text(payout.reference))
         row += 1
         sheet.cell(row=row, column=1, value=_("付款日期")).font = bold
         sheet.cell(row=row, column=2, value=f"{payout.paid_on:%Y-%m-%d}")

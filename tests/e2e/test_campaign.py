@@ -27,10 +27,10 @@ from market.orders import services as orders
 from market.orders.models import DeliveryMethod
 from market.payments import services as payments
 from tests.e2e.conftest import LIVE_APPS
+from tests.e2e.steps import sign_in
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "demo-pass-2026"
 ORGANIZER = "organizer@example.com"
 FINANCE = "finance@example.com"
 COORDINATOR = "coordinator@example.com"  # 王联络 of 高州市市场监管局, paired with 古丁村
@@ -86,15 +86,6 @@ def running_campaign(live_server: str) -> int:
 
 
 # -- steps -----------------------------------------------------------------------------------------
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    main = page.get_by_role("main")
-    main.get_by_label("邮箱或手机号").fill(email)
-    main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
-    main.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
-
-
 def open_dashboard(page: Page, campaign_id: int) -> None:
     page.locator("#mainnav").get_by_role("link", name="帮扶活动").click()
     page.locator(f"a[href='/admin/campaigns/{campaign_id}/dashboard']").first.click()
@@ -213,13 +204,18 @@ def test_a_buyer_who_scans_the_units_qr_code_buys_and_the_unit_figure_grows(
     buyer.locator("#pay-transfer").click()
     expect(buyer.get_by_role("heading", name="对公转账")).to_be_visible()
 
-    # The money arrives; the organizer confirms it on the orders page.
+    # The money arrives; the organizer sees it awaited, and finance confirms it.
     organizer.goto("/admin/orders")
     row = organizer.locator("#orders-table tbody tr").filter(has_text=number)
+    expect(row).to_contain_text("待财务确认到账")
+    finance = e2e_open_page(mobile=False)
+    sign_in(finance, FINANCE)
+    finance.goto("/finance/receipts")
+    row = finance.locator("tr").filter(has_text=number)
     row.get_by_label("银行流水号").fill("QR-E2E-1")
     row.get_by_label("到账日期").fill(queries.shanghai_today().isoformat())
     row.get_by_role("button", name="确认到账").click()
-    expect(organizer.get_by_role("alert").filter(has_text="已确认收款")).to_be_visible()
+    expect(finance.get_by_role("alert").filter(has_text="已确认收款")).to_be_visible()
 
     open_dashboard(organizer, running_campaign)
     assert unit_net_fen(organizer, UNIT) == before + amount

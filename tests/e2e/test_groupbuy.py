@@ -19,10 +19,10 @@ from sqlalchemy import update
 from market.extensions import db
 from market.groupbuy.models import GroupBuy
 from market.models import utcnow
+from tests.e2e.steps import sign_in
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "demo-pass-2026"
 COORDINATOR = "coordinator@example.com"  # 王联络 of 高州市市场监管局, paired with 古丁村
 EMPLOYEES = [
     ("employee@example.com", "刘职工", "0005"),
@@ -31,15 +31,6 @@ EMPLOYEES = [
 HONEY_OPTION = "【结对村】古丁村 · 原生态蜂蜜 500g 瓶装 · ¥88.00"
 HONEY = "原生态蜂蜜 500g 瓶装"
 MANAGE_URL = re.compile(r"/unit/group-buys/(\d+)$")
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    main = page.get_by_role("main")
-    main.get_by_label("邮箱或手机号").fill(email)
-    main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
-    main.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
 
 
 def open_group_buy(page: Page, title: str) -> int:

@@ -12,9 +12,10 @@ from datetime import date
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.steps import sign_in
+
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "demo-pass-2026"
 COORDINATOR = "coordinator@example.com"
 APPROVER = "approver@example.com"
 COOP_MANAGER = "coop@example.com"  # 高州市古丁南药种植专业合作社 of 古丁村
@@ -22,15 +23,6 @@ FINANCE = "finance@example.com"
 UNIT = "高州市市场监管局"
 TAX_ID = "11440981007071234X"
 PURCHASE_URL = re.compile(r"/unit/purchases/(\d+)$")
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    main = page.get_by_role("main")
-    main.get_by_label("邮箱或手机号").fill(email)
-    main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
-    main.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
 
 
 def choose_line(form, row: int, product: str, quantity: int) -> None:

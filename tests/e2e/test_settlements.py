@@ -19,24 +19,15 @@ from market.campaign import queries
 from market.extensions import db
 from market.orders.models import Order, Shipment
 from market.settlements.models import SettlementEntry
+from tests.e2e.steps import sign_in
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "demo-pass-2026"
 EMPLOYEE = "employee@example.com"
 FINANCE = "finance@example.com"
 COOP_MANAGER = "coop@example.com"  # 高州市古丁南药种植专业合作社 of 古丁村
 HONEY = "原生态蜂蜜"
 ORDER_URL = re.compile(r"/orders/(\d+)(/pay)?$")
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    main = page.get_by_role("main")
-    main.get_by_label("邮箱或手机号").fill(email)
-    main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
-    main.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
 
 
 def buy_honey_by_transfer(page: Page) -> str:
