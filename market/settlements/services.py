@@ -332,6 +332,7 @@ def record_payout(
         raise DomainError(_("该结算单无应付金额，余额结转下期"))
     if statement.status == StatementStatus.DISPUTED and not note.strip():
         raise DomainError(_("有异议的结算单付款时请说明处理结果"), field="note")
+    before = statement.status
     statement.move_to(StatementStatus.PAID)  # raises for an issued, unconfirmed statement
     statement.paid_at = utcnow()
     payout = Payout(
@@ -351,7 +352,7 @@ def record_payout(
         actor,
         "payout.recorded",
         payout,
-        before={"statement": statement.number, "status": StatementStatus.CONFIRMED},
+        before={"statement": statement.number, "status": before},
         after={"amount_fen": payout.amount_fen, "reference": reference, "paid_on": paid_on},
     )
     notify(
