@@ -23,6 +23,7 @@ from sqlalchemy import text
 from market.accounts.permissions import Access, can, requires
 from market.errors import DomainError
 from market.extensions import db
+from market.idempotency import form_token_field
 from market.money import fen_to_yuan_text, format_fen
 
 bp = Blueprint("web", __name__)
@@ -193,6 +194,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["can"] = can
     app.jinja_env.globals["url_with_page"] = url_with_page
     app.jinja_env.globals["Access"] = Access
+    app.jinja_env.globals["form_token_field"] = form_token_field
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     app.jinja_env.globals["media_url"] = lambda path: url_for("web.media", filename=path)
 

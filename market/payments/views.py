@@ -20,6 +20,7 @@ from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
 from market.errors import DomainError
 from market.extensions import csrf, db
+from market.idempotency import one_effect_per_form
 from market.orders import services as orders
 from market.orders.models import OrderStatus
 from market.payments import providers, services
@@ -125,6 +126,7 @@ def refresh(number: str):
 
 @bp.post("/orders/<number>/cancel")
 @requires(Access.SIGNED_IN)
+@one_effect_per_form
 def cancel(number: str):
     if ActionForm().validate_on_submit():
         try:
@@ -162,6 +164,7 @@ def stripe_webhook():
 
 @bp.post("/orders/<number>/transfer-received")
 @requires(Access.FINANCE)
+@one_effect_per_form
 def transfer_received(number: str):
     form = TransferForm()
     if form.validate_on_submit():
@@ -186,6 +189,7 @@ def transfer_received(number: str):
 
 @bp.post("/coop/lines/<int:line_id>/refund")
 @requires(Access.COOP_MANAGER)
+@one_effect_per_form
 def refund_line(line_id: int):
     form = RefundForm()
     if form.validate_on_submit():

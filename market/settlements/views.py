@@ -17,6 +17,7 @@ from flask_login import current_user
 from market.accounts.permissions import Access, requires
 from market.errors import DomainError
 from market.extensions import db
+from market.idempotency import one_effect_per_form
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
 from market.payments import services as payments
 from market.payments.models import REFUND_STATUS_LABELS, RefundStatus
@@ -112,6 +113,7 @@ def refunds():
 
 @bp.post("/finance/refunds/<int:refund_id>/send")
 @requires(Access.FINANCE)
+@one_effect_per_form
 def send_refund(refund_id: int):
     form = SendRefundForm()
     _booked(
@@ -136,6 +138,7 @@ def cash():
 
 @bp.post("/finance/cash/<int:holder_id>/confirm")
 @requires(Access.FINANCE)
+@one_effect_per_form
 def confirm_cash(holder_id: int):
     form = CashHandoverForm()
     _booked(
@@ -170,6 +173,7 @@ def statements():
 
 @bp.post("/finance/statements/issue")
 @requires(Access.FINANCE)
+@one_effect_per_form
 def issue_statements():
     form = IssueStatementsForm()
 
@@ -184,6 +188,7 @@ def issue_statements():
 
 @bp.post("/finance/statements/<int:statement_id>/pay")
 @requires(Access.FINANCE)
+@one_effect_per_form
 def pay_statement(statement_id: int):
     form = PayoutForm()
     _booked(
