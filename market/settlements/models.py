@@ -19,6 +19,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from market.accounts.models import User
+from market.audit.models import register_append_only
 from market.directory.models import Coop
 from market.extensions import db
 from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
@@ -178,3 +179,7 @@ class Payout(TimestampMixin, db.Model):
     statement: Mapped[Statement] = relationship(back_populates="payout")
     coop: Mapped[Coop] = relationship()
     recorded_by: Mapped[User] = relationship()
+
+
+# An issued statement never changes: its lines are written once, with the statement.
+register_append_only(StatementLine)

@@ -492,7 +492,13 @@ def test_receipts_list_open_transfers_and_filter_them(app, client_as, world):
 
 
 def test_cash_taken_at_a_pickup_is_handed_over_to_finance(app, client_as, world):
-    from tests.groupbuy.test_views import close_due, item_id, open_group_buy, pass_deadline
+    from tests.groupbuy.test_views import (
+        close_due,
+        item_id,
+        open_group_buy,
+        pass_deadline,
+        ship_and_arrive,
+    )
 
     group_buy_id = open_group_buy(app, world)
     item = item_id(app, group_buy_id)
@@ -509,6 +515,7 @@ def test_cash_taken_at_a_pickup_is_handed_over_to_finance(app, client_as, world)
         participation_id = db.session.scalar(
             select(Participation.id).where(Participation.user_id == world.employee)
         )
+    ship_and_arrive(app, client_as, group_buy_id)
     coordinator = client_as("coordinator")
     picked = coordinator.post(f"/unit/group-buys/{group_buy_id}/pickups/{participation_id}")
     assert picked.status_code == 303
