@@ -1,7 +1,8 @@
-"""Celery: the deadlines of production (group-buys closing, unpaid orders expiring) run on workers,
-sent by beat. Redis (REDIS_URL) is broker and result backend. Without REDIS_URL (the embedded
-default) tasks run eagerly in the calling process, and `make run` runs the same service functions
-from its in-process thread instead (market/jobs.py).
+"""Celery: the deadlines of production (group-buys closing, unpaid orders expiring) and the daily
+reconciliation against Stripe run on workers, sent by beat. Redis (REDIS_URL) is broker and
+result backend. Without REDIS_URL (the embedded default) tasks run eagerly in the calling
+process, and `make run` runs the same deadline functions from its in-process thread instead
+(market/jobs.py).
 
     celery -A market.tasks worker --loglevel=INFO
     celery -A market.tasks beat --loglevel=INFO      # exactly one beat per deployment
@@ -17,14 +18,19 @@ once, or again after a worker was lost, changes nothing the second time.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
+
+log = logging.getLogger(__name__)
 
 CLOSE_DUE_GROUP_BUYS = "market.close_due_group_buys"
 EXPIRE_UNPAID_ORDERS = "market.expire_unpaid_orders"
+RECONCILE_AGAINST_PROVIDER = "market.reconcile_against_provider"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
 # message that waits longer than its interval (no worker up) is dropped rather than piled up:
@@ -39,6 +45,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": EXPIRE_UNPAID_ORDERS,
         "schedule": 60.0,
         "options": {"expires": 60},
+    },
+    # Daily at 03:30 Beijing time (19:30 UTC), when few buyers are paying.
+    "reconcile-against-provider": {
+        "task": RECONCILE_AGAINST_PROVIDER,
+        "schedule": crontab(hour=19, minute=30),
+        "options": {"expires": 6 * 3600},
     },
 }
 
@@ -66,6 +78,30 @@ def expire_unpaid_orders() -> int:
     return expire_unpaid()
 
 
+def reconcile_against_provider() -> dict[str, int] | None:
+    """Compare every card payment with Stripe and record refunds made in its dashboard
+    (market.payments.reconciliation); the organizer's reconciliation page shows the result.
+    Nothing to do (None) where card payments are not configured."""
+    from flask import current_app
+
+    from market.payments.reconciliation import reconcile_against_provider as reconcile
+
+    if not current_app.config.get("STRIPE_SECRET_KEY"):
+        log.info("no STRIPE_SECRET_KEY: no card payments to reconcile")
+        return None
+    result = reconcile()
+    if result.unexplained:
+        log.warning(
+            "reconciliation against Stripe: %d unexplained differences", len(result.unexplained)
+        )
+    return {
+        "checked": result.checked,
+        "differences": len(result.differences),
+        "unexplained": len(result.unexplained),
+        "refunds_recorded": result.refunds_recorded,
+    }
+
+
 def make_celery(app: Flask) -> Celery:
     """A Celery app for this Flask app: broker and results on REDIS_URL, or eager without it."""
     redis_url = app.config.get("REDIS_URL") or ""
@@ -89,6 +125,7 @@ def make_celery(app: Flask) -> Celery:
     )
     celery_app.task(name=CLOSE_DUE_GROUP_BUYS)(close_due_group_buys)
     celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)
+    celery_app.task(name=RECONCILE_AGAINST_PROVIDER)(reconcile_against_provider)
     app.extensions["celery"] = celery_app
     return celery_app
 

@@ -23,6 +23,7 @@ from market.tasks import (
     BEAT_SCHEDULE,
     CLOSE_DUE_GROUP_BUYS,
     EXPIRE_UNPAID_ORDERS,
+    RECONCILE_AGAINST_PROVIDER,
     make_celery,
 )
 from tests.orders.conftest import buy, sku_of, stock_of
@@ -65,11 +66,28 @@ def eager_celery(app, monkeypatch):
 def test_beat_sends_both_deadline_tasks_at_least_every_minute(eager_celery):
     schedule = eager_celery.conf.beat_schedule
     assert schedule == BEAT_SCHEDULE
-    by_task = {entry["task"]: _seconds(entry["schedule"]) for entry in schedule.values()}
-    assert set(by_task) == {CLOSE_DUE_GROUP_BUYS, EXPIRE_UNPAID_ORDERS}
+    deadlines = {CLOSE_DUE_GROUP_BUYS, EXPIRE_UNPAID_ORDERS}
+    by_task = {
+        entry["task"]: _seconds(entry["schedule"])
+        for entry in schedule.values()
+        if entry["task"] in deadlines
+    }
+    assert set(by_task) == deadlines
     assert all(0 < seconds <= 60 for seconds in by_task.values())
     assert by_task[CLOSE_DUE_GROUP_BUYS] <= 30  # group-buys close within a minute of the deadline
     assert {CLOSE_DUE_GROUP_BUYS, EXPIRE_UNPAID_ORDERS} <= set(eager_celery.tasks)
+
+
+def test_beat_reconciles_against_the_provider_once_a_day(eager_celery):
+    (entry,) = [
+        entry
+        for entry in eager_celery.conf.beat_schedule.values()
+        if entry["task"] == RECONCILE_AGAINST_PROVIDER
+    ]
+    daily = entry["schedule"]
+    assert (daily.hour, daily.minute) == ({19}, {30})  # 03:30 in Beijing
+    assert (len(daily.day_of_week), len(daily.day_of_month)) == (7, 31)  # every day
+    assert RECONCILE_AGAINST_PROVIDER in eager_celery.tasks
 
 
 def test_without_redis_tasks_run_eagerly(app, monkeypatch):
@@ -117,6 +135,7 @@ def test_the_close_task_closes_an_overdue_group_buy(app, world, eager_celery):
                 items=[groupbuy.ItemData(sku_id=sku.id, price_fen=8000)],
             ),
         )
+        groupbuy.accept_group_buy(db.session.get(User, world.coop_manager), opened.id)
         groupbuy.join(db.session.get(User, world.employee), opened.id, {opened.items[0].id: 2})
         opened.opens_at = utcnow() - timedelta(hours=2)
         opened.closes_at = utcnow() - timedelta(seconds=1)

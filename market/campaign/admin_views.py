@@ -36,6 +36,7 @@ from market.campaign.reconciliation import money_reconcile
 from market.errors import DomainError, RowErrors
 from market.extensions import db
 from market.orders.models import ORDER_MODE_LABELS
+from market.payments.reconciliation import last_provider_reconciliation
 from market.web import edit_form_page, flash_form_errors, show_domain_error
 
 bp = Blueprint("campaign_admin", __name__, url_prefix="/admin")
@@ -277,5 +278,8 @@ def laggards_csv(campaign_id: int):
 @requires(Access.ORGANIZER)
 def reconciliation():
     return render_template(
-        "campaign/reconciliation.html", result=services.reconciliation(), money=money_reconcile()
+        "campaign/reconciliation.html",
+        result=services.reconciliation(),
+        money=money_reconcile(),
+        provider=last_provider_reconciliation(),
     )

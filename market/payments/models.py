@@ -8,7 +8,16 @@ from datetime import date, datetime
 from typing import ClassVar
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from market.accounts.models import User
@@ -109,6 +118,9 @@ class Payment(StateMachine, TimestampMixin, db.Model):
     cash_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     cash_handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cash_handover_confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Who settles this payment now: "" for anyone (return page, webhook, reconciler); a group-buy
+    # closer that has claimed it ("groupbuy-closing") settles it itself, step by step.
+    held_by: Mapped[str] = mapped_column(String(40), default="", server_default="")
     cash_handover_reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     order: Mapped[Order] = relationship()
@@ -175,3 +187,20 @@ class WebhookEvent(db.Model):
     provider: Mapped[str] = mapped_column(String(20))
     type: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderReconciliation(db.Model):
+    """One run of the reconciliation against a card provider (`flask payments reconcile
+    --against-provider`, daily from Celery beat): how many payments it checked, the refunds it
+    found at the provider and recorded, and every difference, for the organizer's page. Each
+    difference is a dict: order, payment_id, kind, detail, shop_fen, provider_fen, explained."""
+
+    __tablename__ = "provider_reconciliations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    checked: Mapped[int] = mapped_column(Integer)
+    recorded_refunds: Mapped[int] = mapped_column(Integer)
+    unexplained: Mapped[int] = mapped_column(Integer)
+    differences: Mapped[list[dict]] = mapped_column(JSON)

@@ -5,6 +5,7 @@ cancel, refund, and reading a webhook. `offline` (bank transfer, 对公转账) i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from flask import current_app
@@ -47,6 +48,41 @@ class WebhookNotice:
     payment_ref: str | None
 
 
+# The provider's refund statuses that mean the money is given back (or on its way back).
+REFUND_GIVEN_BACK = ("succeeded", "pending")
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """One refund as the provider lists it for a payment."""
+
+    provider_ref: str
+    amount_fen: int
+    status: str  # the provider's own word: succeeded, pending, failed, canceled ...
+    created: datetime | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def given_back(self) -> bool:
+        return self.status in REFUND_GIVEN_BACK
+
+
+@dataclass(frozen=True)
+class ProviderTruth:
+    """Everything the provider holds for a payment, read from its own fields, for the
+    reconciliation: what it captured, what it still holds, and every refund."""
+
+    status: PaymentStatus
+    provider_status: str
+    received_fen: int
+    capturable_fen: int
+    refunds: tuple[ProviderRefund, ...] = ()
+
+    @property
+    def refunded_fen(self) -> int:
+        return sum(refund.amount_fen for refund in self.refunds if refund.given_back)
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -54,11 +90,17 @@ class PaymentProvider(Protocol):
 
     def fetch(self, payment: Payment) -> ProviderState: ...
 
-    def capture(self, payment: Payment, amount_fen: int) -> ProviderState: ...
+    # `key`: an idempotency key for a step that may be retried after a crash (a group-buy's
+    # closing); the provider does that step once, and a retry returns its first outcome.
+    def capture(
+        self, payment: Payment, amount_fen: int, key: str | None = None
+    ) -> ProviderState: ...
 
     def cancel(self, payment: Payment) -> ProviderState: ...
 
-    def refund(self, payment: Payment, amount_fen: int, reason: str) -> RefundResult: ...
+    def refund(
+        self, payment: Payment, amount_fen: int, reason: str, key: str | None = None
+    ) -> RefundResult: ...
 
 
 class OfflineProvider:
@@ -74,13 +116,15 @@ class OfflineProvider:
     def fetch(self, payment: Payment) -> ProviderState:
         return ProviderState(payment.status, payment.received_fen)
 
-    def capture(self, payment: Payment, amount_fen: int) -> ProviderState:
+    def capture(self, payment: Payment, amount_fen: int, key: str | None = None) -> ProviderState:
         return ProviderState(PaymentStatus.SUCCEEDED, amount_fen)
 
     def cancel(self, payment: Payment) -> ProviderState:
         return ProviderState(PaymentStatus.CANCELLED, 0)
 
-    def refund(self, payment: Payment, amount_fen: int, reason: str) -> RefundResult:
+    def refund(
+        self, payment: Payment, amount_fen: int, reason: str, key: str | None = None
+    ) -> RefundResult:
         # Nobody has sent anything yet: the refund is owed until finance sends the transfer.
         return RefundResult(provider_ref="", succeeded=True, owed=True)
 

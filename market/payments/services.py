@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
@@ -133,11 +133,40 @@ def settle(payment_id: int) -> Payment:
     """Make our record agree with what the provider says now. Safe to call any number of times,
     in any order, from the return page, a webhook or the reconciler: money is recorded once."""
     payment = _lock_payment(payment_id)
+    if payment.held_by:  # a group-buy's closer owns it and settles it itself
+        db.session.commit()
+        return payment
     order = _lock_order(payment.order_id)
     state = providers.get(payment.provider).fetch(payment)
     _apply(payment, order, state)
     db.session.commit()
     return payment
+
+
+HELD_BY_CLOSING = "groupbuy-closing"
+
+
+def hold_for_closing(order_ids: list[int]) -> None:
+    """A group-buy's closer takes these orders' payments over: until it lets go, webhooks and
+    the reconciler leave them alone, so nothing settles a payment halfway through its closing
+    step (a capture's webhook must not book the un-repriced amount). Flushes only."""
+    if order_ids:
+        db.session.execute(
+            update(Payment)
+            .where(Payment.order_id.in_(order_ids), Payment.status.in_(OPEN))
+            .values(held_by=HELD_BY_CLOSING)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def let_go(order_id: int) -> None:
+    """The closer is done with this order's payments. Flushes only."""
+    db.session.execute(
+        update(Payment)
+        .where(Payment.order_id == order_id, Payment.held_by != "")
+        .values(held_by="")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _apply(payment: Payment, order: Order, state: ProviderState) -> None:
@@ -384,6 +413,7 @@ def _refund(
     actor: User | None,
     *,
     touch_lines: bool = True,
+    key: str | None = None,
 ) -> Refund:
     """Give `parts` (line, fen, quantity) back through the payment's provider. Never more than
     the payment received, nor more than a line's amount. Flushes only."""
@@ -405,7 +435,7 @@ def _refund(
     )
     db.session.add(refund)
     db.session.flush()
-    result = providers.get(payment.provider).refund(payment, total, reason)
+    result = providers.get(payment.provider).refund(payment, total, reason, key=key)
     if not result.succeeded:
         raise DomainError(_("退款失败：%(message)s", message=result.failure_message))
     refund.provider_ref = result.provider_ref
@@ -445,13 +475,15 @@ def _received_payment(order: Order) -> Payment | None:
     )
 
 
-def _refund_and_cancel_paid(order: Order, reason: str, actor: User | None) -> None:
+def _refund_and_cancel_paid(
+    order: Order, reason: str, actor: User | None, key: str | None = None
+) -> None:
     """A paid order that will not be fulfilled: everything still held goes back. Flushes."""
     payment = _received_payment(order)
     parts = [(line, line.refundable_fen, line.quantity) for line in order.lines]
     parts = [p for p in parts if p[1] > 0]
     if payment is not None and parts:
-        _refund(payment, order, parts, reason, actor)
+        _refund(payment, order, parts, reason, actor, key=key)
     order.move_to(OrderStatus.CANCELLED)
     order.closed_at = utcnow()
     for shipment in order.shipments:
@@ -459,21 +491,23 @@ def _refund_and_cancel_paid(order: Order, reason: str, actor: User | None) -> No
     orders.give_back_stock(order)
 
 
-def release_order(order: Order, reason: str) -> None:
+def release_order(order: Order, reason: str, key: str | None = None) -> None:
     """The shop withdraws an order (a group-buy that did not reach its minimum, or a
-    participant who left): an authorisation is released, a charge refunded in full, stock given
-    back. Flushes only: the caller commits."""
+    participant who left): an authorisation is released, a charge refunded in full (once per
+    `key`), stock given back. Flushes only: the caller commits."""
     order = _lock_order(order.id)
     if order.status == OrderStatus.PENDING_PAYMENT:
         orders.close_unpaid(order, OrderStatus.CANCELLED)
         _cancel_open_payments(order)
     elif order.status == OrderStatus.PAID:
-        _refund_and_cancel_paid(order, reason, None)
+        _refund_and_cancel_paid(order, reason, None, key=key)
 
 
-def capture_order(order: Order) -> Payment:
+def capture_order(order: Order, key: str | None = None) -> Payment:
     """Take the order's total (already repriced to what was agreed) from its authorisation;
-    less than authorised is fine, more is refused. Flushes only."""
+    less than authorised is fine, more is refused. With a `key` the capture is done once at the
+    provider however often it is retried; what is recorded is what the provider says it
+    captured. Flushes only."""
     order = _lock_order(order.id)
     payment = db.session.scalar(
         select(Payment)
@@ -484,18 +518,34 @@ def capture_order(order: Order) -> Payment:
         raise DomainError(_("该订单没有可扣款的授权"))
     if order.total_fen > payment.amount_fen:
         raise DomainError(_("扣款金额不能超过授权金额"))
-    state = providers.get(payment.provider).capture(payment, order.total_fen)
+    state = providers.get(payment.provider).capture(payment, order.total_fen, key=key)
     _apply(payment, order, state)
     return payment
 
 
-def refund_difference(order: Order, parts: list[tuple[OrderLine, int]], reason: str) -> None:
+def authorisation_holds(order: Order) -> bool:
+    """Whether the order's card authorisation can still be captured, as the provider says now
+    (a capture already made by a closer that died counts as holding). Reads only."""
+    payment = db.session.scalar(
+        select(Payment).where(
+            Payment.order_id == order.id, Payment.status == PaymentStatus.AUTHORIZED
+        )
+    )
+    if payment is None:
+        return False
+    state = providers.get(payment.provider).fetch(payment)
+    return state.status in (PaymentStatus.AUTHORIZED, PaymentStatus.SUCCEEDED)
+
+
+def refund_difference(
+    order: Order, parts: list[tuple[OrderLine, int]], reason: str, key: str | None = None
+) -> None:
     """Give back part of each line's price (a lower tier reached after a full charge); the
-    quantities stay. Flushes only."""
+    quantities stay. Done once per `key` at the provider. Flushes only."""
     payment = _received_payment(order)
     wanted = [(line, fen, 0) for line, fen in parts if fen > 0]
     if payment is not None and wanted:
-        _refund(payment, order, wanted, reason, None)
+        _refund(payment, order, wanted, reason, None, key=key)
 
 
 def record_paid_at_pickup(actor: User, order: Order) -> Payment:
@@ -643,27 +693,93 @@ def handle_webhook(provider_name: str, payload: bytes, signature: str | None) ->
         db.session.commit()
         return "ignored"
     payment = _lock_payment(payment.id)
+    if payment.held_by:
+        db.session.commit()
+        return "left to the closer"
     order = _lock_order(payment.order_id)
     _apply(payment, order, provider.fetch(payment))
     db.session.commit()
     return "processed"
 
 
-def reconcile(older_than: timedelta = timedelta(minutes=2)) -> list[tuple[str, str, str]]:
-    """Settle open payments whose webhooks never came. Returns (order, before, after) for each
-    payment whose status changed."""
+@dataclass(frozen=True)
+class Reconciled:
+    changed: list[tuple[str, str, str]]  # (order, before, after) for each payment that changed
+    skipped_recent: int  # open payments younger than `older_than`, left to their buyers
+
+
+def reconcile(older_than: timedelta = timedelta(minutes=2)) -> Reconciled:
+    """Settle open payments whose webhooks never came. Payments younger than `older_than` are
+    left alone (their buyer may still be on the payment page) and only counted."""
     cutoff = utcnow() - older_than
+    open_card = (
+        Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)),
+        Payment.provider != "offline",
+    )
     ids = db.session.scalars(
-        select(Payment.id).where(
-            Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)),
-            Payment.provider != "offline",
-            Payment.created_at <= cutoff,
-        )
+        select(Payment.id).where(*open_card, Payment.created_at <= cutoff)
     ).all()
+    skipped = db.session.scalar(
+        select(func.count()).select_from(Payment).where(*open_card, Payment.created_at > cutoff)
+    )
     changed = []
     for payment_id in ids:
         before = db.session.get(Payment, payment_id).status
         payment = settle(payment_id)
         if payment.status != before:
             changed.append((payment.order.number, str(before), str(payment.status)))
-    return changed
+    return Reconciled(changed, int(skipped or 0))
+
+
+def record_provider_refund(
+    payment: Payment,
+    order: Order,
+    parts: list[tuple[OrderLine, int, int]],
+    reason: str,
+    provider_ref: str,
+) -> Refund:
+    """Book a refund the provider has already made (in its dashboard, found by the
+    reconciliation against the provider): the same records, limits and ledger reversal as
+    `_refund`, without asking the provider for anything. Flushes only."""
+    total = sum(fen for _line, fen, _qty in parts)
+    if total <= 0:
+        raise DomainError(_("退款金额必须大于 0"), field="amount")
+    if total > payment.refundable_fen:
+        raise DomainError(_("退款金额超过了可退金额"), field="amount")
+    for line, fen, _qty in parts:
+        if fen > line.refundable_fen:
+            raise DomainError(_("退款金额超过了该商品的可退金额"), field="amount")
+    now = utcnow()
+    refund = Refund(
+        payment=payment,
+        order_line_id=parts[0][0].id if len(parts) == 1 else None,
+        amount_fen=total,
+        reason=reason[:300],
+        created_by_id=None,
+        provider_ref=provider_ref,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    refund.move_to(RefundStatus.SUCCEEDED)
+    refund.sent_at = now
+    payment.refunded_fen += total
+    order.refunded_fen += total
+    for line, fen, _qty in parts:
+        line.refunded_fen += fen
+    hook.refunded(
+        order, payment.id, refund.id, [(line.id, fen, qty) for line, fen, qty in parts], now
+    )
+    audit.record(
+        None,
+        "refund.decided",
+        refund,
+        after={
+            "status": refund.status,
+            "amount_fen": total,
+            "order": order.number,
+            "reason": refund.reason,
+            "provider_ref": provider_ref,
+        },
+    )
+    db.session.flush()
+    return refund

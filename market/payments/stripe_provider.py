@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,7 +28,14 @@ from flask_babel import gettext as _
 
 from market.errors import DomainError
 from market.payments.models import Payment, PaymentStatus
-from market.payments.providers import Created, ProviderState, RefundResult, WebhookNotice
+from market.payments.providers import (
+    Created,
+    ProviderRefund,
+    ProviderState,
+    ProviderTruth,
+    RefundResult,
+    WebhookNotice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,14 @@ def _field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _metadata(obj: Any) -> dict:
+    """A Stripe object's metadata as a plain dict (StripeObject is not a dict)."""
+    metadata = _field(obj, "metadata")
+    if metadata is None:
+        return {}
+    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata)
+
+
 def _failure_message(error: Any) -> str:
     """A message the buyer can act on, from a Stripe error or a last_payment_error."""
     code = _field(error, "decline_code") or _field(error, "code") or ""
@@ -92,14 +108,17 @@ def _failure_message(error: Any) -> str:
     return _("银行卡支付未成功：%(reason)s", reason=detail) if detail else _("银行卡支付未成功")
 
 
-def state_of(intent: Any) -> ProviderState:
-    """Our reading of a PaymentIntent's status."""
+def state_of(intent: Any, received: int | None = None) -> ProviderState:
+    """Our reading of a PaymentIntent's status. The amount received is the intent's own
+    `amount_received` (or `received`, when the caller had to work it out); never assumed."""
     status = _field(intent, "status")
     amount = _field(intent, "amount") or 0
     if status == "succeeded":
-        # localstripe: no amount_received; it captures the whole amount unless told otherwise.
-        received = _field(intent, "amount_received")
-        return ProviderState(PaymentStatus.SUCCEEDED, received if received is not None else amount)
+        if received is None:
+            received = _field(intent, "amount_received")
+        if received is None:
+            raise DomainError(_("支付服务没有返回实收金额，请稍后再试"))
+        return ProviderState(PaymentStatus.SUCCEEDED, received)
     if status == "requires_capture":
         return ProviderState(
             PaymentStatus.AUTHORIZED, authorized_fen=_field(intent, "amount_capturable") or amount
@@ -198,7 +217,30 @@ class StripeProvider:
         return self._retrieve(payment.provider_ref).client_secret
 
     def fetch(self, payment: Payment) -> ProviderState:
-        return state_of(self._retrieve(payment.provider_ref))
+        return self._state(self._retrieve(payment.provider_ref))
+
+    def _state(self, intent: Any) -> ProviderState:
+        return state_of(intent, self._amount_received(intent))
+
+    def _amount_received(self, intent: Any) -> int | None:
+        """What the intent captured. Stripe says it in `amount_received`. localstripe leaves it
+        out and captures part of an authorisation by capturing all of it and refunding the rest
+        at once, with a refund that carries neither an intent nor metadata (every refund the
+        shop asks for carries both): the charge's amount less those is what was captured."""
+        received = _field(intent, "amount_received")
+        if received is not None or _field(intent, "status") != "succeeded":
+            return received
+        charge = _field(intent, "latest_charge")
+        if charge is None or not _field(charge, "captured"):
+            return None
+        client = _client(self.secret_key, self.api_base)
+        refunds = self._call(client.v1.refunds.list, {"payment_intent": intent.id, "limit": 100})
+        released = sum(
+            _field(r, "amount") or 0
+            for r in refunds.data
+            if not _field(r, "payment_intent") and not _metadata(r)
+        )
+        return (_field(charge, "amount") or 0) - released
 
     def confirm_with_token(self, payment: Payment, card_token: str) -> tuple[ProviderState, str]:
         """Attach the card the browser tokenised (Stripe.js createToken) and confirm on the
@@ -214,12 +256,12 @@ class StripeProvider:
         intent = self._retrieve(payment.provider_ref)
         if _field(intent, "status") in ("succeeded", "requires_capture", "processing", "canceled"):
             # A double submit, or a payment already withdrawn: nothing to confirm.
-            return state_of(intent), intent.client_secret
+            return self._state(intent), intent.client_secret
         if self.stand_in and _attempted(intent):
             replacement = self._replace(payment, intent)
             if replacement is None:  # the old intent went through after all
                 intent = self._retrieve(payment.provider_ref)
-                return state_of(intent), intent.client_secret
+                return self._state(intent), intent.client_secret
             intent = replacement
         try:
             if self.stand_in:
@@ -235,13 +277,13 @@ class StripeProvider:
             # A bad or used token, or an intent in a state that cannot be confirmed.
             log.info("stripe refused to confirm %s: %s", intent.id, error)
             intent = self._retrieve(intent.id)
-            state = state_of(intent)
+            state = self._state(intent)
             if state.status == PaymentStatus.PENDING and not state.requires_action:
                 state = ProviderState(
                     PaymentStatus.FAILED, failure_message=_("银行卡信息无效，请重新填写")
                 )
             return state, intent.client_secret
-        return state_of(intent), intent.client_secret
+        return self._state(intent), intent.client_secret
 
     def _attach_stand_in(self, intent_id: str, card_token: str) -> None:
         # localstripe: confirm(payment_method=...) is "Not implemented" and payment_method_data
@@ -265,24 +307,22 @@ class StripeProvider:
         payment.provider_ref = intent.id
         return intent
 
-    def capture(self, payment: Payment, amount_fen: int) -> ProviderState:
-        """Capture up to the authorised amount; the rest is released."""
+    def capture(self, payment: Payment, amount_fen: int, key: str | None = None) -> ProviderState:
+        """Capture up to the authorised amount; the rest is released. A retry with the same
+        `key` (a crashed closer's successor) gets Stripe's first answer back; one Stripe
+        refuses because the intent is captured already reports what it really captured."""
         try:
             intent = self._call(
                 self._intents.capture,
                 payment.provider_ref,
                 {"amount_to_capture": amount_fen},
-                {"idempotency_key": f"market-capture-{payment.provider_ref}-{amount_fen}"},
+                {"idempotency_key": key or f"market-capture-{payment.provider_ref}-{amount_fen}"},
             )
-        except (stripe.InvalidRequestError, stripe.CardError) as error:
+        except (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError) as error:
             # Already captured, expired or cancelled: report what it is now.
             log.info("stripe refused to capture %s: %s", payment.provider_ref, error)
             return self.fetch(payment)
-        state = state_of(intent)
-        if state.status == PaymentStatus.SUCCEEDED and _field(intent, "amount_received") is None:
-            # localstripe: no amount_received; what was captured is what we asked for.
-            return ProviderState(PaymentStatus.SUCCEEDED, amount_fen)
-        return state
+        return self._state(intent)
 
     def cancel(self, payment: Payment) -> ProviderState:
         """Withdraw the intent. One that can no longer be cancelled (it succeeded, or was
@@ -291,15 +331,25 @@ class StripeProvider:
 
     def _cancel_intent(self, provider_ref: str) -> ProviderState:
         try:
-            return state_of(self._call(self._intents.cancel, provider_ref))
+            return self._state(self._call(self._intents.cancel, provider_ref))
         except stripe.InvalidRequestError as error:
             log.info("stripe did not cancel %s: %s", provider_ref, error)
-            return state_of(self._retrieve(provider_ref))
+            return self._state(self._retrieve(provider_ref))
 
-    def refund(self, payment: Payment, amount_fen: int, reason: str) -> RefundResult:
+    def refund(
+        self, payment: Payment, amount_fen: int, reason: str, key: str | None = None
+    ) -> RefundResult:
         """Give `amount_fen` back on the intent. Stripe's `reason` is an enum; ours is free
-        text, so it travels in the metadata."""
-        key = (
+        text, so it travels in the metadata. A step with a `key` (a group-buy's tier refund)
+        is done once however often it is retried: the key is Stripe's idempotency key and is
+        kept in the refund's metadata, and a refund already carrying it is returned as it is
+        (localstripe honours no idempotency keys; Stripe keeps them only 24 hours)."""
+        client = _client(self.secret_key, self.api_base)
+        if key is not None:
+            done = self._refund_with_key(payment, key)
+            if done is not None:
+                return done
+        key = key or (
             f"market-refund-{payment.order.number}-{payment.id}-{payment.refunded_fen}-{amount_fen}"
         )
         params = {
@@ -309,9 +359,9 @@ class StripeProvider:
                 "reason": reason[:500],
                 "order_number": payment.order.number,
                 "payment_id": str(payment.id),
+                "market_key": key,
             },
         }
-        client = _client(self.secret_key, self.api_base)
         try:
             refund = self._call(client.v1.refunds.create, params, {"idempotency_key": key})
         except (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError) as error:
@@ -323,6 +373,18 @@ class StripeProvider:
         succeeded = status in ("succeeded", "pending")
         message = "" if succeeded else (_field(refund, "failure_reason") or str(status))
         return RefundResult(provider_ref=refund.id, succeeded=succeeded, failure_message=message)
+
+    def _refund_with_key(self, payment: Payment, key: str) -> RefundResult | None:
+        client = _client(self.secret_key, self.api_base)
+        refunds = self._call(
+            client.v1.refunds.list, {"payment_intent": payment.provider_ref, "limit": 100}
+        )
+        for refund in refunds.data:
+            if _metadata(refund).get("market_key") == key:
+                status = _field(refund, "status")
+                succeeded = status in ("succeeded", "pending")
+                return RefundResult(provider_ref=refund.id, succeeded=succeeded)
+        return None
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookNotice:
         """Verify Stripe's signature (HMAC-SHA256 with the endpoint's secret, recent timestamp)
@@ -364,3 +426,62 @@ class StripeProvider:
             event_type=event_type,
             payment_ref=ref if isinstance(ref, str) and ref else None,
         )
+
+    # -- reconciliation ----------------------------------------------------------------------
+    def truth(self, payment: Payment) -> ProviderTruth:
+        """What Stripe holds for the payment, read from its own fields: the intent's status,
+        `amount_received`, `amount_capturable`, and every refund listed for the intent (all
+        pages). Nothing is assumed: when Stripe cannot say what it captured, this raises a
+        DomainError instead of guessing."""
+        intent = self._retrieve(payment.provider_ref)
+        status = _field(intent, "status") or ""
+        charge = _field(intent, "latest_charge")
+        # Refunds need a charge (localstripe answers 500 to a listing for an intent without one).
+        listed = self._list_refunds(intent.id) if charge is not None else []
+        refunds = []
+        for refund in listed:
+            if self.stand_in and not _field(refund, "payment_intent") and not _metadata(refund):
+                # localstripe: the rest of a partial capture, "refunded" at once (see
+                # _amount_received); it was never received, so it is not money given back.
+                continue
+            created = _field(refund, "created")
+            refunds.append(
+                ProviderRefund(
+                    provider_ref=refund.id,
+                    amount_fen=_field(refund, "amount") or 0,
+                    status=_field(refund, "status") or "",
+                    created=datetime.fromtimestamp(created, UTC) if created else None,
+                    metadata=_metadata(refund),
+                )
+            )
+        received = self._amount_received(intent)
+        if received is None and status == "succeeded":
+            log.error("stripe gave no amount_received for %s", intent.id)
+            raise DomainError(_("支付服务没有返回实收金额，请稍后再试"))
+        # localstripe: no amount_received before a capture; nothing has been received then.
+        received = received or 0
+        capturable = _field(intent, "amount_capturable")
+        if capturable is None:
+            # localstripe: no amount_capturable; an uncaptured charge holds its whole amount.
+            held = status == "requires_capture" and charge is not None
+            capturable = (_field(charge, "amount") or 0) if held else 0
+        return ProviderTruth(
+            status=state_of(intent, received).status,
+            provider_status=status,
+            received_fen=received,
+            capturable_fen=capturable,
+            refunds=tuple(refunds),
+        )
+
+    def _list_refunds(self, intent_id: str) -> list[Any]:
+        client = _client(self.secret_key, self.api_base)
+
+        def every_page() -> list[Any]:
+            listing = client.v1.refunds.list({"payment_intent": intent_id, "limit": 100})
+            return list(listing.auto_paging_iter())
+
+        try:
+            return self._call(every_page)
+        except stripe.InvalidRequestError as error:
+            log.error("stripe cannot list the refunds of %s: %s", intent_id, error)
+            raise DomainError(_("支付服务找不到这笔支付，请联系客服")) from error
