@@ -50,7 +50,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.localstripe
 
 from market import create_app  # noqa: E402
-from market.accounts.models import MembershipStatus, UnitMembership, UnitRole, User  # noqa: E402
+from market.accounts.models import (  # noqa: E402
+    CoopMembership,
+    CoopRole,
+    MembershipStatus,
+    UnitMembership,
+    UnitRole,
+    User,
+)
 from market.catalog.models import Category, Product, ProductStatus, Sku  # noqa: E402
 from market.directory.models import Coop, Pairing, Town, Unit, Village  # noqa: E402
 from market.extensions import db  # noqa: E402
@@ -156,7 +163,9 @@ def seed(app: Flask, participants: int, mode: PaymentMode) -> tuple[int, int, in
         )
         product.skus.append(Sku(spec="500g", price_fen=8800, stock=10 * total + 100))
         coordinator = User(name="李联络", email="coordinator@bench.example", password_hash="x")
-        db.session.add_all([town, village, coop, unit, category, product, coordinator])
+        manager = User(name="黄社长", email="coop@bench.example", password_hash="x")
+        db.session.add_all([town, village, coop, unit, category, product, coordinator, manager])
+        db.session.add(CoopMembership(user=manager, coop=coop, role=CoopRole.MANAGER))
         db.session.add(Pairing(unit=unit, village=village, since=date(2024, 9, 3)))
         db.session.add(
             UnitMembership(
@@ -190,6 +199,7 @@ def seed(app: Flask, participants: int, mode: PaymentMode) -> tuple[int, int, in
             ],
         )
         group_buy = groupbuy.open_group_buy(coordinator, data)
+        group_buy = groupbuy.accept_group_buy(manager, group_buy.id)  # the co-op agrees: open
         facts = dict(
             unit_id=unit.id,
             coop_id=coop.id,

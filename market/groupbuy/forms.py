@@ -1,10 +1,11 @@
 """Group-buy forms: the coordinator's opening form (up to three items, up to three tiers each),
-extending and lowering the minimum; the employee's quantities; the co-op's shipping form."""
+extending and lowering the minimum; the employee's quantities; the co-op's shipping form; the
+reason given when declining or cancelling."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo
 
 from flask_babel import get_timezone
@@ -21,7 +22,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from market.forms import YuanField, positive_fen
 from market.groupbuy.models import GroupBuyItem
@@ -41,13 +49,25 @@ def shop_timezone() -> tzinfo:
     return ZoneInfo(str(get_timezone()))
 
 
+def _representable(form, field) -> None:
+    """A time the shop can compare and store: 0001-01-01 in Beijing is before year 1 in UTC
+    (an OverflowError, not a form error, if left to the view)."""
+    if field.data is None:
+        return
+    try:
+        field.data.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError(_l("请填写有效的日期与时间")) from None
+
+
 def local_time_field(label, *validators) -> DateTimeLocalField:
-    """A datetime-local input read as the shop's local time; `.data` is aware."""
+    """A datetime-local input read as the shop's local time; `.data` is aware. How far ahead a
+    time may be is the services' rule (they say the latest allowed time)."""
     return DateTimeLocalField(
         label,
         format=LOCAL_FORMATS,
         tz=shop_timezone,
-        validators=list(validators),
+        validators=[*validators, _representable],
         render_kw={"step": 60},
     )
 
@@ -150,6 +170,15 @@ class GroupBuyForm(FlaskForm):
 class ExtendForm(FlaskForm):
     closes_at = local_time_field(
         _l("新的截止时间"), InputRequired(message=_l("请填写新的截止时间"))
+    )
+
+
+class ReasonForm(FlaskForm):
+    """Declining a proposal, or cancelling a group-buy: the reason everyone is told."""
+
+    reason = StringField(
+        _l("理由"),
+        validators=[DataRequired(message=_l("请填写理由")), Length(max=200)],
     )
 
 

@@ -1,4 +1,6 @@
-"""After a group-buy succeeds: the co-op's one consolidated parcel and the coordinator's pickups."""
+"""After a group-buy succeeds: the co-op's one consolidated parcel, its arrival at the pickup
+point, and the coordinator's pickups. Participants are told 可以取货了 only when the coordinator
+has marked the parcel arrived, and pickups are ticked off only from then on."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from market.accounts.models import User
@@ -21,9 +23,11 @@ from market.groupbuy.models import (
     ParticipationStatus,
 )
 from market.groupbuy.services import (
+    group_buy_link,
     own_group_buy,
 )
 from market.models import utcnow
+from market.notifications.services import notify
 from market.orders.models import Order, OrderStatus, ShipmentStatus
 from market.payments import services as payments
 
@@ -72,13 +76,16 @@ def pickup_list(group_buy: GroupBuy) -> list[Participation]:
 
 
 def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) -> Participation:
-    """The coordinator ticks off a pickup; pay-at-pickup money is recorded then."""
+    """The coordinator ticks off a pickup, once the consolidated parcel has arrived;
+    pay-at-pickup money is recorded then."""
     group_buy = own_group_buy(coordinator, group_buy_id)
     participation = db.session.get(Participation, participation_id, with_for_update=True)
     if participation is None or participation.group_buy_id != group_buy.id:
         raise NotFound(_("找不到该参团记录"))
     if participation.status != ParticipationStatus.READY:
         raise DomainError(_("该参团记录当前不能取货"))
+    if not group_buy.pickups_started:
+        raise DomainError(_("合作社的包裹到达取货点后才能确认取货"))
     order = participation.order
     if order.status == OrderStatus.PENDING_PAYMENT:
         payments.record_paid_at_pickup(coordinator, order)
@@ -97,14 +104,45 @@ def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) 
     return participation
 
 
-def coop_group_buys(user: User) -> list[GroupBuy]:
+@dataclass(frozen=True)
+class CoopGroupBuys:
+    """A co-op's group-buy page: requests to answer, the open ones, the parcels to send."""
+
+    proposed: list[GroupBuy]
+    open: list[GroupBuy]
+    succeeded: list[GroupBuy]
+
+
+def coop_group_buys(user: User) -> CoopGroupBuys:
     coop_ids = [c.id for c in user.managed_coops()]
-    return list(
-        db.session.scalars(
-            select(GroupBuy)
-            .where(GroupBuy.coop_id.in_(coop_ids), GroupBuy.status == GroupBuyStatus.SUCCEEDED)
-            .order_by(GroupBuy.closed_at.desc())
+    now = utcnow()
+    shown = db.session.scalars(
+        select(GroupBuy)
+        .where(
+            GroupBuy.coop_id.in_(coop_ids),
+            or_(
+                # A request whose closing time passed unanswered can no longer be accepted.
+                (GroupBuy.status == GroupBuyStatus.PROPOSED) & (GroupBuy.closes_at > now),
+                GroupBuy.status.in_((GroupBuyStatus.OPEN, GroupBuyStatus.SUCCEEDED)),
+            ),
         )
+        .options(
+            selectinload(GroupBuy.unit),
+            selectinload(GroupBuy.items).selectinload(GroupBuyItem.tiers),
+            selectinload(GroupBuy.items).selectinload(GroupBuyItem.sku),
+        )
+        .order_by(GroupBuy.closes_at)
+    ).all()
+    by_status = defaultdict(list)
+    for group_buy in shown:
+        by_status[group_buy.status].append(group_buy)
+    succeeded = sorted(
+        by_status[GroupBuyStatus.SUCCEEDED],
+        key=lambda g: g.closed_at or g.closes_at,
+        reverse=True,
+    )
+    return CoopGroupBuys(
+        by_status[GroupBuyStatus.PROPOSED], by_status[GroupBuyStatus.OPEN], succeeded
     )
 
 
@@ -131,8 +169,57 @@ def ship_consolidated(
     group_buy.shipped_at = utcnow()
     group_buy.carrier = carrier.strip()[:40]
     group_buy.tracking_number = tracking_number.strip()[:60]
+    notify(
+        [group_buy.created_by_id],
+        "groupbuy.shipped",
+        _("“%(title)s”的包裹已发出", title=group_buy.title),
+        _(
+            "%(carrier)s %(number)s。包裹到达后请在取货单上标记“已到货”，参团职工会收到取货通知。",
+            carrier=group_buy.carrier,
+            number=group_buy.tracking_number,
+        ),
+        f"/unit/group-buys/{group_buy.id}/pickup-list",
+    )
     db.session.commit()
     return group_buy
+
+
+def mark_arrived(coordinator: User, group_buy_id: int) -> GroupBuy:
+    """The coordinator confirms the co-op's consolidated parcel reached the pickup point: only
+    after the co-op shipped it, once. Every ready participant is told 可以取货了 then."""
+    group_buy = own_group_buy(coordinator, group_buy_id)
+    if group_buy.status != GroupBuyStatus.SUCCEEDED:
+        raise DomainError(_("只有成团的团购有包裹到货"))
+    if group_buy.shipped_at is None:
+        raise DomainError(_("合作社还没有发货，不能标记到货"))
+    if group_buy.arrived_at is not None:
+        raise DomainError(_("已标记到货"))
+    group_buy.arrived_at = utcnow()
+    notify_ready_for_pickup(group_buy)
+    db.session.commit()
+    return group_buy
+
+
+def notify_ready_for_pickup(group_buy: GroupBuy) -> None:
+    """可以取货了, to every participant ready to pick up. Sent when the parcel has arrived (not at
+    close: there is nothing to pick up before the co-op ships). Flushes only."""
+    ready = db.session.scalars(
+        select(Participation.user_id).where(
+            Participation.group_buy_id == group_buy.id,
+            Participation.status == ParticipationStatus.READY,
+        )
+    )
+    notify(
+        list(ready),
+        "groupbuy.ready_for_pickup",
+        _("“%(title)s”可以取货了", title=group_buy.title),
+        _(
+            "取货地点：%(place)s；时间：%(window)s",
+            place=group_buy.pickup_address,
+            window=group_buy.pickup_window,
+        ),
+        group_buy_link(group_buy),
+    )
 
 
 def unit_group_buys(unit_id: int) -> list[GroupBuy]:

@@ -1,6 +1,7 @@
-"""Group-buys. A coordinator opens one for a co-op's SKUs; employees join with a quantity; at the
-deadline it closes by itself: reached -> everyone pays the tier price reached; not reached ->
-everyone's money is released."""
+"""Group-buys. A coordinator proposes one for a co-op's SKUs; the co-op accepts its prices, caps and
+dates (or declines); employees join the open group-buy with a quantity; at the deadline it closes
+by itself: reached -> everyone pays the tier price reached; not reached -> everyone's money is
+released. Before the deadline the coordinator, the co-op or an organizer may cancel it."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ from market.orders.models import Order
 
 
 class GroupBuyStatus(enum.StrEnum):
+    PROPOSED = "proposed"  # waiting for the co-op to accept its prices, caps and dates
+    DECLINED = "declined"  # the co-op said no (with a reason): it never opened
     OPEN = "open"
     CLOSING = "closing"  # claimed by a closer; participants being charged or released
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # called off before the deadline: all money and stock released
 
 
 class PaymentMode(enum.StrEnum):
@@ -56,10 +60,13 @@ class ParticipationStatus(enum.StrEnum):
 
 
 GROUP_BUY_STATUS_LABELS = {
+    GroupBuyStatus.PROPOSED: _l("待合作社确认"),
+    GroupBuyStatus.DECLINED: _l("合作社已拒绝"),
     GroupBuyStatus.OPEN: _l("进行中"),
     GroupBuyStatus.CLOSING: _l("结算中"),
     GroupBuyStatus.SUCCEEDED: _l("已成团"),
     GroupBuyStatus.FAILED: _l("未成团"),
+    GroupBuyStatus.CANCELLED: _l("已取消"),
 }
 PARTICIPATION_STATUS_LABELS = {
     ParticipationStatus.ACTIVE: _l("已参团"),
@@ -69,6 +76,9 @@ PARTICIPATION_STATUS_LABELS = {
     ParticipationStatus.LEFT: _l("已退出"),
     ParticipationStatus.RELEASED: _l("已释放"),  # not charged, or refunded in full
 }
+# A ready participation before its parcel is at the pickup point.
+AWAITING_SHIPMENT = _l("已成团 · 待发货")
+IN_TRANSIT = _l("已发货 · 待到货")
 
 
 class GroupBuy(StateMachine, TimestampMixin, db.Model):
@@ -79,11 +89,20 @@ class GroupBuy(StateMachine, TimestampMixin, db.Model):
         CheckConstraint("closes_at > opens_at", name="closes_after_opening"),
     )
 
+    # Only a co-op's acceptance opens a group-buy; cancelling is possible until the closer
+    # claims it (CLOSING), never afterwards.
     TRANSITIONS: ClassVar[dict[GroupBuyStatus, set[GroupBuyStatus]]] = {
-        GroupBuyStatus.OPEN: {GroupBuyStatus.CLOSING},
+        GroupBuyStatus.PROPOSED: {
+            GroupBuyStatus.OPEN,
+            GroupBuyStatus.DECLINED,
+            GroupBuyStatus.CANCELLED,
+        },
+        GroupBuyStatus.OPEN: {GroupBuyStatus.CLOSING, GroupBuyStatus.CANCELLED},
         GroupBuyStatus.CLOSING: {GroupBuyStatus.SUCCEEDED, GroupBuyStatus.FAILED},
         GroupBuyStatus.SUCCEEDED: set(),
         GroupBuyStatus.FAILED: set(),
+        GroupBuyStatus.DECLINED: set(),
+        GroupBuyStatus.CANCELLED: set(),
     }
 
     STATUS_LABELS = GROUP_BUY_STATUS_LABELS
@@ -104,21 +123,41 @@ class GroupBuy(StateMachine, TimestampMixin, db.Model):
     pickup_contact: Mapped[str] = mapped_column(String(100))
     pickup_window: Mapped[str] = mapped_column(String(100))
     status: Mapped[GroupBuyStatus] = mapped_column(
-        text_enum(GroupBuyStatus, "groupbuy_status"), default=GroupBuyStatus.OPEN
+        text_enum(GroupBuyStatus, "groupbuy_status"), default=GroupBuyStatus.PROPOSED
     )
+    # The co-op's answer to the proposal: accepted (who, when), or declined with a reason.
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decline_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # Called off before the deadline by the coordinator, the co-op or an organizer.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancel_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
     extended: Mapped[bool] = mapped_column(Boolean, default=False)
     reached_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The closer's lease: who holds it ("host:pid") and when it last renewed it (each
+    # participant it settles). An expired lease, or a holder on this host that no longer
+    # runs, is taken over by the next closer (market/groupbuy/closing.py).
     closing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closing_owner: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # The quantity the tier and the minimum were decided on, once, at closing; a resumed
+    # closing keeps that decision (GroupBuyItem.settled_price_fen).
+    decided_quantity: Mapped[int | None] = mapped_column(Integer)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reached_quantity: Mapped[int | None] = mapped_column(Integer)
     # The co-op's one consolidated parcel to the pickup point.
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     carrier: Mapped[str] = mapped_column(String(40), default="")
     tracking_number: Mapped[str] = mapped_column(String(60), default="")
+    # The coordinator saw the parcel arrive at the pickup point: pickups may start.
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     unit: Mapped[Unit] = relationship()
     coop: Mapped[Coop] = relationship()
-    created_by: Mapped[User] = relationship()
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+    accepted_by: Mapped[User | None] = relationship(foreign_keys=[accepted_by_id])
+    cancelled_by: Mapped[User | None] = relationship(foreign_keys=[cancelled_by_id])
     items: Mapped[list[GroupBuyItem]] = relationship(
         back_populates="group_buy", cascade="all, delete-orphan", order_by="GroupBuyItem.id"
     )
@@ -136,6 +175,24 @@ class GroupBuy(StateMachine, TimestampMixin, db.Model):
     @property
     def is_open_now(self) -> bool:
         return self.is_open_at(utcnow())
+
+    @property
+    def awaits_coop(self) -> bool:
+        """A proposal the co-op can still accept: its closing time has not passed."""
+        return self.status == GroupBuyStatus.PROPOSED and utcnow() < self.closes_at
+
+    @property
+    def cancellable(self) -> bool:
+        """Proposed or open, before the deadline (afterwards the outcome is the closer's)."""
+        return (
+            self.status in (GroupBuyStatus.PROPOSED, GroupBuyStatus.OPEN)
+            and utcnow() < self.closes_at
+        )
+
+    @property
+    def pickups_started(self) -> bool:
+        """The consolidated parcel is at the pickup point: 可以取货了."""
+        return self.arrived_at is not None
 
     def next_tier_threshold(self) -> int | None:
         """The smallest tier threshold (over all items) above the current total, if any."""
@@ -169,6 +226,8 @@ class GroupBuyItem(db.Model):
     reserved_stock: Mapped[int] = mapped_column(Integer, default=0)
     # Sum of active participations' quantities, kept with conditional UPDATEs.
     joined_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # The tier price every participant pays, decided at closing (None before).
+    settled_price_fen: Mapped[int | None] = mapped_column(Integer)
 
     group_buy: Mapped[GroupBuy] = relationship(back_populates="items")
     sku: Mapped[Sku] = relationship()
@@ -234,6 +293,10 @@ class Participation(TimestampMixin, db.Model):
 
     @property
     def status_label(self) -> str:
+        """Honest about the parcel: a ready participation says 待取货 only once the co-op's
+        consolidated parcel has arrived at the pickup point."""
+        if self.status == ParticipationStatus.READY and not self.group_buy.pickups_started:
+            return str(AWAITING_SHIPMENT if self.group_buy.shipped_at is None else IN_TRANSIT)
         return str(PARTICIPATION_STATUS_LABELS[self.status])
 
     @property

@@ -1,10 +1,18 @@
-"""爱心团购: opening, joining, changing, leaving, closing by itself, pickups.
+"""爱心团购: proposing, the co-op's acceptance, joining, changing, leaving, cancelling, closing by
+itself, pickups.
 
 Rules:
-- A coordinator opens a group-buy for SKUs of one co-op; a cap is reserved from the co-op's stock
-  at once, so the group-buy never promises what the co-op does not have.
+- A coordinator proposes a group-buy for SKUs of one co-op (PROPOSED, 待合作社确认): nothing is
+  reserved and nobody sees or joins it. Only a manager of that co-op accepts its price tiers, caps
+  and dates (an organizer or an admin may not agree to a co-op's price for it); acceptance opens
+  it and reserves each cap from the co-op's stock at once, so the group-buy never promises what
+  the co-op does not have. The co-op may decline instead, with a reason.
+- A closing time is at most 30 days ahead, when proposed and when extended (see `extend` for the
+  authorisation window of card group-buys).
 - Joining is secured by a card authorisation at the highest price when the group-buy closes
   within six days, by a charge otherwise, or by nothing when the coordinator chose pay at pickup.
+- Before its deadline the coordinator, the co-op or an organizer may cancel a proposed or open
+  group-buy: every authorisation released, every charge refunded, every reservation returned.
 - At the deadline it closes by itself, once, however many closers run: reached -> every
   participant pays exactly the tier price reached × quantity (capture less than authorised, or
   refund the difference); not reached -> every authorisation is released, every charge refunded
@@ -18,10 +26,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import selectinload
 
-from market.accounts.models import UnitRole, User
+from market.accounts.models import (
+    CoopMembership,
+    CoopRole,
+    MembershipStatus,
+    UnitMembership,
+    UnitRole,
+    User,
+)
 from market.audit import services as audit
 from market.catalog.models import Product, ProductStatus, Sku
 from market.directory.models import Pairing
@@ -46,7 +61,7 @@ from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus
 
 AUTHORIZE_WITHIN = timedelta(days=6)  # card authorisations are held for up to about a week
-STALE_CLOSING = timedelta(minutes=5)  # a closer that stopped halfway is taken over after this
+MAX_OPEN_FOR = timedelta(days=30)  # a closing time is at most this far ahead
 MAX_QUANTITY = orders.MAX_QUANTITY
 
 
@@ -122,14 +137,26 @@ def candidate_skus(user: User) -> list[tuple[Sku, bool]]:
     return sorted(ranked, key=lambda pair: not pair[1])
 
 
+def _ensure_within_max_open(closes_at: datetime, now: datetime) -> None:
+    latest = now + MAX_OPEN_FOR
+    if closes_at > latest:
+        raise DomainError(
+            _("截止时间最晚为 30 天后（%(time)s）", time=_format_time(latest)), field="closes_at"
+        )
+
+
 def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
-    """A coordinator opens a group-buy for their unit. Caps are reserved from stock now."""
+    """A coordinator proposes a group-buy for their unit (PROPOSED, 待合作社确认): closing in the
+    future and at most 30 days ahead, on SKUs of one co-op, each cap within that co-op's stock
+    now. Nothing is reserved and nobody can see or join it until the co-op accepts
+    (`accept_group_buy`); the co-op's managers are told."""
     unit = _coordinated_unit(coordinator)
     now = utcnow()
     if not data.title.strip():
         raise DomainError(_("请填写团购标题"), field="title")
     if data.closes_at <= now:
         raise DomainError(_("截止时间必须晚于现在"), field="closes_at")
+    _ensure_within_max_open(data.closes_at, now)
     if data.closes_at <= data.opens_at:
         raise DomainError(_("截止时间必须晚于开始时间"), field="closes_at")
     if not 1 <= data.min_quantity <= 1_000_000:
@@ -153,6 +180,7 @@ def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
         pickup_address=data.pickup_address.strip(),
         pickup_contact=data.pickup_contact.strip(),
         pickup_window=data.pickup_window.strip(),
+        status=GroupBuyStatus.PROPOSED,
     )
     coop_ids = set()
     for item_data in data.items:
@@ -160,31 +188,195 @@ def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
         if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
             raise DomainError(_("有商品已下架，请重新选择"), field="items")
         coop_ids.add(sku.product.coop_id)
-        name = f"{sku.product.name}（{sku.spec}）"
+        name = _item_name(sku)
         if item_data.price_fen <= 0:
             raise DomainError(_("%(name)s 的团购价必须大于 0", name=name), field="items")
         if item_data.cap is not None and not 1 <= item_data.cap <= 1_000_000:
             raise DomainError(_("%(name)s 的上限必须大于 0", name=name), field="items")
         _check_tiers(item_data, name)
+        # A first look only: the co-op's acceptance reserves the cap, and may still find the
+        # stock gone by then.
+        if item_data.cap is not None and item_data.cap > sku.stock:
+            raise DomainError(
+                _("%(name)s 库存只有 %(stock)d，上限不能超过库存", name=name, stock=sku.stock),
+                field="items",
+            )
         item = GroupBuyItem(sku=sku, price_fen=item_data.price_fen, cap=item_data.cap)
         item.tiers = [
             GroupBuyTier(min_total_quantity=t.min_total_quantity, price_fen=t.price_fen)
             for t in item_data.tiers
         ]
-        if item_data.cap is not None:
-            if not orders.take_stock(sku.id, item_data.cap):
-                db.session.rollback()
-                raise DomainError(
-                    _("%(name)s 库存只有 %(stock)d，上限不能超过库存", name=name, stock=sku.stock),
-                    field="items",
-                )
-            item.reserved_stock = item_data.cap
         group_buy.items.append(item)
     if len(coop_ids) != 1:
         db.session.rollback()
         raise DomainError(_("一个团购的商品须来自同一个合作社（一次合并发货）"), field="items")
     group_buy.coop_id = coop_ids.pop()
     db.session.add(group_buy)
+    db.session.flush()
+    notify(
+        coop_manager_ids(group_buy.coop_id),
+        "groupbuy.proposed",
+        _("%(unit)s 申请团购“%(title)s”", unit=unit.name, title=group_buy.title),
+        _("请在“团购配送”页面核对团购价、上限和时间后确认，或说明理由后拒绝。"),
+        COOP_PAGE,
+    )
+    db.session.commit()
+    return group_buy
+
+
+def _item_name(sku: Sku) -> str:
+    return f"{sku.product.name}（{sku.spec}）"
+
+
+# -- the co-op's answer --------------------------------------------------------------------------
+COOP_PAGE = "/coop/group-buys"
+
+
+def manage_link(group_buy: GroupBuy) -> str:
+    return f"/unit/group-buys/{group_buy.id}"
+
+
+def coop_manager_ids(coop_id: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(CoopMembership.user_id).where(
+                CoopMembership.coop_id == coop_id, CoopMembership.role == CoopRole.MANAGER
+            )
+        )
+    )
+
+
+def coordinator_ids(group_buy: GroupBuy) -> list[int]:
+    """Who opened it, and the unit's other confirmed coordinators."""
+    others = db.session.scalars(
+        select(UnitMembership.user_id).where(
+            UnitMembership.unit_id == group_buy.unit_id,
+            UnitMembership.role == UnitRole.COORDINATOR,
+            UnitMembership.status == MembershipStatus.CONFIRMED,
+        )
+    )
+    return [group_buy.created_by_id, *others]
+
+
+def _manages_coop(user: User, coop_id: int) -> bool:
+    return coop_id in {coop.id for coop in user.managed_coops()}
+
+
+def _coop_proposal(manager: User, group_buy_id: int) -> GroupBuy:
+    """The group-buy, locked, for one of its own co-op's managers. Nobody else answers for the
+    co-op: not another co-op, not an organizer, not an admin (the co-op agrees to its own
+    price)."""
+    group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, populate_existing=True)
+    if group_buy is None:
+        raise NotFound(_("找不到该团购"))
+    if not _manages_coop(manager, group_buy.coop_id):
+        raise NotAllowed(_("只有该合作社的负责人可以确认或拒绝团购"))
+    return group_buy
+
+
+def _ensure_proposed(group_buy: GroupBuy) -> None:
+    if group_buy.status != GroupBuyStatus.PROPOSED:
+        raise Conflict(
+            _("该团购当前为“%(status)s”，不能再确认或拒绝", status=group_buy.status_label)
+        )
+
+
+def accept_group_buy(manager: User, group_buy_id: int) -> GroupBuy:
+    """The co-op agrees to the proposal's price tiers, caps and dates: the group-buy opens, and
+    each cap is reserved from the SKU's stock now (one conditional UPDATE each; refused as a
+    whole when the stock is short). Refused once the closing time has passed, or when a SKU is
+    no longer listed. The coordinators are told."""
+    group_buy = _coop_proposal(manager, group_buy_id)
+    _ensure_proposed(group_buy)
+    now = utcnow()
+    if now >= group_buy.closes_at:
+        raise DomainError(_("该团购的截止时间已过，不能再确认；请联络员重新发起"))
+    for item in group_buy.items:
+        if not item.sku.active or item.sku.product.status != ProductStatus.LISTED:
+            raise DomainError(_("%(name)s 已下架，不能确认该团购", name=_item_name(item.sku)))
+    for item in group_buy.items:
+        if item.cap is None:
+            continue  # uncapped: each participant's order takes its own stock
+        if not orders.take_stock(item.sku_id, item.cap):
+            stock = db.session.scalar(select(Sku.stock).where(Sku.id == item.sku_id))
+            message = _(
+                "%(name)s 库存只有 %(stock)d，不够预留上限 %(cap)d 件；请先补充库存",
+                name=_item_name(item.sku),
+                stock=stock,
+                cap=item.cap,
+            )
+            db.session.rollback()  # and the caps already taken for the items before it
+            raise DomainError(message)
+        item.reserved_stock = item.cap
+    group_buy.move_to(GroupBuyStatus.OPEN)
+    group_buy.accepted_at = now
+    group_buy.accepted_by_id = manager.id
+    audit.record(
+        manager,
+        "groupbuy.accepted",
+        group_buy,
+        before={"status": GroupBuyStatus.PROPOSED.value},
+        after={
+            "status": GroupBuyStatus.OPEN.value,
+            "title": group_buy.title,
+            "closes_at": group_buy.closes_at,
+            "prices": _terms(group_buy),
+        },
+        acting_as="coop",
+    )
+    notify(
+        coordinator_ids(group_buy),
+        "groupbuy.accepted",
+        _("合作社已确认“%(title)s”", title=group_buy.title),
+        _("%(coop)s 已确认团购价、上限和时间，职工现在可以参团了。", coop=group_buy.coop.name),
+        manage_link(group_buy),
+    )
+    db.session.commit()
+    return group_buy
+
+
+def _terms(group_buy: GroupBuy) -> str:
+    """The agreed terms in one line, for the audit log."""
+    parts = []
+    for item in group_buy.items:
+        tiers = ",".join(f"{t.min_total_quantity}:{t.price_fen}" for t in item.tiers)
+        parts.append(f"sku {item.sku_id} {item.price_fen} cap {item.cap} tiers [{tiers}]")
+    return "; ".join(parts)
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_("请填写理由"), field="reason")
+    if len(reason) > 200:
+        raise DomainError(_("理由不能超过 200 字"), field="reason")
+    return reason
+
+
+def decline_group_buy(manager: User, group_buy_id: int, reason: str) -> GroupBuy:
+    """The co-op says no to a proposal, with a reason the coordinators are told. Nothing was
+    reserved, so nothing goes back."""
+    reason = _clean_reason(reason)
+    group_buy = _coop_proposal(manager, group_buy_id)
+    _ensure_proposed(group_buy)
+    group_buy.move_to(GroupBuyStatus.DECLINED)
+    group_buy.declined_at = utcnow()
+    group_buy.decline_reason = reason
+    audit.record(
+        manager,
+        "groupbuy.declined",
+        group_buy,
+        before={"status": GroupBuyStatus.PROPOSED.value},
+        after={"status": GroupBuyStatus.DECLINED.value, "reason": reason},
+        acting_as="coop",
+    )
+    notify(
+        coordinator_ids(group_buy),
+        "groupbuy.declined",
+        _("合作社未接受“%(title)s”", title=group_buy.title),
+        _("%(coop)s 的理由：%(reason)s", coop=group_buy.coop.name, reason=reason),
+        manage_link(group_buy),
+    )
     db.session.commit()
     return group_buy
 
@@ -197,11 +389,32 @@ def visible_to(group_buy: GroupBuy, user: User) -> bool:
     return unit is not None and unit.id == group_buy.unit_id
 
 
+# Never opened: only the unit's coordinators, the co-op and the shop's staff know of it.
+UNOPENED = (GroupBuyStatus.PROPOSED, GroupBuyStatus.DECLINED)
+
+
+def _knows_unopened(group_buy: GroupBuy, user: User) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_admin or user.is_organizer or _manages_coop(user, group_buy.coop_id):
+        return True
+    unit = user.unit
+    return (
+        unit is not None
+        and unit.id == group_buy.unit_id
+        and user.has_unit_role(UnitRole.COORDINATOR)
+    )
+
+
 def group_buy_for(user: User, group_buy_id: int, *, for_update: bool = False) -> GroupBuy:
+    """A group-buy as an employee (or a buyer with the link) may see it: one the co-op has not
+    accepted does not exist for them."""
     group_buy = db.session.get(
         GroupBuy, group_buy_id, with_for_update=for_update, populate_existing=for_update
     )
     if group_buy is None:
+        raise NotFound(_("找不到该团购"))
+    if group_buy.status in UNOPENED and not _knows_unopened(group_buy, user):
         raise NotFound(_("找不到该团购"))
     if not visible_to(group_buy, user):
         raise NotAllowed(_("该团购仅限 %(unit)s 的职工参加", unit=group_buy.unit.name))
@@ -225,6 +438,23 @@ def open_for_unit(unit_id: int, now: datetime | None = None) -> list[GroupBuy]:
     )
 
 
+def current_group_buys(limit: int = 200) -> list[GroupBuy]:
+    """The organizer's view: every proposed or open group-buy, the soonest deadline first."""
+    return list(
+        db.session.scalars(
+            select(GroupBuy)
+            .where(GroupBuy.status.in_((GroupBuyStatus.PROPOSED, GroupBuyStatus.OPEN)))
+            .options(
+                selectinload(GroupBuy.unit),
+                selectinload(GroupBuy.coop),
+                selectinload(GroupBuy.items),
+            )
+            .order_by(GroupBuy.closes_at, GroupBuy.id)
+            .limit(limit)
+        )
+    )
+
+
 def participation_of(group_buy_id: int, user_id: int) -> Participation | None:
     return db.session.scalar(
         select(Participation).where(
@@ -234,6 +464,12 @@ def participation_of(group_buy_id: int, user_id: int) -> Participation | None:
 
 
 def _ensure_open(group_buy: GroupBuy, now: datetime) -> None:
+    if group_buy.status == GroupBuyStatus.PROPOSED:
+        raise DomainError(_("团购尚待合作社确认"))
+    if group_buy.status == GroupBuyStatus.DECLINED:
+        raise DomainError(_("合作社未接受该团购"))
+    if group_buy.status == GroupBuyStatus.CANCELLED:
+        raise DomainError(_("团购已取消"))
     if group_buy.status != GroupBuyStatus.OPEN or now >= group_buy.closes_at:
         raise DomainError(_("团购已截止"))
     if now < group_buy.opens_at:
@@ -482,14 +718,75 @@ def own_group_buy(coordinator: User, group_buy_id: int) -> GroupBuy:
     return group_buy
 
 
+def authorisation_deadline(group_buy: GroupBuy) -> datetime | None:
+    """The latest closing time the card authorisations of a card group-buy's active
+    participants can wait for: AUTHORIZE_WITHIN (six days) after the earliest of them, or None
+    when none is held (nor on its way).
+
+    An authorisation is measured from when its payment was started (`Payment.created_at`, at or
+    before the bank's authorisation: the safe side). A payment still pending counts too when it
+    was started as an authorisation (the closing time was within six days then: the way
+    `manual_capture` decided it; the closing time has not moved since, an extension being
+    allowed once): its card, confirmed later, is only authorised."""
+    if group_buy.payment_mode != PaymentMode.CARD:
+        return None
+    started = db.session.scalar(
+        select(func.min(Payment.created_at))
+        .join(Participation, Participation.order_id == Payment.order_id)
+        .where(
+            Participation.group_buy_id == group_buy.id,
+            Participation.status == ParticipationStatus.ACTIVE,
+            Payment.provider == "stripe",
+            or_(
+                Payment.status == PaymentStatus.AUTHORIZED,
+                Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.FAILED))
+                & (Payment.created_at >= group_buy.closes_at - AUTHORIZE_WITHIN),
+            ),
+        )
+    )
+    return started + AUTHORIZE_WITHIN if started is not None else None
+
+
+def latest_extension(group_buy: GroupBuy, now: datetime | None = None) -> datetime:
+    """The latest closing time an extension may set now (see `extend`)."""
+    latest = (now or utcnow()) + MAX_OPEN_FOR
+    held_until = authorisation_deadline(group_buy)
+    return min(latest, held_until) if held_until is not None else latest
+
+
 def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBuy:
-    """Once, before the deadline, to a later time. Audited with the deadline before and after."""
+    """Once, before the deadline, to a later time that is at most 30 days from now and, for a
+    card group-buy whose participants hold card authorisations, within the authorisation
+    window: at most six days (AUTHORIZE_WITHIN) after the earliest authorisation among its
+    active participants, so that no hold lapses before it is captured at close. Anything later
+    is refused with the latest allowed time; participants who join after the extension are
+    charged (and refunded the difference) whenever the new close is more than six days off.
+    Audited with the deadline before and after; participants and the co-op are told."""
     group_buy = own_group_buy(coordinator, group_buy_id)
-    _ensure_open(group_buy, utcnow())
+    now = utcnow()
+    _ensure_open(group_buy, now)
     if group_buy.extended:
         raise DomainError(_("团购只能延期一次"), field="closes_at")
     if closes_at <= group_buy.closes_at:
         raise DomainError(_("新的截止时间必须晚于原截止时间"), field="closes_at")
+    _ensure_within_max_open(closes_at, now)
+    held_until = authorisation_deadline(group_buy)
+    if held_until is not None and closes_at > held_until:
+        if held_until <= group_buy.closes_at:
+            raise DomainError(
+                _(
+                    "已有参团者的银行卡授权最多保留到 %(time)s，不能再延期",
+                    time=_format_time(held_until),
+                ),
+                field="closes_at",
+            )
+        raise DomainError(
+            _(
+                "已有参团者的银行卡授权只保留 6 天，最晚可延期至 %(time)s",
+                time=_format_time(held_until),
+            ),
+            field="closes_at",
+        )
     before = group_buy.closes_at
     group_buy.closes_at = closes_at
     group_buy.extended = True
@@ -507,6 +804,13 @@ def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBu
         _("“%(title)s”已延期", title=group_buy.title),
         _("截止时间延至 %(time)s。", time=_format_time(closes_at)),
         group_buy_link(group_buy),
+    )
+    notify(
+        coop_manager_ids(group_buy.coop_id),
+        "groupbuy.changed",
+        _("“%(title)s”已延期", title=group_buy.title),
+        _("截止时间延至 %(time)s。", time=_format_time(closes_at)),
+        COOP_PAGE,
     )
     db.session.commit()
     return group_buy
@@ -527,6 +831,107 @@ def lower_minimum(coordinator: User, group_buy_id: int, min_quantity: int) -> Gr
         group_buy_link(group_buy),
     )
     _notify_if_reached(group_buy)
+    db.session.commit()
+    return group_buy
+
+
+# -- cancelling --------------------------------------------------------------------------------
+def give_back_reserved_stock(group_buy: GroupBuy, sold: dict[int, int]) -> None:
+    """What a group-buy reserved and did not sell goes back to the SKUs: a capped item keeps
+    `sold[item.id]` for the consolidated parcel, everything else returns (one UPDATE per item,
+    adding to the stock, never read-then-write). Shared by cancelling (nothing sold) and the
+    closer's last step. Flushes nothing itself; the caller commits."""
+    for item in group_buy.items:
+        keep = sold.get(item.id, 0) if item.cap is not None else 0
+        give_back = item.reserved_stock - keep
+        if give_back > 0:
+            db.session.execute(
+                update(Sku)
+                .where(Sku.id == item.sku_id)
+                .values(stock=Sku.stock + give_back)
+                .execution_options(synchronize_session=False)
+            )
+            item.reserved_stock = keep
+
+
+def may_cancel(user: User, group_buy: GroupBuy) -> bool:
+    """The unit's coordinator, a manager of the group-buy's co-op, an organizer (or an admin)."""
+    if user.is_admin or user.is_organizer or _manages_coop(user, group_buy.coop_id):
+        return True
+    unit = user.unit
+    return (
+        unit is not None
+        and unit.id == group_buy.unit_id
+        and user.has_unit_role(UnitRole.COORDINATOR)
+    )
+
+
+def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
+    """Call off a proposed or open group-buy before its deadline, with a reason: the unit's
+    coordinator, a manager of its co-op or an organizer may. Every active participant's order
+    is released (authorisations cancelled at the provider, charges refunded in full, stock their
+    orders took given back), every participation RELEASED, the caps' reserved stock returned;
+    participants, the unit's coordinators and the co-op's managers are told.
+
+    Once only: the group-buy's row is locked, so a second cancel (or the closer, whose claim
+    needs OPEN) waits and then finds it cancelled and changes nothing. After the deadline the
+    outcome belongs to the closer and cancelling is refused. All in one transaction: if a
+    provider call fails, nothing is recorded and a retry repeats it (cancelling a cancelled
+    authorisation only reads its state)."""
+    reason = _clean_reason(reason)
+    group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, populate_existing=True)
+    if group_buy is None:
+        raise NotFound(_("找不到该团购"))
+    if not may_cancel(actor, group_buy):
+        raise NotAllowed(_("只有本单位联络员、该合作社或活动组织方可以取消该团购"))
+    if group_buy.status == GroupBuyStatus.CANCELLED:
+        raise Conflict(_("该团购已取消，无需再次取消"))
+    if group_buy.status not in (GroupBuyStatus.PROPOSED, GroupBuyStatus.OPEN):
+        raise Conflict(_("该团购当前为“%(status)s”，不能取消", status=group_buy.status_label))
+    now = utcnow()
+    if group_buy.status == GroupBuyStatus.OPEN and now >= group_buy.closes_at:
+        raise DomainError(_("团购已截止，正在结算，不能取消"))
+    before = group_buy.status
+    released = []
+    for participation in db.session.scalars(
+        select(Participation)
+        .where(
+            Participation.group_buy_id == group_buy.id,
+            Participation.status == ParticipationStatus.ACTIVE,
+        )
+        .order_by(Participation.id)
+        .with_for_update()
+    ):
+        let_go_quantities(participation)
+        if participation.order is not None:
+            payments.release_order(participation.order, _("团购已取消：%(reason)s", reason=reason))
+        participation.status = ParticipationStatus.RELEASED
+        released.append(participation.user_id)
+    give_back_reserved_stock(group_buy, {})
+    group_buy.move_to(GroupBuyStatus.CANCELLED)
+    group_buy.cancelled_at = now
+    group_buy.cancelled_by_id = actor.id
+    group_buy.cancel_reason = reason
+    audit.record(
+        actor,
+        "groupbuy.cancelled",
+        group_buy,
+        before={"status": before.value},
+        after={
+            "status": GroupBuyStatus.CANCELLED.value,
+            "reason": reason,
+            "released": len(released),
+        },
+    )
+    title = _("“%(title)s”已取消", title=group_buy.title)
+    body = _(
+        "%(who)s 取消了团购，理由：%(reason)s。已付款项全额退回，银行卡授权已撤销。",
+        who=actor.name,
+        reason=reason,
+    )
+    notify(released, "groupbuy.cancelled", title, body, group_buy_link(group_buy))
+    notify(coordinator_ids(group_buy), "groupbuy.cancelled", title, body, manage_link(group_buy))
+    notify(coop_manager_ids(group_buy.coop_id), "groupbuy.cancelled", title, body, COOP_PAGE)
     db.session.commit()
     return group_buy
 

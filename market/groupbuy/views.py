@@ -1,6 +1,7 @@
-"""爱心团购 pages: employees see, join, change, leave and pay; the unit's coordinator opens a
-group-buy, extends it once, lowers its minimum and ticks off pickups; the co-op packs and ships
-its one consolidated parcel."""
+"""爱心团购 pages: employees see, join, change, leave and pay; the unit's coordinator proposes a
+group-buy, extends it once, lowers its minimum, cancels it, marks the parcel arrived and ticks off
+pickups; the co-op accepts or declines proposals, cancels, packs and ships its one consolidated
+parcel; organizers see every proposed and open group-buy and may cancel one."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from market.groupbuy.forms import (
     GroupBuyForm,
     MinimumForm,
     QuantitiesForm,
+    ReasonForm,
     ShipForm,
     payment_mode_choices,
     quantities_form,
@@ -338,7 +340,7 @@ def new():
             reraise_access_errors(error)
             _show_error(form, error)
         else:
-            flash(_("团购已发起，职工现在可以参团了"), "success")
+            flash(_("团购已发起，等待合作社确认团购价、上限和时间后职工才能参团"), "success")
             return redirect(url_for(".manage", group_buy_id=group_buy.id), 303)
     status = 400 if request.method == "POST" else 200
     return render_template("groupbuy/new.html", form=form), status
@@ -349,6 +351,7 @@ def _manage_page(
     extend_form: ExtendForm | None = None,
     minimum_form: MinimumForm | None = None,
     status: int = 200,
+    cancel_form: ReasonForm | None = None,
 ):
     participations = [p for p in group_buy.participations if p.status != ParticipationStatus.LEFT]
     secured = {
@@ -363,7 +366,11 @@ def _manage_page(
         secured=secured,
         quantities=fulfilment.quantities_by_status(group_buy),
         extend_form=extend_form or ExtendForm(closes_at=group_buy.closes_at),
+        latest_extension=services.latest_extension(group_buy)
+        if group_buy.status == GroupBuyStatus.OPEN
+        else None,
         minimum_form=minimum_form or MinimumForm(),
+        cancel_form=cancel_form or ReasonForm(),
         progress=progress(group_buy),
         time_left=time_left(group_buy.closes_at),
     ), status
@@ -409,6 +416,39 @@ def lower_minimum(group_buy_id: int):
     return _manage_page(group_buy, minimum_form=form, status=400)
 
 
+@bp.post("/unit/group-buys/<int:group_buy_id>/cancel")
+@requires(Access.COORDINATOR)
+def cancel(group_buy_id: int):
+    form = ReasonForm()
+    status = 400
+    if form.validate_on_submit():
+        try:
+            services.cancel_group_buy(current_user, group_buy_id, form.reason.data)
+        except DomainError as error:
+            db.session.rollback()
+            reraise_access_errors(error)
+            _show_error(form, error)
+            status = error.status_code  # 409: cancelled already, or closing
+        else:
+            flash(_("团购已取消，参团者的款项已全额退回或释放"), "success")
+            return redirect(url_for(".manage", group_buy_id=group_buy_id), 303)
+    group_buy = services.own_group_buy(current_user, group_buy_id)
+    if not group_buy.cancellable:  # the form is gone from the page: say why on its own
+        for message in (*form.form_errors, *form.reason.errors):
+            flash(message, "danger")
+    return _manage_page(group_buy, cancel_form=form, status=status)
+
+
+@bp.post("/unit/group-buys/<int:group_buy_id>/arrived")
+@requires(Access.COORDINATOR)
+def mark_arrived(group_buy_id: int):
+    return run_action(
+        lambda: fulfilment.mark_arrived(current_user, group_buy_id),
+        _("已标记到货，已通知参团职工取货"),
+        url_for(".pickup_list", group_buy_id=group_buy_id),
+    )
+
+
 @bp.get("/unit/group-buys/<int:group_buy_id>/pickup-list")
 @requires(Access.COORDINATOR)
 def pickup_list(group_buy_id: int):
@@ -441,8 +481,73 @@ def mark_picked_up(group_buy_id: int, participation_id: int):
 def coop_index():
     return render_template(
         "groupbuy/coop_index.html",
-        group_buys=fulfilment.coop_group_buys(current_user),
+        lists=fulfilment.coop_group_buys(current_user),
         ship_form=ShipForm(),
+    )
+
+
+def _reason_action(act, done: str, back: str):
+    """A small inline form with a reason (decline, cancel): its refusal or a missing reason as a
+    flash message; someone else's group-buy stays a 403/404."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(back, 303)
+    try:
+        act(form.reason.data)
+    except DomainError as error:
+        db.session.rollback()
+        reraise_access_errors(error)
+        flash(str(error), "danger")
+    else:
+        flash(done, "success")
+    return redirect(back, 303)
+
+
+@bp.post("/coop/group-buys/<int:group_buy_id>/accept")
+@requires(Access.COOP_MANAGER)
+def accept(group_buy_id: int):
+    return run_action(
+        lambda: services.accept_group_buy(current_user, group_buy_id),
+        _("已确认团购，职工现在可以参团了"),
+        url_for(".coop_index"),
+    )
+
+
+@bp.post("/coop/group-buys/<int:group_buy_id>/decline")
+@requires(Access.COOP_MANAGER)
+def decline(group_buy_id: int):
+    return _reason_action(
+        lambda reason: services.decline_group_buy(current_user, group_buy_id, reason),
+        _("已拒绝该团购申请，联络员会收到理由"),
+        url_for(".coop_index"),
+    )
+
+
+@bp.post("/coop/group-buys/<int:group_buy_id>/cancel")
+@requires(Access.COOP_MANAGER)
+def coop_cancel(group_buy_id: int):
+    return _reason_action(
+        lambda reason: services.cancel_group_buy(current_user, group_buy_id, reason),
+        _("团购已取消，参团者的款项已全额退回或释放"),
+        url_for(".coop_index"),
+    )
+
+
+# -- the organizer ----------------------------------------------------------------------------
+@bp.get("/admin/group-buys")
+@requires(Access.ORGANIZER)
+def admin_index():
+    return render_template("groupbuy/admin_index.html", group_buys=services.current_group_buys())
+
+
+@bp.post("/admin/group-buys/<int:group_buy_id>/cancel")
+@requires(Access.ORGANIZER)
+def admin_cancel(group_buy_id: int):
+    return _reason_action(
+        lambda reason: services.cancel_group_buy(current_user, group_buy_id, reason),
+        _("团购已取消，参团者的款项已全额退回或释放"),
+        url_for(".admin_index"),
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    select,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -68,6 +69,9 @@ ORDER_STATUS_LABELS = {
     OrderStatus.CANCELLED: _l("已取消"),
     OrderStatus.EXPIRED: _l("已超时关闭"),
 }
+# A group-buy order whose card is authorised, waiting for the close: not 待付款 (nothing is owed
+# now), not 已付款 (nothing was taken yet).
+CARD_HELD_LABEL = _l("已授权 · 待成团")
 SHIPMENT_STATUS_LABELS = {
     ShipmentStatus.AWAITING_PAYMENT: _l("待付款"),
     ShipmentStatus.TO_SHIP: _l("待发货"),
@@ -190,6 +194,29 @@ class Order(StateMachine, TimestampMixin, db.Model):
     @property
     def mode_label(self) -> str:
         return str(ORDER_MODE_LABELS[self.mode])
+
+    @property
+    def is_card_held(self) -> bool:
+        """A group-buy order still pending whose card payment is authorised: the money is held
+        at the bank and taken (at the tier price reached) only when the group-buy succeeds."""
+        if self.mode != OrderMode.GROUP_BUY or self.status != OrderStatus.PENDING_PAYMENT:
+            return False
+        from market.payments.models import Payment, PaymentStatus  # payments build on orders
+
+        return (
+            db.session.scalar(
+                select(Payment.id)
+                .where(Payment.order_id == self.id, Payment.status == PaymentStatus.AUTHORIZED)
+                .limit(1)
+            )
+            is not None
+        )
+
+    @property
+    def buyer_status_label(self) -> str:
+        """The status as the buyer reads it (我的订单, the order page): 已授权 · 待成团 for a
+        card-held group-buy order rather than 待付款."""
+        return str(CARD_HELD_LABEL) if self.is_card_held else self.status_label
 
     @property
     def net_paid_fen(self) -> int:

@@ -232,6 +232,7 @@ def test_cash_received_at_pickup_and_handed_over_is_audited(app, client_as, worl
     (member,) = kit.members(1)
     participation_id = kit.join(member, group_buy_id, MIN_QUANTITY)
     assert kit.close(group_buy_id) is True
+    kit.ship_and_arrive(group_buy_id)  # pickups start when the co-op's parcel is there
     amount = MIN_QUANTITY * TIERS[0].price_fen
 
     with one_event(app, "cash.received") as received:

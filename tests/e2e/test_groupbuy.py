@@ -1,7 +1,9 @@
-"""爱心团购 in the browser: the unit's coordinator (at a desk) opens a pay-at-pickup group-buy of
-the paired village's honey closing in a few minutes; two employees on their phones find it on
-the home page and join; the deadline passes (moved in the database, not waited for) and the
-closer runs; both see 待取货, the coordinator's pickup list names them both, and one picks up."""
+"""爱心团购 in the browser: the unit's coordinator (at a desk) proposes a pay-at-pickup group-buy of
+the paired village's honey closing in a few minutes; the co-op's manager (on a phone) accepts its
+price, cap and dates; two employees on their phones find it on the home page and join; the
+deadline passes (moved in the database, not waited for) and the closer runs; both see 已成团 ·
+待发货 until the co-op ships and the coordinator marks the parcel arrived, then 待取货; the
+coordinator's pickup list names them both, and one picks up."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tests.e2e.steps import sign_in
 pytestmark = pytest.mark.e2e
 
 COORDINATOR = "coordinator@example.com"  # 王联络 of 高州市市场监管局, paired with 古丁村
+COOP_MANAGER = "coop@example.com"  # 黄社长 of 古丁村's co-op, whose honey it is
 EMPLOYEES = [
     ("employee@example.com", "刘职工", "0005"),
     ("approver@example.com", "陈审批", "0004"),
@@ -57,7 +60,30 @@ def open_group_buy(page: Page, title: str) -> int:
     expect(page).to_have_url(MANAGE_URL)
     expect(page.get_by_role("alert").filter(has_text="团购已发起")).to_be_visible()
     expect(page.locator("#groupbuy-title")).to_have_text(title)
+    expect(page.locator("#awaiting-coop")).to_contain_text("确认团购价、上限和时间")
     return int(MANAGE_URL.search(page.url).group(1))
+
+
+def accept_as_coop(page: Page, group_buy_id: int, title: str) -> None:
+    """The co-op's manager reads the request's terms on the co-op's page and accepts them."""
+    page.goto("/coop/group-buys")  # 团购配送, behind the phone's menu button
+    proposal = page.locator(f"#proposal-{group_buy_id}")
+    expect(proposal).to_contain_text(title)
+    expect(proposal).to_contain_text(f"{HONEY}：¥80.00，满 4 件 ¥75.00")
+    page.once("dialog", lambda dialog: dialog.accept())
+    proposal.get_by_role("button", name="确认开团").click()
+    expect(page.get_by_role("alert").filter(has_text="已确认团购")).to_be_visible()
+    expect(page.locator(f"#open-{group_buy_id}")).to_contain_text(title)
+
+
+def ship_as_coop(page: Page, title: str) -> None:
+    """The co-op sends its one consolidated parcel to the pickup point."""
+    page.goto("/coop/group-buys")  # 团购配送, behind the phone's menu button
+    card = page.locator("#coop-shipping .coop-group-buy").filter(has_text=title)
+    card.get_by_label("快递公司").fill("顺丰速运")
+    card.get_by_label("运单号").fill("SF100200300")
+    card.get_by_role("button", name="发货").click()
+    expect(page.get_by_role("alert").filter(has_text="已发货")).to_be_visible()
 
 
 def join_from_home(page: Page, title: str, quantity: int) -> None:
@@ -102,6 +128,9 @@ def test_coordinator_opens_two_employees_join_it_closes_and_they_pick_up(
     sign_in(coordinator, COORDINATOR)
     group_buy_id = open_group_buy(coordinator, title)
     expect(coordinator.locator("#progress-min")).to_be_visible()
+    coop = e2e_open_page()
+    sign_in(coop, COOP_MANAGER)
+    accept_as_coop(coop, group_buy_id, title)
 
     phones = []
     for number, (email, _name, _last4) in enumerate(EMPLOYEES):
@@ -124,13 +153,28 @@ def test_coordinator_opens_two_employees_join_it_closes_and_they_pick_up(
 
     for phone in phones:
         phone.reload()
-        expect(phone.locator("#my-status")).to_have_text("待取货")
-        expect(phone.locator("#my-participation")).to_contain_text("请到 市场监管局一楼大厅 取货")
+        expect(phone.locator("#my-status")).to_have_text("已成团 · 待发货")
+        expect(phone.locator("#pickup-later")).to_be_visible()
         expect(phone.locator("#join-form")).to_have_count(0)
 
+    # Nothing to tick off before the parcel is there: the co-op ships, the coordinator sees it
+    # arrive and marks it, and only then are the employees told to come.
     coordinator.reload()
     coordinator.locator("#pickup-list-link").click()
     expect(coordinator.get_by_role("heading", name=re.compile("取货单"))).to_be_visible()
+    expect(coordinator.locator("#parcel-status")).to_contain_text("等待合作社发货")
+    expect(coordinator.get_by_role("button", name="确认取货")).to_have_count(0)
+    ship_as_coop(coop, title)
+    coordinator.reload()
+    coordinator.once("dialog", lambda dialog: dialog.accept())
+    coordinator.locator("#arrived-button").click()
+    expect(coordinator.get_by_role("alert").filter(has_text="已标记到货")).to_be_visible()
+
+    for phone in phones:
+        phone.reload()
+        expect(phone.locator("#my-status")).to_have_text("待取货")
+        expect(phone.locator("#my-participation")).to_contain_text("请到 市场监管局一楼大厅 取货")
+
     rows = coordinator.locator("#pickup-table .pickup-row")
     expect(rows).to_have_count(2)
     for _email, name, last4 in EMPLOYEES:

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from market.accounts.models import UnitRole, User
+from market.accounts.models import CoopMembership, CoopRole, UnitRole, User
 from market.catalog.models import Category, Sku
 from market.directory.models import Coop, Unit
 from market.extensions import db
@@ -134,11 +134,25 @@ class Kit:
         )
         return replace(base, **overrides)
 
-    def open(self, coordinator_id: int | None = None, **overrides: Any) -> int:
+    def propose(self, coordinator_id: int | None = None, **overrides: Any) -> int:
+        """The coordinator proposes; the co-op has not answered yet (PROPOSED)."""
         data = self.data(**overrides)
         with self.ctx():
             coordinator = self.user(coordinator_id or self.world.coordinator)
             return groupbuy.open_group_buy(coordinator, data).id
+
+    def accept(self, group_buy_id: int, manager_id: int | None = None) -> None:
+        """A manager of the group-buy's co-op (or `manager_id`) accepts its terms: it opens."""
+        with self.ctx():
+            if manager_id is None:
+                manager_id = coop_manager_of(group_buy_id)
+            groupbuy.accept_group_buy(self.user(manager_id), group_buy_id)
+
+    def open(self, coordinator_id: int | None = None, **overrides: Any) -> int:
+        """Proposed by the coordinator and accepted by the co-op: open for joining."""
+        group_buy_id = self.propose(coordinator_id, **overrides)
+        self.accept(group_buy_id)
+        return group_buy_id
 
     def item_ids(self, group_buy_id: int) -> list[int]:
         with self.ctx():
@@ -192,6 +206,14 @@ class Kit:
         with self.ctx():
             return closing.close_group_buy(group_buy_id, now)
 
+    def ship_and_arrive(self, group_buy_id: int) -> None:
+        """The co-op ships the consolidated parcel; the coordinator marks it arrived."""
+        with self.ctx():
+            manager = self.user(coop_manager_of(group_buy_id))
+            fulfilment.ship_consolidated(manager, group_buy_id, "顺丰速运", "SF1")
+        with self.ctx():
+            fulfilment.mark_arrived(self.user(self.world.coordinator), group_buy_id)
+
     def order_number(self, participation_id: int) -> str:
         with self.ctx():
             participation = db.session.get(Participation, participation_id)
@@ -221,6 +243,23 @@ class Kit:
     def order_of(self, participation_id: int) -> Order:
         participation = db.session.get(Participation, participation_id)
         return db.session.get(Order, participation.order_id)
+
+
+def coop_manager_of(group_buy_id: int) -> int:
+    """A manager of the group-buy's co-op (in an app context)."""
+    return db.session.scalar(
+        select(CoopMembership.user_id)
+        .join(GroupBuy, GroupBuy.coop_id == CoopMembership.coop_id)
+        .where(GroupBuy.id == group_buy_id, CoopMembership.role == CoopRole.MANAGER)
+        .order_by(CoopMembership.id)
+    )
+
+
+def accept_as_coop(app: Flask, group_buy_id: int) -> None:
+    """The group-buy's co-op accepts it, as its manager would on the co-op's page."""
+    with app.test_request_context():
+        manager = db.session.get(User, coop_manager_of(group_buy_id))
+        groupbuy.accept_group_buy(manager, group_buy_id)
 
 
 @pytest.fixture

@@ -99,7 +99,6 @@ def test_pay_at_pickup_closers_at_once_close_it_once(kit, how):
             )
         assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
         notified_once("groupbuy.succeeded", members)
-        notified_once("groupbuy.ready_for_pickup", members)
     assert kit.stock(honey_sku) == WORLD_STOCK - 12  # sold, and nothing given back twice
     assert kit.shipment_value(group_buy_id) == 12 * tier
 

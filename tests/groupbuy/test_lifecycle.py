@@ -57,13 +57,16 @@ def two_item_group_buy(kit: Kit, *, honey_cap: int = 20, **overrides) -> tuple[i
 
 
 # -- the state machine -------------------------------------------------------------------------
-def test_the_status_table_allows_only_open_closing_then_an_outcome(app):
+def test_the_status_table_allows_only_proposed_open_closing_then_an_outcome(app):
     S = GroupBuyStatus
     allowed = {
-        S.OPEN: {S.CLOSING},
+        S.PROPOSED: {S.OPEN, S.DECLINED, S.CANCELLED},  # the co-op answers, or it is called off
+        S.OPEN: {S.CLOSING, S.CANCELLED},
         S.CLOSING: {S.SUCCEEDED, S.FAILED},
         S.SUCCEEDED: set(),
         S.FAILED: set(),
+        S.DECLINED: set(),
+        S.CANCELLED: set(),
     }
     assert allowed == GroupBuy.TRANSITIONS
     with app.test_request_context():
@@ -161,7 +164,7 @@ def test_reached_reprices_every_order_to_the_tier_and_returns_unsold_reserved_st
         assert sum(q[2] for q in lines.values()) == sum(totals.values())
 
         assert notified("groupbuy.succeeded") == sorted([a, b, d])
-        assert notified("groupbuy.ready_for_pickup") == sorted([a, b, d])
+        # 可以取货了 waits for the parcel (tests/groupbuy/test_acceptance.py).
         assert notified("groupbuy.failed") == []
         assert notified("groupbuy.joined") == sorted([a, b, c, d])
     assert kit.stock(honey_sku) == WORLD_STOCK - 8
@@ -280,7 +283,8 @@ def test_extend_once_to_a_later_time_and_everyone_is_told(kit):
     with kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
         assert (group_buy.closes_at, group_buy.extended) == (old + timedelta(days=1), True)
-        assert notified("groupbuy.changed") == sorted([a, b])  # c left: not told
+        # c left: not told; the co-op, which agreed to the dates, is.
+        assert notified("groupbuy.changed") == sorted([a, b, kit.world.coop_manager])
         title = db.session.scalar(
             select(Notification.title).where(Notification.kind == "groupbuy.changed")
         )
@@ -290,7 +294,7 @@ def test_extend_once_to_a_later_time_and_everyone_is_told(kit):
         groupbuy.extend(kit.user(coordinator), group_buy_id, old + timedelta(days=2))
     with kit.ctx():
         assert db.session.get(GroupBuy, group_buy_id).closes_at == old + timedelta(days=1)
-        assert len(notified("groupbuy.changed")) == 2
+        assert len(notified("groupbuy.changed")) == 3
     # The old deadline is no longer due.
     assert kit.close(group_buy_id, after=-timedelta(hours=12)) is False
 
@@ -356,6 +360,9 @@ def test_picking_up_records_the_money_through_the_hook_and_completes_the_order(k
 
     with kit.ctx(), pytest.raises(NotAllowed):
         fulfilment.mark_picked_up(kit.user(kit.world.employee), group_buy_id, pa)
+    with kit.ctx(), pytest.raises(DomainError, match="包裹到达取货点后"):
+        fulfilment.mark_picked_up(kit.user(kit.world.coordinator), group_buy_id, pa)
+    kit.ship_and_arrive(group_buy_id)
     with kit.ctx():
         fulfilment.mark_picked_up(kit.user(kit.world.coordinator), group_buy_id, pa)
 
@@ -423,11 +430,12 @@ def test_joining_after_the_deadline_before_any_closer_ran_is_refused(kit):
             .values(closes_at=utcnow() - timedelta(seconds=1))
         )
         db.session.commit()
+        before = counts()
     (a,) = kit.members(1)
     with pytest.raises(DomainError, match="团购已截止"):
         kit.join(a, group_buy_id, 1)
     with kit.ctx():
-        assert counts() == (0, 0, 0)
+        assert counts() == before == (0, 0, 2)  # the proposal and its acceptance told
     assert kit.stock(kit.sku_of(kit.world.honey_product)) == WORLD_STOCK
 
 
@@ -506,11 +514,13 @@ def test_a_close_time_in_the_past_is_refused(kit):
 
 def test_a_non_member_cannot_join_a_members_only_group_buy(kit):
     group_buy_id = kit.open()
+    with kit.ctx():
+        before = counts()
     for outsider in (kit.world.buyer, kit.world.other_coordinator):
         with pytest.raises(NotAllowed, match="仅限"):
             kit.join(outsider, group_buy_id, 1)
     with kit.ctx():
-        assert counts() == (0, 0, 0)
+        assert counts() == before
         assert db.session.get(GroupBuy, group_buy_id).total_quantity == 0
     assert kit.stock(kit.sku_of(kit.world.honey_product)) == WORLD_STOCK
 

@@ -21,6 +21,7 @@ from market.groupbuy.views import time_left
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus
 from market.payments.models import Payment, PaymentStatus
+from tests.groupbuy.conftest import accept_as_coop
 from tests.orders.conftest import sku_of
 from tests.payments import conftest as payments_fixtures
 
@@ -65,7 +66,8 @@ def form_data(honey_sku: int, **overrides) -> dict:
 
 
 def open_group_buy(app: Flask, world: SimpleNamespace, **overrides) -> int:
-    """A pay-at-pickup, members-only honey group-buy opened through the service (for speed)."""
+    """A pay-at-pickup, members-only honey group-buy proposed and accepted by the co-op through
+    the services (for speed)."""
     honey_sku = sku_of(app, world.honey_product)
     item = services.ItemData(
         sku_id=honey_sku,
@@ -88,7 +90,26 @@ def open_group_buy(app: Flask, world: SimpleNamespace, **overrides) -> int:
     fields.update(overrides)
     with app.test_request_context():
         coordinator = db.session.get(User, world.coordinator)
-        return services.open_group_buy(coordinator, services.GroupBuyData(**fields)).id
+        group_buy_id = services.open_group_buy(coordinator, services.GroupBuyData(**fields)).id
+    accept_as_coop(app, group_buy_id)
+    return group_buy_id
+
+
+def accept_on_coop_page(client, group_buy_id: int) -> None:
+    """The co-op's manager finds the request on the co-op's page and accepts it."""
+    assert f"/coop/group-buys/{group_buy_id}/accept" in text(client.get("/coop/group-buys"))
+    response = client.post(f"/coop/group-buys/{group_buy_id}/accept")
+    assert response.status_code == 303
+    assert "已确认团购" in text(client.get(response.headers["Location"]))
+
+
+def ship_and_arrive(app: Flask, client_as, group_buy_id: int) -> None:
+    """The co-op ships the consolidated parcel and the coordinator marks it arrived."""
+    coop = client_as("coop_manager")
+    shipped = coop.post(f"/coop/group-buys/{group_buy_id}/ship", data={"carrier": "顺丰速运"})
+    assert shipped.status_code == 303
+    arrived = client_as("coordinator").post(f"/unit/group-buys/{group_buy_id}/arrived")
+    assert arrived.status_code == 303
 
 
 def item_id(app: Flask, group_buy_id: int) -> int:
@@ -167,6 +188,12 @@ def test_opened_by_form_joined_by_two_closed_at_the_deadline_and_picked_up(app, 
         ]
 
     employee, approver = client_as("employee"), client_as("approver")
+    # Proposed: nobody sees it until the co-op agrees to its price, caps and dates.
+    assert "中秋蜂蜜团购" not in text(employee.get("/group-buys"))
+    assert employee.get(f"/group-buys/{group_buy_id}").status_code == 404
+    assert "等待 古丁南药合作社 确认" in text(coordinator.get(manage_url))
+    accept_on_coop_page(client_as("coop_manager"), group_buy_id)
+
     home = text(employee.get("/"))
     assert "本单位团购" in home and "中秋蜂蜜团购" in home
     listing = text(employee.get("/group-buys"))
@@ -197,11 +224,22 @@ def test_opened_by_form_joined_by_two_closed_at_the_deadline_and_picked_up(app, 
 
     for client in (employee, approver):
         page = text(client.get(detail_url))
+        assert my_status(page) == "已成团 · 待发货"  # nothing to pick up before the parcel
+        assert "已成团" in page and 'id="pickup-later"' in page
+    pickup_url = f"/unit/group-buys/{group_buy_id}/pickup-list"
+    early = participation(app, group_buy_id, world.employee)
+    assert "确认取货</button>" not in text(coordinator.get(pickup_url))
+    refused = coordinator.post(f"/unit/group-buys/{group_buy_id}/pickups/{early.id}")
+    assert refused.status_code == 303
+    assert "包裹到达取货点后才能确认取货" in text(coordinator.get(pickup_url))
+
+    ship_and_arrive(app, client_as, group_buy_id)
+    for client in (employee, approver):
+        page = text(client.get(detail_url))
         assert my_status(page) == "待取货"
-        assert "已成团" in page
+        assert 'id="pickup-now"' in page
     assert "待取货" in text(employee.get("/group-buys"))
 
-    pickup_url = f"/unit/group-buys/{group_buy_id}/pickup-list"
     pickups = text(coordinator.get(pickup_url))
     assert "刘职工" in pickups and "陈审批" in pickups
     assert "0003" in pickups  # the employee's phone, last four digits only
@@ -315,12 +353,15 @@ def test_the_coop_packs_the_consolidated_parcel_and_ships_it(app, world, client_
     for person in ("employee", "approver"):
         client_as(person).post(f"/group-buys/{group_buy_id}/join", data={f"item_{item}": "2"})
     coop = client_as("coop_manager")
-    assert "中秋蜂蜜团购" not in text(coop.get("/coop/group-buys"))  # not yet succeeded
+    listing = text(coop.get("/coop/group-buys"))
+    shipping = listing.split('id="coop-shipping"')[1]
+    assert "中秋蜂蜜团购" in listing.split('id="coop-open"')[1]  # open: no parcel yet
+    assert "中秋蜂蜜团购" not in shipping
 
     pass_deadline(app, group_buy_id)
     close_due(app)
-    listing = text(coop.get("/coop/group-buys"))
-    assert "中秋蜂蜜团购" in listing and "市场监管局一楼大厅" in listing
+    shipping = text(coop.get("/coop/group-buys")).split('id="coop-shipping"')[1]
+    assert "中秋蜂蜜团购" in shipping and "市场监管局一楼大厅" in shipping
 
     packing = text(coop.get(f"/coop/group-buys/{group_buy_id}/packing-list"))
     row = re.search(r"<tr><td>原生态蜂蜜</td>.*?</tr>", packing).group(0)
@@ -522,6 +563,7 @@ def test_joining_a_card_group_buy_goes_to_the_card_page_and_back(
     )
     assert response.status_code == 303
     group_buy_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    accept_on_coop_page(client_as("coop_manager"), group_buy_id)
     item = item_id(stripe_app, group_buy_id)
     detail_url = f"/group-buys/{group_buy_id}"
 
