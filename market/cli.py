@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -16,6 +17,8 @@ campaign_cli = AppGroup("campaign", help="The campaign ledger: rollups and recon
 groupbuy_cli = AppGroup("groupbuy", help="Group-buys: closing at the deadline.")
 settlements_cli = AppGroup("settlements", help="Co-op settlement statements.")
 money_cli = AppGroup("money", help="Where every fen is: the one reconciliation.")
+GROUPS = (directory_cli, orders_cli, payments_cli, campaign_cli, groupbuy_cli)
+GROUPS += (settlements_cli, money_cli)
 
 
 @click.command("seed-demo")
@@ -64,24 +67,68 @@ def expire_orders_command() -> None:
 
 @payments_cli.command("reconcile")
 @click.option("--older-than-minutes", default=2, show_default=True, type=int)
-def payments_reconcile_command(older_than_minutes: int) -> None:
+@click.option(
+    "--against-provider",
+    is_flag=True,
+    help="Compare every card payment's captured and refunded amounts with Stripe's; record "
+    "refunds made in the Stripe dashboard; exit 1 on a difference it cannot explain.",
+)
+def payments_reconcile_command(older_than_minutes: int, against_provider: bool) -> None:
     """Settle open card payments whose webhooks never came, from the provider's own state."""
     from datetime import timedelta
 
+    if against_provider:
+        _reconcile_against_provider()
+        return
     from market.payments.services import reconcile
 
-    changed = reconcile(timedelta(minutes=older_than_minutes))
-    for number, before, after in changed:
+    result = reconcile(timedelta(minutes=older_than_minutes))
+    for number, before, after in result.changed:
         click.echo(f"order {number}: {before} -> {after}")
-    click.echo(f"{len(changed)} payments changed")
+    click.echo(
+        f"{len(result.changed)} payments changed; {result.skipped_recent} open payments skipped "
+        f"as too recent (under {older_than_minutes} min)"
+    )
+
+
+def _reconcile_against_provider() -> None:
+    from flask import current_app
+
+    from market.errors import DomainError
+    from market.money import format_fen
+    from market.payments.reconciliation import reconcile_against_provider
+
+    if not current_app.config.get("STRIPE_SECRET_KEY"):
+        click.echo("card payments need STRIPE_SECRET_KEY", err=True)
+        raise SystemExit(1)
+    try:
+        result = reconcile_against_provider()
+    except DomainError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(1) from None
+    for d in result.differences:
+        click.echo(
+            f"order {d.order_number} payment #{d.payment_id}: {d.what}: shop"
+            f" {format_fen(d.shop_fen)}, Stripe {format_fen(d.provider_fen)}"
+            f" {'(recorded)' if d.explained else 'UNEXPLAINED'}"
+        )
+    click.echo(
+        f"{len(result.differences)} differences, {result.refunds_recorded} refunds recorded "
+        f"from the provider ({result.checked} card payments checked)"
+    )
+    if result.unexplained:
+        raise SystemExit(1)
 
 
 @groupbuy_cli.command("close-due")
 def close_due_group_buys_command() -> None:
     """Close every group-buy past its deadline: charge the tier price or release (for cron)."""
-    from market.groupbuy.closing import close_due_group_buys
+    from market.groupbuy.closing import close_due
 
-    click.echo(f"closed {close_due_group_buys()} group-buys")
+    report = close_due()
+    for group_buy_id, why in report.resumed:
+        click.echo(f"resumed group-buy {group_buy_id}: {why}")
+    click.echo(f"closed {len(report.closed)} group-buys")
 
 
 @campaign_cli.command("rebuild-rollups")
@@ -125,15 +172,10 @@ def campaign_reconcile_command() -> None:
 )
 def settlements_issue_command(until) -> None:
     """Issue every co-op's statement for the period ending on --until (idempotent)."""
-    from market.errors import DomainError
     from market.money import format_fen
     from market.settlements.services import issue_statements
 
-    try:
-        issued = issue_statements(until.date())
-    except DomainError as error:
-        click.echo(f"error: {error}", err=True)
-        raise SystemExit(1) from None
+    issued = issue_statements(until.date())
     for statement in issued:
         click.echo(
             f"  {statement.number} {statement.coop.name}: payable"
@@ -167,6 +209,28 @@ def money_reconcile_command() -> None:
         raise SystemExit(1)
 
 
+def _readable_errors(command: click.Command) -> click.Command:
+    """An operator's mistake (a domain error: a missing key, a bad date) ends the command with
+    one readable line and exit status 1, never a traceback, and changes nothing."""
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from market.errors import DomainError
+        from market.extensions import db
+
+        try:
+            return callback(*args, **kwargs)
+        except DomainError as error:
+            db.session.rollback()
+            click.echo(f"error: {error}", err=True)
+            raise SystemExit(1) from None
+
+    run.readable_errors = True  # type: ignore[attr-defined]
+    command.callback = run
+    return command
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(directory_cli)
@@ -176,3 +240,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(groupbuy_cli)
     app.cli.add_command(settlements_cli)
     app.cli.add_command(money_cli)
+    for command in [seed_demo_command] + [c for group in GROUPS for c in group.commands.values()]:
+        if command.callback is not None and not getattr(command.callback, "readable_errors", 0):
+            _readable_errors(command)

@@ -163,13 +163,16 @@ def test_a_co_op_is_paid_and_a_late_refund_goes_on_its_next_statement(
     employee.reload()
     expect(employee.locator("#order-refunds .refund-status")).to_have_text("已退款")
 
-    # Today's statement carries the refund as a negative line; nothing is payable.
+    # Today's statement carries the refund as a negative line for the order (whatever else the
+    # co-op sold meanwhile in the other journeys of this shop).
     issue_until(finance, today)
     coop.goto("/coop/settlements")
-    coop.locator("a", has_text=re.compile(r"^JS")).first.click()
-    lines = coop.locator("#statement-lines")
-    expect(lines).to_contain_text(number)
-    expect(coop.locator("#statement-payable")).to_have_text("¥0.00")
-    expect(coop.locator("#statement-carried")).to_contain_text("10.00")
+    coop.locator("a", has_text=re.compile(rf"^JS{today:%Y%m%d}")).first.click()
+    line = coop.locator("#statement-lines tbody tr").filter(has_text=number)
+    expect(line).to_have_count(1)
+    expect(line.locator("td").nth(2)).to_have_text("¥0.00")  # nothing received this period
+    expect(line.locator("td").nth(3)).to_have_text("¥10.00")  # the refund
+    expect(line.locator("td").nth(5)).to_contain_text("10.00")  # payable: −¥10.00
+    expect(line.locator("td").nth(5)).to_have_class(re.compile("text-danger"))
 
     assert e2e_console_errors == []

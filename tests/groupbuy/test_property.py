@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from market.errors import DomainError
 from market.extensions import db
+from market.groupbuy import services as groupbuy
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -72,9 +73,10 @@ def item_specs(draw) -> ItemSpec:
 actions = st.lists(
     st.tuples(
         st.integers(0, MEMBERS - 1),
-        st.sampled_from(["join", "join", "change", "leave"]),
+        st.sampled_from(["join", "join", "join", "change", "leave"]),
         st.tuples(st.integers(0, 5), st.integers(0, 5)),
     ),
+    min_size=2,
     max_size=14,
 )
 
@@ -221,7 +223,7 @@ def min_quantity_of(kit: Kit, group_buy_id: int) -> int:
 @settings(max_examples=50, deadline=None, suppress_health_check=FIXTURES_ARE_PER_TEST)
 @given(
     specs=st.lists(item_specs(), min_size=1, max_size=2),
-    min_quantity=st.integers(1, 12),
+    min_quantity=st.integers(1, 5),
     steps=actions,
 )
 def test_pay_at_pickup_everyone_pays_the_tier_reached(kit, specs, min_quantity, steps):
@@ -241,7 +243,7 @@ card_steps = st.lists(
         st.sampled_from(["join", "join", "change", "leave"]),
         st.tuples(st.integers(1, 6)),
     ),
-    min_size=1,
+    min_size=2,
     max_size=6,
 )
 
@@ -249,16 +251,35 @@ card_steps = st.lists(
 @settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES_ARE_PER_TEST)
 @given(
     spec=item_specs(),
-    min_quantity=st.integers(1, 10),
+    min_quantity=st.integers(1, 4),
     steps=card_steps,
     authorise=st.booleans(),
     unpaid=st.sets(st.integers(0, 2), max_size=1),
+    lapsed=st.sets(st.integers(0, 2), max_size=2),
+    extend=st.booleans(),
 )
 def test_card_everyone_pays_the_tier_reached_never_more_than_authorised(
-    kit, stripe_app, card_token, spec, min_quantity, steps, authorise, unpaid
+    kit,
+    stripe_app,
+    card_token,
+    stripe_client,
+    spec,
+    min_quantity,
+    steps,
+    authorise,
+    unpaid,
+    lapsed,
+    extend,
 ):
     """Against localstripe: authorised (captured in part) or charged (refunded in part); a
-    member in `unpaid` never gives a card and must not count."""
+    member in `unpaid` never gives a card and must not count; a member in `lapsed` has its
+    authorisation cancelled at the provider before the close (a capture that would fail): it
+    must not count either, and the others pay the tier the rest reaches. `extend` moves the
+    deadline once, within the authorisation window, before the close.
+
+    Measured with --hypothesis-show-statistics (two runs): the minimum is met ("reached") in
+    61–74 % of the pay-at-pickup examples and 67 % of these; an authorisation lapses in 17–25 %
+    and the deadline is extended in 33–50 % of these."""
     closes_in = timedelta(hours=2) if authorise else timedelta(days=8)
     group_buy_id, skus, item_ids = open_random(
         kit,
@@ -273,11 +294,24 @@ def test_card_everyone_pays_the_tier_reached_never_more_than_authorised(
     listener = hook.subscribe(moved.append)
     try:
         play(kit, group_buy_id, item_ids, model, members, steps)
+        intents = {}
         for index in sorted(set(model.held) - unpaid):
             paid = kit.pay_by_card(members[index], group_buy_id, card_token(GOOD_CARD))
             expected = PaymentStatus.AUTHORIZED if authorise else PaymentStatus.SUCCEEDED
             assert (paid.status, paid.amount_fen) == (expected, kit_total(model, index))
+            intents[index] = paid.intent_id
         released = {index for index in unpaid if model.held.pop(index, None)}  # counted nowhere
+        if authorise:
+            for index in sorted(lapsed & set(intents)):
+                stripe_client.v1.payment_intents.cancel(intents[index])
+                model.held.pop(index)
+                released.add(index)
+                event("an authorisation lapsed")
+        if extend:
+            later = kit.closes_at(group_buy_id) + timedelta(hours=1)
+            with kit.ctx():
+                groupbuy.extend(kit.user(kit.world.coordinator), group_buy_id, later)
+            event("extended")
         assert kit.close(group_buy_id) is True
     finally:
         hook.unsubscribe(listener)
