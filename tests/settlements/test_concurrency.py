@@ -31,10 +31,8 @@ JOIN_TIMEOUT = 120  # seconds: a hung thread or process fails the test instead o
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only(backend):
-    if backend != "postgresql":
-        pytest.skip("concurrency is tested on PostgreSQL (set TEST_DATABASE_URL)")
+# Concurrency is tested where writers really run at once (tests/conftest.py: postgres_only).
+pytestmark = pytest.mark.postgres_only
 
 
 def confirmed_statement(shop, world) -> int:
