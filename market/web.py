@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -104,21 +105,36 @@ def reraise_access_errors(error: DomainError) -> None:
         raise error
 
 
+def _book(act: Callable[[], Any], done: str | Callable[[Any], str]) -> None:
+    """Call one service and flash its outcome, or its refusal (rolled back); someone else's
+    object (or a missing one) stays a 403/404."""
+    try:
+        result = act()
+    except DomainError as error:
+        db.session.rollback()
+        reraise_access_errors(error)
+        flash(str(error), "danger")
+    else:
+        flash(done(result) if callable(done) else done, "success")
+
+
 def run_action(act: Callable[[], object], done: str, back: str):
     """A bare POST button (CSRF token only): call one service, flash its outcome or its
     refusal (someone else's object stays a 403/404), and go back."""
     from market.accounts.forms import ActionForm
 
     if ActionForm().validate_on_submit():
-        try:
-            act()
-        except DomainError as error:
-            db.session.rollback()
-            reraise_access_errors(error)
-            flash(str(error), "danger")
-        else:
-            flash(done, "success")
+        _book(act, done)
     return redirect(back, 303)
+
+
+def run_form(form, act: Callable[[], Any], done: str | Callable[[Any], str]) -> None:
+    """A small form that one service acts on: its field errors, or the service's outcome or
+    refusal, as flash messages (the caller redirects)."""
+    if form.validate_on_submit():
+        _book(act, done)
+    else:
+        flash_form_errors(form)
 
 
 def show_domain_error(form, error: DomainError) -> None:

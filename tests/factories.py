@@ -47,6 +47,18 @@ def add_unit_member(user: User, unit: Unit, role: UnitRole = UnitRole.MEMBER) ->
     return membership
 
 
+def add_members(unit: Unit, numbers) -> list[int]:
+    """A confirmed member of `unit` for each of `numbers` (职工n, membern@example.com),
+    committed; their ids."""
+    ids = []
+    for n in numbers:
+        user = make_user(f"职工{n}", f"member{n}@example.com")
+        add_unit_member(user, unit, UnitRole.MEMBER)
+        ids.append(user.id)
+    db.session.commit()
+    return ids
+
+
 def make_product(
     coop: Coop,
     category: Category,

@@ -45,7 +45,7 @@ from market.models import utcnow
 from market.money import format_fen
 from market.payments import providers
 from market.payments import services as payments
-from market.web import flash_form_errors, reraise_access_errors, run_action
+from market.web import flash_form_errors, reraise_access_errors, run_action, run_form
 
 bp = Blueprint("groupbuy", __name__)
 
@@ -490,17 +490,7 @@ def _reason_action(act, done: str, back: str):
     """A small inline form with a reason (decline, cancel): its refusal or a missing reason as a
     flash message; someone else's group-buy stays a 403/404."""
     form = ReasonForm()
-    if not form.validate_on_submit():
-        flash_form_errors(form)
-        return redirect(back, 303)
-    try:
-        act(form.reason.data)
-    except DomainError as error:
-        db.session.rollback()
-        reraise_access_errors(error)
-        flash(str(error), "danger")
-    else:
-        flash(done, "success")
+    run_form(form, lambda: act(form.reason.data), done)
     return redirect(back, 303)
 
 

@@ -6,17 +6,13 @@ per village. Only finance books money; everyone else sees, confirms or disputes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from market.accounts.permissions import Access, requires
-from market.errors import DomainError
-from market.extensions import db
 from market.idempotency import one_effect_per_form
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
 from market.payments import services as payments
@@ -31,7 +27,7 @@ from market.settlements.forms import (
 )
 from market.settlements.models import STATEMENT_STATUS_LABELS, StatementStatus
 from market.settlements.services import SHANGHAI
-from market.web import back_or, flash_form_errors, reraise_access_errors, run_action
+from market.web import back_or, run_action, run_form
 
 bp = Blueprint("settlements", __name__)
 
@@ -55,22 +51,6 @@ def _day_arg(name: str) -> date | None:
 
 def _page() -> int:
     return max(1, request.args.get("page", 1, type=int) or 1)
-
-
-def _booked(act: Callable[[], Any], done: str | Callable[[Any], str], form) -> None:
-    """Validate the form, call one service, flash its outcome or its refusal; someone else's
-    object (or a missing one) stays a 403/404."""
-    if not form.validate_on_submit():
-        flash_form_errors(form)
-        return
-    try:
-        result = act()
-    except DomainError as error:
-        db.session.rollback()
-        reraise_access_errors(error)
-        flash(str(error), "danger")
-    else:
-        flash(done(result) if callable(done) else done, "success")
 
 
 # -- finance's desk ------------------------------------------------------------------------------
@@ -116,7 +96,8 @@ def refunds():
 @one_effect_per_form
 def send_refund(refund_id: int):
     form = SendRefundForm()
-    _booked(
+    run_form(
+        form,
         lambda: payments.send_refund(
             current_user,
             refund_id,
@@ -125,7 +106,6 @@ def send_refund(refund_id: int):
             request.files.get(form.proof.name),
         ),
         _("已登记退款转出"),
-        form,
     )
     return redirect(back_or(url_for(".refunds")), 303)
 
@@ -141,12 +121,12 @@ def cash():
 @one_effect_per_form
 def confirm_cash(holder_id: int):
     form = CashHandoverForm()
-    _booked(
+    run_form(
+        form,
         lambda: payments.confirm_cash_handover(
             current_user, holder_id, form.amount.data, form.reference.data
         ),
         lambda count: _("已确认现金交接（%(count)d 笔）", count=count),
-        form,
     )
     return redirect(back_or(url_for(".cash")), 303)
 
@@ -182,7 +162,7 @@ def issue_statements():
             return _("没有到期未结的款项，未出具结算单")
         return _("已出具 %(count)d 张结算单", count=len(issued))
 
-    _booked(lambda: services.issue_statements(form.until.data, current_user), done, form)
+    run_form(form, lambda: services.issue_statements(form.until.data, current_user), done)
     return redirect(url_for(".statements"), 303)
 
 
@@ -191,7 +171,8 @@ def issue_statements():
 @one_effect_per_form
 def pay_statement(statement_id: int):
     form = PayoutForm()
-    _booked(
+    run_form(
+        form,
         lambda: services.record_payout(
             current_user,
             statement_id,
@@ -201,7 +182,6 @@ def pay_statement(statement_id: int):
             form.note.data or "",
         ),
         _("已登记付款"),
-        form,
     )
     return redirect(back_or(url_for(".statements")), 303)
 
@@ -256,10 +236,10 @@ def confirm_statement(statement_id: int):
 @requires(Access.COOP_MANAGER)
 def dispute_statement(statement_id: int):
     form = DisputeForm()
-    _booked(
+    run_form(
+        form,
         lambda: services.dispute_statement(current_user, statement_id, form.reason.data),
         _("已提出异议，财务会与您联系"),
-        form,
     )
     return redirect(url_for(".statement", statement_id=statement_id), 303)
 

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from market.accounts.models import CoopMembership, CoopRole, UnitRole, User
+from market.accounts.models import CoopMembership, CoopRole, User
 from market.catalog.models import Category, Sku
 from market.directory.models import Coop, Unit
 from market.extensions import db
@@ -92,14 +92,7 @@ class Kit:
         """`count` new confirmed members of the world's unit (or of `unit_id`)."""
         with self.ctx():
             unit = db.session.get(Unit, unit_id or self.world.unit)
-            ids = []
-            for _ in range(count):
-                n = next(self._serial)
-                user = factories.make_user(f"职工{n}", f"member{n}@example.com")
-                factories.add_unit_member(user, unit, UnitRole.MEMBER)
-                ids.append(user.id)
-            db.session.commit()
-            return ids
+            return factories.add_members(unit, [next(self._serial) for _ in range(count)])
 
     def new_sku(self, *, stock: int = 10_000, price_fen: int = 9900, coop_id: int | None = None):
         """A fresh listed product of the world's co-op (or `coop_id`) with one SKU."""

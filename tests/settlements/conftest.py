@@ -229,20 +229,12 @@ class Shop:
         return group_buy_id, participations
 
     def members(self, count: int) -> list[int]:
-        from market.accounts.models import UnitRole
         from market.directory.models import Unit
         from tests import factories
 
         with self.ctx():
             unit = db.session.get(Unit, self.world.unit)
-            ids = []
-            for _ in range(count):
-                n = next(self._serial)
-                user = factories.make_user(f"职工{n}", f"member{n}@example.com")
-                factories.add_unit_member(user, unit, UnitRole.MEMBER)
-                ids.append(user.id)
-            db.session.commit()
-            return ids
+            return factories.add_members(unit, [next(self._serial) for _ in range(count)])
 
     def pick_up(self, group_buy_id: int, participation_id: int) -> None:
         """The coordinator ticks off a pickup (pay-at-pickup cash is taken then), once the
