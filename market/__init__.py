@@ -24,6 +24,9 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.config["UPLOAD_DIR"]).mkdir(parents=True, exist_ok=True)
 
     _init_extensions(app)
+    from market import security
+
+    security.init_app(app)
     _register_blueprints(app)
 
     from market import cli, errorpages, web
@@ -64,6 +67,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from market.accounts.password_views import bp as passwords_bp
     from market.accounts.views import bp as accounts_bp
     from market.audit.views import bp as audit_bp
     from market.campaign.admin_views import bp as campaign_admin_bp
@@ -84,6 +88,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(catalog_bp)
     app.register_blueprint(directory_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(passwords_bp)
     app.register_blueprint(coop_bp)
     app.register_blueprint(directory_admin_bp)
     app.register_blueprint(catalog_admin_bp)

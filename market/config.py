@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -43,14 +44,36 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "LANGUAGES": ["zh_CN", "en"],
         "WTF_CSRF_TIME_LIMIT": None,
+        # Behind a reverse proxy: how many proxies in front of the shop set X-Forwarded-For,
+        # -Proto and -Host (werkzeug's ProxyFix trusts that many hops, no more). 0: none.
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
+        # Cookies: never readable by scripts, not sent on cross-site requests, HTTPS-only when
+        # SESSION_COOKIE_SECURE=1 (production). The session cookie ends with the browser.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
-        # Login throttling: failures allowed per account and per client address in the window.
-        "LOGIN_MAX_FAILURES_PER_ACCOUNT": int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", "5")),
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
-        "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0") == "1",
+        # Signed-in sessions end after this long without a request (记住我: REMEMBER_DAYS).
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "120")),
+        "REMEMBER_DAYS": int(env.get("REMEMBER_DAYS", "30")),
+        # Rate limits ("N/period;M/period", every window counts). Sign-in: per (account,
+        # address), growing windows, and per address; nobody is locked out from elsewhere.
+        "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
+        "LIMIT_SIGN_IN_ACCOUNT": env.get(
+            "LIMIT_SIGN_IN_ACCOUNT", "5/minute;10/15 minutes;20/hour;50/day"
+        ),
+        "LIMIT_SIGN_IN_ADDRESS": env.get("LIMIT_SIGN_IN_ADDRESS", "60/minute;600/hour"),
+        "LIMIT_REGISTER": env.get("LIMIT_REGISTER", "10/hour;50/day"),
+        "LIMIT_PASSWORD_RESET_ADDRESS": env.get("LIMIT_PASSWORD_RESET_ADDRESS", "10/hour"),
+        "LIMIT_PASSWORD_RESET_ACCOUNT": env.get("LIMIT_PASSWORD_RESET_ACCOUNT", "3/hour;6/day"),
+        "LIMIT_PASSWORD_CHECK": env.get("LIMIT_PASSWORD_CHECK", "5/minute;20/hour"),
+        "LIMIT_REFERRAL": env.get("LIMIT_REFERRAL", "30/minute"),
+        "LIMIT_SEARCH": env.get("LIMIT_SEARCH", "60/minute;1000/hour"),
+        "LIMIT_WEBHOOK": env.get("LIMIT_WEBHOOK", "600/minute"),
+        # Password reset links and organizer-issued codes are good for this long, once.
+        "PASSWORD_RESET_MINUTES": int(env.get("PASSWORD_RESET_MINUTES", "30")),
         "PRODUCTS_PER_PAGE": 24,
         # Orders: unpaid orders give their stock back after this long; a bank transfer gets days.
         "UNPAID_ORDER_MINUTES": int(env.get("UNPAID_ORDER_MINUTES", "30")),
@@ -90,6 +113,7 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite serialises writers: wait for the lock rather than fail under light concurrency.
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 15}}
+    config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=config["REMEMBER_DAYS"]))
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance_path)
     return config

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CLOSE_DUE_GROUP_BUYS = "market.close_due_group_buys"
 EXPIRE_UNPAID_ORDERS = "market.expire_unpaid_orders"
 RECONCILE_AGAINST_PROVIDER = "market.reconcile_against_provider"
+SEND_MAIL = "market.send_mail"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
 # message that waits longer than its interval (no worker up) is dropped rather than piled up:
@@ -102,6 +103,18 @@ def reconcile_against_provider() -> dict[str, int] | None:
     }
 
 
+def send_mail(letters: list[dict]) -> int:
+    """E-mails queued after a commit (market.notifications.services.deliver)."""
+    from market.notifications.services import send_queued
+
+    return send_queued(letters)
+
+
+def celery_for(app: Flask) -> Celery:
+    """The Celery app of this Flask app, made on first use."""
+    return app.extensions.get("celery") or make_celery(app)
+
+
 def make_celery(app: Flask) -> Celery:
     """A Celery app for this Flask app: broker and results on REDIS_URL, or eager without it."""
     redis_url = app.config.get("REDIS_URL") or ""
@@ -126,6 +139,7 @@ def make_celery(app: Flask) -> Celery:
     celery_app.task(name=CLOSE_DUE_GROUP_BUYS)(close_due_group_buys)
     celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)
     celery_app.task(name=RECONCILE_AGAINST_PROVIDER)(reconcile_against_provider)
+    celery_app.task(name=SEND_MAIL)(send_mail)
     app.extensions["celery"] = celery_app
     return celery_app
 

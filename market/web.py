@@ -26,6 +26,7 @@ from market.errors import DomainError
 from market.extensions import db
 from market.idempotency import form_token_field
 from market.money import fen_to_yuan_text, format_fen
+from market.security.redirects import next_url
 
 bp = Blueprint("web", __name__)
 
@@ -47,11 +48,7 @@ def set_language():
     lang = request.form.get("lang", "")
     if lang in current_app.config["LANGUAGES"]:
         session["lang"] = lang
-    target = request.form.get("next") or ""
-    # Only local paths: never an open redirect.
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("catalog.home")
-    return redirect(target)
+    return redirect(next_url())
 
 
 @bp.get("/media/<path:filename>")
@@ -82,13 +79,6 @@ def format_months(months: list[int]) -> str:
     if str(get_locale()).startswith("en"):
         return ", ".join(MONTH_NAMES_EN[m - 1] for m in months)
     return "、".join(_("%(month)d月", month=m) for m in months)
-
-
-def safe_next(default_endpoint: str = "catalog.home") -> str:
-    target = request.args.get("next") or request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for(default_endpoint)
 
 
 def flash_form_errors(form) -> None:

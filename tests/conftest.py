@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from market import create_app
 from market.extensions import db
+from market.security.throttle import limiter
 from tests import factories
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -86,6 +87,10 @@ def base_app(backend: str, tmp_path_factory) -> Iterator[Flask]:
                 "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
                 # Most tests post forms directly; tests/test_security.py turns CSRF back on.
                 "WTF_CSRF_ENABLED": False,
+                # Rate limits count in memory, emptied after each test (tests/security
+                # covers Redis); CI's REDIS_URL must not make tasks wait for a worker.
+                "RATELIMIT_STORAGE_URI": "memory://",
+                "CELERY_TASK_ALWAYS_EAGER": True,
             }
         )
         with app.app_context():
@@ -118,6 +123,7 @@ def app(base_app: Flask) -> Iterator[Flask]:
     yield base_app
     with base_app.app_context():
         _empty_all_tables()
+    limiter.reset()
 
 
 @pytest.fixture

@@ -155,9 +155,14 @@ def make_world() -> SimpleNamespace:
 
 
 def signed_in_client(app: Flask, user_id: int):
+    """A test client signed in as the person, with a real session (market/accounts/sessions.py)."""
+    from market.accounts.sessions import open_session
+
     client = app.test_client()
+    with app.app_context():
+        cookie_id = open_session(user_id)
     with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
+        session["_user_id"] = cookie_id
         session["_fresh"] = True
     return client
 

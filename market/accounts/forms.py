@@ -23,7 +23,11 @@ class RegisterForm(FlaskForm):
         _l("手机号"),
         validators=[Optional(), Regexp(r"^1\d{10}$", message=_l("手机号应为 11 位数字"))],
     )
-    password = PasswordField(_l("密码"), validators=[DataRequired(), Length(min=8, max=200)])
+    password = PasswordField(
+        _l("密码"),
+        validators=[DataRequired(), Length(min=10, max=200, message=_l("密码应为 10 到 200 位"))],
+        description=_l("至少 10 位；几个不相关的词加数字最好记也最难猜"),
+    )
     confirm = PasswordField(
         _l("确认密码"),
         validators=[DataRequired(), EqualTo("password", message=_l("两次输入的密码不一致"))],
@@ -75,3 +79,43 @@ class FlagsForm(FlaskForm):
     is_organizer = BooleanField(_l("活动组织方"))
     is_admin = BooleanField(_l("管理员"))
     is_finance = BooleanField(_l("财务"))
+
+
+def _new_password_fields():
+    return (
+        PasswordField(
+            _l("新密码"),
+            validators=[
+                DataRequired(),
+                Length(min=10, max=200, message=_l("密码应为 10 到 200 位")),
+            ],
+            description=_l("至少 10 位；几个不相关的词加数字最好记也最难猜"),
+        ),
+        PasswordField(
+            _l("确认新密码"),
+            validators=[DataRequired(), EqualTo("password", message=_l("两次输入的密码不一致"))],
+        ),
+    )
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(_l("当前密码"), validators=[DataRequired(), Length(max=200)])
+    password, confirm = _new_password_fields()
+
+
+class ForgotPasswordForm(FlaskForm):
+    account = StringField(_l("邮箱或手机号"), validators=[DataRequired(), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password, confirm = _new_password_fields()
+
+
+class ResetWithCodeForm(FlaskForm):
+    account = StringField(_l("手机号或邮箱"), validators=[DataRequired(), Length(max=254)])
+    code = StringField(
+        _l("重置码"),
+        validators=[DataRequired(), Length(max=20)],
+        description=_l("活动组织方核实身份后告诉您的 8 位数字"),
+    )
+    password, confirm = _new_password_fields()

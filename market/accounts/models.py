@@ -57,6 +57,13 @@ class User(UserMixin, TimestampMixin, db.Model):
     )
     coop_memberships: Mapped[list[CoopMembership]] = relationship(back_populates="user")
 
+    # "<id>:<session key>" while signed in on this request (market/accounts/sessions.py); the
+    # cookies carry it, so a bare id (or an ended session's key) signs nobody in.
+    signed_in_as = None
+
+    def get_id(self) -> str:
+        return self.signed_in_as or ""
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
@@ -156,16 +163,48 @@ class CoopMembership(TimestampMixin, db.Model):
     coop: Mapped[Coop] = relationship()
 
 
-class LoginAttempt(db.Model):
-    """A failed sign-in, kept briefly to throttle guessing per account and per address."""
+class UserSession(db.Model):
+    """One signed-in browser. The cookie holds a random key whose hash is kept here, so that
+    signing out, a password change or reset ends every session of the person at once, and an
+    idle one ends by itself (market/accounts/sessions.py)."""
 
-    __tablename__ = "login_attempts"
-    __table_args__ = (
-        Index("ix_login_attempts_account", "account", "created_at"),
-        Index("ix_login_attempts_address", "address", "created_at"),
-    )
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_open", "user_id", "ended_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account: Mapped[str] = mapped_column(String(254))
-    address: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+    user: Mapped[User] = relationship()
+
+
+class ResetChannel(enum.StrEnum):
+    MAIL = "mail"  # a link sent to the account's e-mail
+    ORGANIZER = "organizer"  # phone-only: an organizer checks who is asking and gives a code
+
+
+class PasswordReset(db.Model):
+    """A request to set a new password: a signed link by mail, or a code an organizer hands
+    out. Good once, for PASSWORD_RESET_MINUTES; only hashes of the secrets are kept."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (Index("ix_password_resets_user", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    channel: Mapped[ResetChannel] = mapped_column(text_enum(ResetChannel, "reset_channel"))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when the link is sent or the organizer issues the code.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_tries: Mapped[int] = mapped_column(default=0)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])

@@ -1,18 +1,16 @@
-"""Sign-up, sign-in with throttling, joining a unit, and the organizer's appointments."""
+"""Sign-up, sign-in (rate-limited), joining a unit, and the organizer's appointments."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
+from market.accounts import passwords
 from market.accounts.models import (
     CoopMembership,
     CoopRole,
-    LoginAttempt,
     MembershipStatus,
     UnitMembership,
     UnitRole,
@@ -23,14 +21,10 @@ from market.directory.models import Coop, Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.security import throttle
 from market.transactions import commit_unique
 
 PHONE = re.compile(r"^1\d{10}$")  # mainland mobile numbers
-MIN_PASSWORD = 8
-
-
-class TooManyAttempts(DomainError):
-    status_code = 429
 
 
 def normalise_login(identifier: str) -> str:
@@ -52,8 +46,7 @@ def register(*, name: str, email: str | None, phone: str | None, password: str) 
         raise DomainError(_("请填写邮箱或手机号"), field="email")
     if phone and not PHONE.match(phone):
         raise DomainError(_("手机号应为 11 位数字"), field="phone")
-    if len(password) < MIN_PASSWORD:
-        raise DomainError(_("密码至少 %(n)d 位", n=MIN_PASSWORD), field="password")
+    passwords.check_strength(password, [name, email or "", phone or ""])
     # Compare only what was given: `phone == None` would match everyone without a phone.
     given = [User.email == email] if email else []
     given += [User.phone == phone] if phone else []
@@ -68,35 +61,15 @@ def register(*, name: str, email: str | None, phone: str | None, password: str) 
 
 
 def authenticate(identifier: str, password: str, address: str) -> User:
-    """Check a password, at most LOGIN_MAX_FAILURES_PER_ACCOUNT failures per account and
-    LOGIN_MAX_FAILURES_PER_ADDRESS per client address in the window; then refuse for a while."""
-    config = current_app.config
+    """Check a password. Each try counts first, atomically, against the (account, address)
+    windows of LIMIT_SIGN_IN_ACCOUNT, so a guesser waits longer and longer and concurrent tries
+    cannot slip past; a success clears them. An unknown account costs a hash check too."""
     account = normalise_login(identifier)
-    since = utcnow() - timedelta(seconds=config["LOGIN_FAILURE_WINDOW_SECONDS"])
-    per_account = db.session.scalar(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.account == account, LoginAttempt.created_at >= since)
-    )
-    per_address = db.session.scalar(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.address == address, LoginAttempt.created_at >= since)
-    )
-    if (
-        per_account >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
-        or per_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    ):
-        raise TooManyAttempts(_("登录失败次数过多，请 15 分钟后再试"))
+    throttle.consume("LIMIT_SIGN_IN_ACCOUNT", account, address)
     user = find_user(account)
-    if user is None or not user.check_password(password) or not user.active:
-        db.session.add(LoginAttempt(account=account, address=address, created_at=utcnow()))
-        # Old failures are of no further use; keep the table small.
-        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < since))
-        db.session.commit()
+    if not passwords.verify(user, password) or user is None or not user.active:
         raise DomainError(_("账号或密码不正确"), field="password")
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.account == account))
-    db.session.commit()
+    throttle.forget("LIMIT_SIGN_IN_ACCOUNT", account, address)
     return user
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from market.accounts import services
+from market.accounts import services, sessions
 from market.accounts.forms import (
     ActionForm,
     AppointCoopForm,
@@ -24,7 +33,9 @@ from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Unit, Village
 from market.errors import DomainError
 from market.extensions import db, login_manager
-from market.web import safe_next, show_domain_error
+from market.security.redirects import next_url
+from market.security.throttle import TooManyAttempts, client_address, limit
+from market.web import show_domain_error
 
 bp = Blueprint("accounts", __name__)
 
@@ -33,29 +44,28 @@ login_manager.login_message = _l("请先登录")
 login_manager.login_message_category = "warning"
 
 
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+login_manager.user_loader(sessions.load)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @requires(Access.PUBLIC)
+@limit("LIMIT_SIGN_IN_ADDRESS", methods=["POST"])
 def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = services.authenticate(
-                form.email.data, form.password.data, request.remote_addr or "unknown"
-            )
-        except services.TooManyAttempts as error:
+            user = services.authenticate(form.email.data, form.password.data, client_address())
+        except TooManyAttempts as error:
             flash(str(error), "danger")
-            return render_template("accounts/login.html", form=form), 429
+            response = make_response(render_template("accounts/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(error.retry_after)
+            return response
         except DomainError as error:
             show_domain_error(form, error)
         else:
-            login_user(user, remember=form.remember.data)
+            sessions.start(user, remember=form.remember.data)
             flash(_("欢迎回来，%(name)s", name=user.name), "success")
-            return redirect(safe_next())
+            return redirect(next_url())
     status = 400 if form.errors else 200
     return render_template("accounts/login.html", form=form), status
 
@@ -65,13 +75,14 @@ def login():
 def logout():
     form = ActionForm()
     if form.validate_on_submit():
-        logout_user()
+        sessions.sign_out(current_user)
         flash(_("已退出登录"), "info")
     return redirect(url_for("catalog.home"))
 
 
 @bp.route("/register", methods=["GET", "POST"])
 @requires(Access.PUBLIC)
+@limit("LIMIT_REGISTER", methods=["POST"])
 def register():
     form = RegisterForm()
     if form.validate_on_submit():
@@ -85,9 +96,9 @@ def register():
         except DomainError as error:
             show_domain_error(form, error)
         else:
-            login_user(user)
+            sessions.start(user)
             flash(_("注册成功"), "success")
-            return redirect(safe_next())
+            return redirect(next_url())
     status = 400 if form.errors else 200
     return render_template("accounts/register.html", form=form), status
 

@@ -13,7 +13,7 @@ import logging
 import smtplib
 import ssl
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -28,6 +28,7 @@ from market.errors import NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.notifications.models import Notification
+from market.security.redirects import is_safe
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ _OUTBOX_KEY = "notifications.outbox"
 
 def is_local_path(link: str) -> bool:
     """A path on this site ("/group-buys/3"), never another host ("//evil.example")."""
-    return link.startswith("/") and not link.startswith("//") and "\\" not in link
+    return is_safe(link)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -69,6 +70,15 @@ def notify(user_ids: Iterable[int], kind: str, title: str, body: str, link: str)
     ).all()
     text = f"{body}\n\n{mail.absolute(link)}" if link else body
     _queue(db.session(), mail, [_Letter(name, email, title, text) for name, email in addresses])
+
+
+def mail_after_commit(name: str, email: str, subject: str, text: str) -> None:
+    """One e-mail, not kept in the app (e.g. a password-reset link), sent once the caller's
+    transaction commits; nothing when no mail server is configured."""
+    mail = _MailSettings.from_config(current_app.config)
+    if mail is None or not email:
+        return
+    _queue(db.session(), mail, [_Letter(name, email, subject, text)])
 
 
 # -- reading and marking -----------------------------------------------------------------------
@@ -211,7 +221,32 @@ def _send_when_done(session: Session, transaction: SessionTransaction) -> None:
         return
     outbox = session.info.pop(_OUTBOX_KEY, None)
     if outbox is not None and outbox.committed and outbox.pending:
-        send(outbox.mail, [letter for _transaction, letter in outbox.pending])
+        deliver(outbox.mail, [letter for _transaction, letter in outbox.pending])
+
+
+def deliver(mail: _MailSettings, letters: list[_Letter]) -> None:
+    """Send now in the embedded shop; with Celery on Redis, hand the letters to a worker (which
+    reads the mail server's settings from its own configuration: no password in the queue)."""
+    if current_app.config.get("CELERY_TASK_ALWAYS_EAGER", True):
+        send(mail, letters)
+        return
+    from market.tasks import SEND_MAIL, celery_for
+
+    try:
+        celery_for(current_app).send_task(SEND_MAIL, args=[[asdict(x) for x in letters]])
+    except Exception:  # no broker: send from here rather than lose the letters
+        logger.exception("could not queue %d e-mail(s); sending them directly", len(letters))
+        send(mail, letters)
+
+
+def send_queued(letters: list[dict]) -> int:
+    """The worker's side of `deliver`."""
+    mail = _MailSettings.from_config(current_app.config)
+    if mail is None:
+        logger.warning("no MAIL_SERVER on the worker: %d e-mail(s) dropped", len(letters))
+        return 0
+    send(mail, [_Letter(**letter) for letter in letters])
+    return len(letters)
 
 
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:

@@ -4,7 +4,7 @@ order list."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
+from market.campaign import referrals
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
-from market.models import utcnow
 from market.orders import queries, services
 from market.orders.forms import (
     AddToCartForm,
@@ -44,18 +44,9 @@ def _guest_cart_id() -> int | None:
     return session.get(CART_SESSION_KEY)
 
 
-REFERRAL_DAYS = 30
-
-
 def _referral_unit_id() -> int | None:
     """The unit whose link the buyer followed last, if within the last 30 days."""
-    referral = session.get("referral") or {}
-    try:
-        followed = datetime.fromisoformat(referral["at"])
-        unit_id = int(referral["unit_id"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return unit_id if utcnow() - followed <= timedelta(days=REFERRAL_DAYS) else None
+    return referrals.followed_unit_id()
 
 
 def _viewer():

@@ -25,6 +25,7 @@ from market.orders import services as orders
 from market.orders.models import OrderStatus
 from market.payments import providers, services
 from market.payments.forms import RefundForm, TransferForm
+from market.security.redirects import safe_target
 from market.web import back_or, flash_form_errors, reraise_access_errors
 
 bp = Blueprint("payments", __name__)
@@ -70,9 +71,7 @@ def method(number: str, provider: str):
     client_secret = providers.get("stripe").client_secret(payment)  # type: ignore[attr-defined]
     # Where pay.js goes when done: a local page that sent the buyer here (a group-buy), else
     # the order; never another site.
-    target = request.args.get("next") or ""
-    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
-    done_url = target if local else url_for("orders.detail", number=number)
+    done_url = safe_target(request.args.get("next"), url_for("orders.detail", number=number))
     return render_template(
         "payments/card.html",
         order=order,
@@ -89,8 +88,9 @@ def _json_error(error: DomainError):
 @bp.post("/orders/<number>/pay/stripe/confirm")
 @requires(Access.SIGNED_IN)
 def confirm_card(number: str):
-    payload = request.get_json(silent=True) or {}
-    token = payload.get("token")
+    payload = request.get_json(silent=True)
+    # Only an object with a string token: a JSON string, list or number is the same 400.
+    token = payload.get("token") if isinstance(payload, dict) else None
     if not isinstance(token, str):
         return jsonify({"error": "BadRequest", "message": _("请填写银行卡信息")}), 400
     try:

@@ -1,4 +1,4 @@
-"""Sign-up, sign-in (with throttling), joining a unit, and the organizer's appointments."""
+"""Sign-up, sign-in (throttling: tests/security/test_throttling.py), joining a unit, and the organizer's appointments."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 
 from market.accounts.models import (
     CoopMembership,
-    LoginAttempt,
     MembershipStatus,
     UnitMembership,
     UnitRole,
@@ -92,41 +91,6 @@ def test_login_goes_back_to_a_local_page_only(client, world):
     client.post("/logout")
     response = client.post("/login?next=//evil.example/x", data=data)
     assert response.headers["Location"] == "/"
-
-
-def test_failed_logins_are_limited_per_account(app, client, world):
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]):
-        client.post("/login", data={"email": "buyer@example.com", "password": "guess"})
-    # Even the right password is refused while the account is throttled.
-    response = client.post("/login", data={"email": "buyer@example.com", "password": PASSWORD})
-    assert response.status_code == 429
-    assert "登录失败次数过多" in response.get_data(as_text=True)
-    # Another account from another address is not affected.
-    other = app.test_client()
-    response = other.post(
-        "/login",
-        data={"email": "employee@example.com", "password": PASSWORD},
-        environ_base={"REMOTE_ADDR": "10.9.9.9"},
-    )
-    assert response.status_code == 302
-
-
-def test_failed_logins_are_limited_per_address(app, client, world):
-    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
-    try:
-        for n in range(3):
-            client.post("/login", data={"email": f"nobody{n}@example.com", "password": "x"})
-        response = client.post("/login", data={"email": "buyer@example.com", "password": PASSWORD})
-        assert response.status_code == 429
-    finally:
-        app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 20
-    assert _count(app, LoginAttempt) == 3
-
-
-def test_a_successful_login_clears_the_account_failures(app, client, world):
-    client.post("/login", data={"email": "buyer@example.com", "password": "guess"})
-    client.post("/login", data={"email": "buyer@example.com", "password": PASSWORD})
-    assert _count(app, LoginAttempt) == 0
 
 
 def _invite_code(app, unit_id: int) -> str:

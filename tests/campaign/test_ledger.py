@@ -3,11 +3,12 @@ equal to the ledger, and the ledger equal to the money to the fen."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from itsdangerous import TimestampSigner
 from sqlalchemy import func, select
 
 from market.accounts import services as accounts
@@ -93,11 +94,13 @@ def test_a_referral_within_30_days_counts_last_click_wins(app, client_as, world)
     assert client_as("buyer").get("/r/NOSUCHCODE").status_code == 404
 
 
-def test_a_referral_older_than_30_days_does_not_count(app, client_as, world):
+def test_a_referral_older_than_30_days_does_not_count(app, client_as, world, monkeypatch):
     buyer = client_as("buyer")
-    with buyer.session_transaction() as session:
-        followed = utcnow() - timedelta(days=31)
-        session["referral"] = {"unit_id": world.unit, "at": followed.isoformat()}
+    with monkeypatch.context() as past:
+        # The link was followed 31 days ago: its signed cookie carries that time.
+        then = int(time.time()) - 31 * 86400
+        past.setattr(TimestampSigner, "get_timestamp", lambda self: then)
+        assert buyer.get(f"/r/{_referral_code(app, world.unit)}").status_code == 302
     number = buy(buyer, sku_of(app, world.honey_product))
     _pay(buyer, client_as("finance"), number)
     assert _entries(app, number) == [(None, Basis.NONE, False, 8800, 1)]

@@ -1,0 +1,139 @@
+"""Signed-in sessions that end when they should.
+
+Signing in starts a `UserSession` with a fresh random key: the browser's cookies (the session
+and, with 记住我, the remember-me cookie) carry "<user id>:<key>", the database only the key's
+hash. Every request checks the key (`load`), so that signing out, changing or resetting the
+password end every session of that person at once (`end_all`), and a session idle for longer
+than SESSION_IDLE_MINUTES (REMEMBER_DAYS with 记住我) ends by itself. Starting a session also
+empties the cookie session (keeping the guest's cart and language), so the CSRF token and
+everything else an attacker could have planted before sign-in are new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, request, session
+from flask_login import login_user, logout_user
+from sqlalchemy import select, update
+
+from market.accounts.models import User, UserSession
+from market.extensions import db
+from market.models import utcnow
+
+# How stale `last_seen_at` may get before a request writes it again: one write a minute, not
+# one per request.
+TOUCH_EVERY = timedelta(seconds=60)
+# What survives sign-in from the anonymous session: the guest's cart and chosen language.
+KEPT_AT_SIGN_IN = ("cart_id", "lang")
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def idle_limit(remember: bool) -> timedelta:
+    config = current_app.config
+    if remember:
+        return timedelta(days=config["REMEMBER_DAYS"])
+    return timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+
+
+def open_session(
+    user_id: int, *, remember: bool = False, address: str = "", user_agent: str = ""
+) -> str:
+    """Record a new session of the person (committed) and return what its cookies carry."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(
+        UserSession(
+            user_id=user_id,
+            key_hash=_hash(key),
+            remember=remember,
+            created_at=now,
+            last_seen_at=now,
+            address=address[:64],
+            user_agent=user_agent[:200],
+        )
+    )
+    db.session.commit()
+    return f"{user_id}:{key}"
+
+
+def start(user: User, *, remember: bool = False) -> None:
+    """Sign `user` in on this browser with a new session."""
+    cookie_id = open_session(
+        user.id,
+        remember=remember,
+        address=request.remote_addr or "",
+        user_agent=request.user_agent.string or "",
+    )
+    kept = {name: session[name] for name in KEPT_AT_SIGN_IN if name in session}
+    session.clear()  # a new CSRF token; nothing planted before sign-in survives
+    session.update(kept)
+    user.signed_in_as = cookie_id
+    login_user(user, remember=remember, duration=idle_limit(True) if remember else None)
+
+
+def load(cookie_id: str) -> User | None:
+    """Flask-Login's user loader: the person of an open, recently used session, else None."""
+    user_part, _sep, key = cookie_id.partition(":")
+    if not user_part.isdigit() or not key or len(key) > 100:
+        return None
+    record = db.session.scalar(
+        select(UserSession).where(
+            UserSession.key_hash == _hash(key), UserSession.ended_at.is_(None)
+        )
+    )
+    if record is None or not hmac.compare_digest(str(record.user_id), user_part):
+        return None
+    now = utcnow()
+    if now - record.last_seen_at > idle_limit(record.remember):
+        record.ended_at = now
+        db.session.commit()
+        return None
+    if now - record.last_seen_at > TOUCH_EVERY:
+        record.last_seen_at = now
+        db.session.commit()
+    user = record.user
+    if not user.is_active:
+        return None
+    user.signed_in_as = cookie_id
+    return user
+
+
+def end_all(user_id: int, *, at: datetime | None = None) -> int:
+    """End every open session of a person (their cookies stop working everywhere). Part of the
+    caller's transaction: the caller commits."""
+    result = db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+        .values(ended_at=at or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def sign_out(user: User) -> None:
+    """退出: every session of the person ends, on every device, and this browser forgets it."""
+    end_all(user.id)
+    db.session.commit()
+    logout_user()
+    session.clear()
+
+
+def purge(older_than_days: int = 35) -> int:
+    """Drop session rows long ended or expired (the daily job)."""
+    from sqlalchemy import delete, or_
+
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    result = db.session.execute(
+        delete(UserSession).where(
+            or_(UserSession.ended_at < cutoff, UserSession.last_seen_at < cutoff)
+        )
+    )
+    db.session.commit()
+    return result.rowcount
