@@ -135,6 +135,8 @@ def make_celery(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         beat_schedule=BEAT_SCHEDULE,
+        # One queue per deployment (or per test run sharing a Redis): CELERY_QUEUE.
+        task_default_queue=app.config.get("CELERY_QUEUE") or "celery",
     )
     celery_app.task(name=CLOSE_DUE_GROUP_BUYS)(close_due_group_buys)
     celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)

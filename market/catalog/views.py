@@ -12,6 +12,7 @@ from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.catalog.models import Category, ProductStatus
 from market.extensions import db
+from market.security.throttle import limit
 
 bp = Blueprint("catalog", __name__)
 
@@ -33,6 +34,7 @@ def home():
 
 @bp.get("/products")
 @requires(Access.PUBLIC)
+@limit("LIMIT_SEARCH", exempt_when=lambda: not request.args.get("q"))
 def search():
     q = request.args.get("q", "").strip()[:50]
     village_id = request.args.get("village", type=int)

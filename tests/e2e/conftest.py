@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 from market import create_app
 from market.demo import default_data_dir, seed_demo
 from market.extensions import db
+from market.security.throttle import limiter
 from tests.localstripe import running_localstripe
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,6 +68,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/e2e.db",
             "SECRET_KEY": "e2e",
             "UPLOAD_DIR": str(tmp / "uploads"),
+            "RATELIMIT_STORAGE_URI": "memory://",
         }
     )
     with app.app_context():
@@ -84,6 +86,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         thread.join(timeout=10)
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Each journey starts with no sign-in counted against the shared loopback address."""
+    yield
+    limiter.reset()
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +193,7 @@ def live_server_with_stripe(
             "STRIPE_API_BASE": e2e_localstripe,
             "STRIPE_WEBHOOK_SECRET": "whsec_e2e",
             "STRIPE_JS_URL": f"{e2e_localstripe}/js.stripe.com/v3/",
+            "RATELIMIT_STORAGE_URI": "memory://",
         }
     )
     with app.app_context():

@@ -4,19 +4,26 @@ code; any change or reset ends every session of the person."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select, update
 
+from market import ROOT
 from market.accounts.models import PasswordReset, User
 from market.audit.models import AuditEvent
 from market.extensions import db
 from market.models import utcnow
+from market.tasks import make_celery
 from tests.factories import PASSWORD
+from tests.test_celery import _delete_queue
 
 NEW = "lychee-honey-and-longan-66"
 
@@ -246,3 +253,61 @@ def test_without_a_mail_server_an_email_account_goes_to_the_organizers(
     app.config["MAIL_SERVER"] = ""
     client.post("/password/forgot", data={"account": "buyer@example.com"})
     assert "周买家" in client_as("organizer").get("/admin/password-resets").get_data(as_text=True)
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set: no Redis for a real worker")
+def test_with_redis_the_reset_mail_goes_through_a_real_celery_worker(
+    app, client, world, mailbox, monkeypatch, tmp_path
+):
+    queue = f"market-test-{uuid.uuid4().hex}"
+    monkeypatch.setitem(app.config, "REDIS_URL", REDIS_URL)
+    monkeypatch.setitem(app.config, "CELERY_TASK_ALWAYS_EAGER", False)
+    monkeypatch.setitem(app.config, "CELERY_QUEUE", queue)
+    celery_app = make_celery(app)
+    env = {
+        **os.environ,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(app.config["MAIL_PORT"]),
+    }
+    for name in ("MARKET_IN_PROCESS_JOBS", "CELERY_TASK_ALWAYS_EAGER"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "celery", "-A", "market.tasks", "worker", "--pool=solo"]
+    command += ["--loglevel=INFO", "--without-mingle", "--without-gossip", "-Q", queue]
+    command += ["--hostname", f"{queue}@%h"]
+    log_path = tmp_path / "worker.log"
+    try:
+        # Queued by the web process after its commit, not sent by it.
+        assert (
+            client.post("/password/forgot", data={"account": "buyer@example.com"}).status_code
+            == 200
+        )
+        assert mailbox.messages == []
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while not mailbox.messages and time.monotonic() < deadline:
+                    assert worker.poll() is None, log_path.read_text()[-4000:]
+                    time.sleep(0.2)
+            finally:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+        path = (link := _reset_link(mailbox))[link.index("/password/reset/") :]
+        assert client.post(path, data={"password": NEW, "confirm": NEW}).status_code == 303
+        assert _sign_in(app.test_client(), password=NEW).status_code == 302
+    finally:
+        app.extensions.pop("celery", None)
+        _delete_queue(celery_app, queue)
+        celery_app.close()
