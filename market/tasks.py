@@ -32,6 +32,7 @@ CLOSE_DUE_GROUP_BUYS = "market.close_due_group_buys"
 EXPIRE_UNPAID_ORDERS = "market.expire_unpaid_orders"
 RECONCILE_AGAINST_PROVIDER = "market.reconcile_against_provider"
 SEND_MAIL = "market.send_mail"
+PURGE_SESSIONS = "market.purge_sessions"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
 # message that waits longer than its interval (no worker up) is dropped rather than piled up:
@@ -46,6 +47,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": EXPIRE_UNPAID_ORDERS,
         "schedule": 60.0,
         "options": {"expires": 60},
+    },
+    # Sessions ended or idle for over 35 days are of no further use (daily, 04:00 Beijing).
+    "purge-sessions": {
+        "task": PURGE_SESSIONS,
+        "schedule": crontab(hour=20, minute=0),
+        "options": {"expires": 6 * 3600},
     },
     # Daily at 03:30 Beijing time (19:30 UTC), when few buyers are paying.
     "reconcile-against-provider": {
@@ -103,6 +110,13 @@ def reconcile_against_provider() -> dict[str, int] | None:
     }
 
 
+def purge_sessions() -> int:
+    """Drop the records of sessions long ended or idle (market.accounts.sessions.purge)."""
+    from market.accounts.sessions import purge
+
+    return purge()
+
+
 def send_mail(letters: list[dict]) -> int:
     """E-mails queued after a commit (market.notifications.services.deliver)."""
     from market.notifications.services import send_queued
@@ -142,6 +156,7 @@ def make_celery(app: Flask) -> Celery:
     celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)
     celery_app.task(name=RECONCILE_AGAINST_PROVIDER)(reconcile_against_provider)
     celery_app.task(name=SEND_MAIL)(send_mail)
+    celery_app.task(name=PURGE_SESSIONS)(purge_sessions)
     app.extensions["celery"] = celery_app
     return celery_app
 

@@ -16,6 +16,7 @@ from kombu import Exchange, Queue
 from sqlalchemy import select
 
 from market import ROOT
+from market.accounts.models import UserSession
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus
@@ -23,6 +24,7 @@ from market.tasks import (
     BEAT_SCHEDULE,
     CLOSE_DUE_GROUP_BUYS,
     EXPIRE_UNPAID_ORDERS,
+    PURGE_SESSIONS,
     RECONCILE_AGAINST_PROVIDER,
     make_celery,
 )
@@ -88,6 +90,27 @@ def test_beat_reconciles_against_the_provider_once_a_day(eager_celery):
     assert (daily.hour, daily.minute) == ({19}, {30})  # 03:30 in Beijing
     assert (len(daily.day_of_week), len(daily.day_of_month)) == (7, 31)  # every day
     assert RECONCILE_AGAINST_PROVIDER in eager_celery.tasks
+
+
+def test_a_daily_task_purges_sessions_long_ended_or_idle(app, world, eager_celery):
+    (entry,) = [e for e in eager_celery.conf.beat_schedule.values() if e["task"] == PURGE_SESSIONS]
+    assert (entry["schedule"].hour, len(entry["schedule"].day_of_week)) == ({20}, 7)
+    with app.app_context():
+        now = utcnow()
+        for ended, seen in [(now - timedelta(days=40), now - timedelta(days=40)), (None, now)]:
+            db.session.add(
+                UserSession(
+                    user_id=world.buyer,
+                    key_hash=uuid.uuid4().hex,
+                    created_at=seen,
+                    last_seen_at=seen,
+                    ended_at=ended,
+                )
+            )
+        db.session.commit()
+    assert eager_celery.tasks[PURGE_SESSIONS].delay().get() == 1
+    with app.app_context():
+        assert db.session.scalars(select(UserSession.ended_at)).all() == [None]
 
 
 def test_without_redis_tasks_run_eagerly(app, monkeypatch):
