@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -41,6 +42,17 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         return render_error(400, _("页面已过期或缺少安全令牌，请刷新页面后重试。"))
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded):
+        from market.security.throttle import retry_after_of_request, wait_text
+
+        wait = retry_after_of_request()
+        response = make_response(
+            render_error(429, _("操作太频繁，请 %(wait)s后再试", wait=wait_text(wait)))
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):

@@ -120,6 +120,9 @@ def app(base_app: Flask) -> Iterator[Flask]:
     and `g`, as in production. Tests open `with app.app_context():` to look at the data.
     """
     base_app.config["WTF_CSRF_ENABLED"] = False
+    # The limiter is one object per process and counts where the last app made told it: this
+    # app's memory store, emptied afterwards (never a shared Redis).
+    limiter.init_app(base_app)
     yield base_app
     with base_app.app_context():
         _empty_all_tables()

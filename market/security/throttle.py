@@ -57,20 +57,31 @@ def limit(config_key: str, **options) -> Callable:
 
 
 def consume(config_key: str, *identifiers: str) -> None:
-    """Count one attempt against every window of a limit in the configuration, atomically, and
-    refuse with how long to wait when any window is full."""
+    """Count one attempt against the windows of a limit in the configuration, shortest first,
+    atomically, and refuse with how long to wait at the first full window. A refused attempt
+    counts in no longer window, so a burst waits out the short window, not the day."""
     from flask import current_app
 
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return
     strategy = limiter.limiter
-    blocked_until = 0.0
-    for item in parse_many(current_app.config[config_key]):
-        if not strategy.hit(item, config_key, *identifiers):
-            stats = strategy.get_window_stats(item, config_key, *identifiers)
-            blocked_until = max(blocked_until, stats.reset_time)
-    if blocked_until:
-        raise TooManyAttempts(max(1, math.ceil(blocked_until - time.time())))
+    keys = _keys(config_key, identifiers)
+    for item in sorted(parse_many(current_app.config[config_key]), key=lambda i: i.get_expiry()):
+        if not strategy.hit(item, *keys):
+            # The wait is the longest of the windows that are full, counted or not.
+            resets = [
+                strategy.get_window_stats(other, *keys).reset_time
+                for other in parse_many(current_app.config[config_key])
+                if other is item or not strategy.test(other, *keys)
+            ]
+            raise TooManyAttempts(max(1, math.ceil(max(resets) - time.time())))
+
+
+def _keys(config_key: str, identifiers: tuple[str, ...]) -> tuple[str, ...]:
+    # This app's prefix first: two shops on one Redis never share counts.
+    from flask import current_app
+
+    return (current_app.config["RATELIMIT_KEY_PREFIX"], config_key, *identifiers)
 
 
 def forget(config_key: str, *identifiers: str) -> None:
@@ -79,8 +90,17 @@ def forget(config_key: str, *identifiers: str) -> None:
 
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return
+    keys = _keys(config_key, identifiers)
     for item in parse_many(current_app.config[config_key]):
-        limiter.limiter.clear(item, config_key, *identifiers)
+        limiter.limiter.clear(item, *keys)
+
+
+def retry_after_of_request() -> int:
+    """Seconds until the route limit this request broke lets it through again."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def client_address() -> str:
@@ -90,5 +110,7 @@ def client_address() -> str:
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "market-limits")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # No X-RateLimit-* headers on every answer (they tell the limits); a refusal says
+    # Retry-After itself (market/errorpages.py).
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter.init_app(app)
