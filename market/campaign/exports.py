@@ -1,6 +1,9 @@
 """The assessment tables: an XLSX workbook (units, villages, towns, categories, the laggard list
 and the ledger detail) and CSV files (UTF-8 with a BOM, so that Excel opens them in Chinese).
 
+Every cell goes through market.spreadsheets: names come from co-ops, units and the directory, and
+text a spreadsheet would run as a formula is written as text (numbers stay numbers).
+
 Both stream: the workbook is written row by row (openpyxl's write-only mode) into a temporary
 file that is sent and then deleted; CSV is produced by a generator while the ledger is read in
 batches. Figures are the dashboard's own (market.campaign.queries), to the fen.
@@ -25,6 +28,7 @@ from market.campaign.models import BASIS_LABELS, Campaign
 from market.models import utcnow
 from market.money import fen_to_yuan_text
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
+from market.spreadsheets import as_text, put, xlsx_value
 
 YUAN_FORMAT = "#,##0.00"
 PCT_FORMAT = "0.0%"
@@ -167,7 +171,7 @@ def _sheet(
     fill = PatternFill("solid", fgColor="DDEBDD")
     heading = []
     for header, _fmt, _value in columns:
-        cell = WriteOnlyCell(sheet, value=header)
+        cell = put(WriteOnlyCell(sheet), header)
         cell.font, cell.fill = bold, fill
         cell.alignment = Alignment(horizontal="center")
         heading.append(cell)
@@ -178,9 +182,9 @@ def _sheet(
         cells = []
         for _header, fmt, value in columns:
             if fmt is None and font is None:
-                cells.append(value(item))
+                cells.append(xlsx_value(sheet, value(item)))
                 continue
-            cell = WriteOnlyCell(sheet, value=value(item))
+            cell = put(WriteOnlyCell(sheet), value(item))
             if fmt:
                 cell.number_format = fmt
             if font is not None:
@@ -194,7 +198,7 @@ def _sheet(
         sheet.append(row_of(total, bold))
     text = note() if note else ""
     if text:  # known only once the rows are written
-        sheet.append([WriteOnlyCell(sheet, value=text)])
+        sheet.append([put(WriteOnlyCell(sheet), text)])
 
 
 class _Capped:
@@ -312,13 +316,15 @@ def _about_sheet(
     if ledger_note:
         rows.append((_("台账明细"), ledger_note))
     for row in rows:
-        sheet.append(list(row))
+        sheet.append([xlsx_value(sheet, value) for value in row])
 
 
 # -- CSV -----------------------------------------------------------------------------------------
 def _csv_value(value, fmt: str | None) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return as_text(value)
     if fmt == YUAN_FORMAT and isinstance(value, Decimal):
         return fen_to_yuan_text(int(value * 100))
     if fmt == PCT_FORMAT:
@@ -333,7 +339,7 @@ def csv_stream(columns: list[Column], rows: Iterable) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow([header for header, _fmt, _value in columns])
+    writer.writerow([as_text(header) for header, _fmt, _value in columns])
     for count, item in enumerate(rows, start=1):
         writer.writerow([_csv_value(value(item), fmt) for _header, fmt, value in columns])
         if count % CSV_BATCH_ROWS == 0:
