@@ -108,6 +108,15 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         config["CELERY_TASK_ALWAYS_EAGER"] = env["CELERY_TASK_ALWAYS_EAGER"] == "1"
     if overrides:
         config.update(overrides)
+    # Bank slips and payout proofs (market/uploads.py): beside UPLOAD_DIR, never inside it (that
+    # is served to anyone at /media); only views that check who may see them serve them.
+    config.setdefault(
+        "PRIVATE_UPLOAD_DIR",
+        env.get("PRIVATE_UPLOAD_DIR") or str(Path(config["UPLOAD_DIR"]).parent / "private"),
+    )
+    private, public = Path(config["PRIVATE_UPLOAD_DIR"]), Path(config["UPLOAD_DIR"])
+    if private.resolve().is_relative_to(public.resolve()):
+        raise ValueError("PRIVATE_UPLOAD_DIR must not lie inside UPLOAD_DIR (public at /media)")
     # Decided after the overrides, so that a test which sets REDIS_URL gets a real broker too.
     config.setdefault("CELERY_TASK_ALWAYS_EAGER", not config["REDIS_URL"])
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator, func
+from sqlalchemy import ColumnElement, DateTime, Enum, MetaData, TypeDecorator, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -63,6 +63,25 @@ def text_enum(cls: type[enum.Enum], name: str) -> Enum:
         length=20,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+LIKE_ESCAPE = "\\"
+
+
+def like_escape(text: str) -> str:
+    """Text as a literal inside a LIKE pattern (with ESCAPE '\\'): its \\, % and _ match
+    themselves, not "any characters"."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+def contains(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
+    """The search rule for text a person typed: the column contains it, case-insensitively,
+    wildcards taken literally. Every LIKE on user text goes through here."""
+    return column.ilike(f"%{like_escape(text)}%", escape=LIKE_ESCAPE)
 
 
 def render_migration_item(type_: str, obj, autogen_context):

@@ -1,18 +1,22 @@
 """Images are accepted by what they contain, not by their names: Pillow must recognise a JPEG,
-PNG or WebP within the size limit. They are re-encoded (dropping EXIF, e.g. GPS) and thumbnailed
-under instance/uploads with random names."""
+PNG or WebP within the size limit. They are re-encoded (dropping EXIF, e.g. GPS) under random
+names: public pictures (products, villages) and their thumbnails under UPLOAD_DIR, served to
+anyone at /media; money documents (bank slips, refund and payout proofs, invoices) under
+PRIVATE_UPLOAD_DIR, served only by views that first check who may see them (`send_private`)."""
 
 from __future__ import annotations
 
 import io
+import posixpath
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app
+from flask import Response, abort, current_app, send_file
 from flask_babel import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
+from werkzeug.security import safe_join
 
 from market.errors import DomainError
 
@@ -20,6 +24,10 @@ ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 MAX_PIXELS = 40_000_000
 FULL_SIZE = 1600
 THUMB_SIZE = 480
+# Folders of money documents. The public /media route refuses them even under UPLOAD_DIR, where
+# slips were stored before they became private (market/security/headers.py).
+PRIVATE_FOLDERS = frozenset({"transfers", "refunds", "payouts", "invoices"})
+PRIVATE_CACHE_CONTROL = "private, no-store"
 
 
 class ImageRejected(DomainError):
@@ -62,7 +70,7 @@ def inspect_image(data: bytes) -> str:
     return image_format
 
 
-def store_image(upload: FileStorage, folder: str) -> StoredImage:
+def _save(upload: FileStorage, folder: str, root: Path, *, thumbnail: bool) -> StoredImage:
     data = read_upload(upload)
     image_format = inspect_image(data)
     extension = ALLOWED_FORMATS[image_format]
@@ -71,16 +79,57 @@ def store_image(upload: FileStorage, folder: str) -> StoredImage:
         if image_format == "JPEG" and image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
         image.thumbnail((FULL_SIZE, FULL_SIZE))
-        thumb = image.copy()
-        thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-        root = Path(current_app.config["UPLOAD_DIR"])
         (root / folder).mkdir(parents=True, exist_ok=True)
         stem = uuid.uuid4().hex
         path = f"{folder}/{stem}.{extension}"
-        thumb_path = f"{folder}/{stem}.thumb.{extension}"
         image.save(root / path, format=image_format, quality=85)
-        thumb.save(root / thumb_path, format=image_format, quality=80)
+        thumb_path = ""
+        if thumbnail:
+            thumb = image.copy()
+            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            thumb_path = f"{folder}/{stem}.thumb.{extension}"
+            thumb.save(root / thumb_path, format=image_format, quality=80)
         return StoredImage(path, thumb_path, image.width, image.height)
+
+
+def store_image(upload: FileStorage, folder: str) -> StoredImage:
+    """A public picture and its thumbnail, under UPLOAD_DIR (anyone may fetch it at /media)."""
+    if is_private_path(folder):
+        raise ValueError(f"{folder!r} holds private documents: use store_private_image")
+    return _save(upload, folder, Path(current_app.config["UPLOAD_DIR"]), thumbnail=True)
+
+
+def store_private_image(upload: FileStorage, folder: str) -> str:
+    """A money document (bank slip, proof of a refund or payout) under PRIVATE_UPLOAD_DIR;
+    returns its path there, for `send_private`."""
+    if folder not in PRIVATE_FOLDERS:
+        raise ValueError(f"{folder!r} is not a private folder")
+    root = Path(current_app.config["PRIVATE_UPLOAD_DIR"])
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return _save(upload, folder, root, thumbnail=False).path
+
+
+def is_private_path(path: str) -> bool:
+    """Whether a path under an upload folder lies in a private folder, however it is spelt
+    ("./transfers/x", "catalog/../transfers/x", "Transfers/x")."""
+    normal = posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/")
+    return normal.split("/", 1)[0].lower() in PRIVATE_FOLDERS
+
+
+def send_private(path: str | None) -> Response:
+    """A private document to someone the caller has already allowed to see it, never kept by a
+    browser or proxy cache. It is looked for under PRIVATE_UPLOAD_DIR, then under UPLOAD_DIR,
+    where documents stored before they became private still lie (the public route refuses
+    them there); anything else is a 404."""
+    if not path or not is_private_path(path):
+        abort(404)
+    for key in ("PRIVATE_UPLOAD_DIR", "UPLOAD_DIR"):
+        found = safe_join(current_app.config[key], path)
+        if found is not None and Path(found).is_file():
+            response = send_file(found, max_age=0, conditional=False)
+            response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
+            return response
+    abort(404)
 
 
 def remove_stored(*paths: str | None) -> None:

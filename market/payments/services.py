@@ -25,7 +25,7 @@ from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipm
 from market.payments import hook, providers
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from market.payments.providers import Created, ProviderState
-from market.uploads import store_image
+from market.uploads import store_private_image
 
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED)
 
@@ -278,7 +278,7 @@ def confirm_transfer(
     if payment is None:
         raise DomainError(_("该订单没有待确认的对公转账"))
     if proof is not None and proof.filename:
-        payment.proof_path = store_image(proof, "transfers").path
+        payment.proof_path = store_private_image(proof, "transfers")
     payment.transfer_reference = reference
     payment.transfer_date = transfer_date
     payment.confirmed_by_id = actor.id
@@ -321,7 +321,7 @@ def send_refund(
     if refund.status != RefundStatus.PENDING:
         raise Conflict(_("该退款已办理，不能再次登记"))
     if proof is not None and proof.filename:
-        refund.proof_path = store_image(proof, "refunds").path
+        refund.proof_path = store_private_image(proof, "refunds")
     refund.move_to(RefundStatus.SUCCEEDED)
     refund.sent_at = utcnow()
     refund.sent_by_id = actor.id

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from market.accounts.models import User
 from market.directory.models import Coop, Unit, Village
 from market.extensions import db
+from market.models import contains
 from market.orders.models import Order, OrderMode, OrderStatus
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from market.settlements.models import Payout, Statement, StatementLine, StatementStatus
@@ -39,7 +40,7 @@ def _open_transfers():
 def open_transfers(q: str = "", mode: OrderMode | None = None, page: int = 1):
     query = _open_transfers()
     if q:
-        query = query.where(Order.number.contains(q.strip(), autoescape=True))
+        query = query.where(contains(Order.number, q.strip()))
     if mode is not None:
         query = query.where(Order.mode == mode)
     query = query.options(

@@ -43,7 +43,7 @@ from market.settlements.models import (
     StatementLine,
     StatementStatus,
 )
-from market.uploads import store_image
+from market.uploads import store_private_image
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -345,7 +345,7 @@ def record_payout(
         recorded_by_id=actor.id,
     )
     if proof is not None and proof.filename:
-        payout.proof_path = store_image(proof, "payouts").path
+        payout.proof_path = store_private_image(proof, "payouts")
     db.session.add(payout)
     db.session.flush()
     audit.record(

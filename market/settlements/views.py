@@ -17,6 +17,7 @@ from market.idempotency import one_effect_per_form
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
 from market.payments import services as payments
 from market.payments.models import REFUND_STATUS_LABELS, RefundStatus
+from market.security.inputs import int_arg, page_arg, parse_day
 from market.settlements import exports, queries, services
 from market.settlements.forms import (
     CashHandoverForm,
@@ -27,6 +28,7 @@ from market.settlements.forms import (
 )
 from market.settlements.models import STATEMENT_STATUS_LABELS, StatementStatus
 from market.settlements.services import SHANGHAI
+from market.uploads import send_private
 from market.web import back_or, run_action, run_form
 
 bp = Blueprint("settlements", __name__)
@@ -42,15 +44,10 @@ def _day_arg(name: str) -> date | None:
     text = (request.args.get(name) or "").strip()
     if not text:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
+    day = parse_day(text)
+    if day is None:
         flash(_("日期格式不正确：%(text)s", text=text[:20]), "warning")
-        return None
-
-
-def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+    return day
 
 
 # -- finance's desk ------------------------------------------------------------------------------
@@ -67,7 +64,7 @@ def receipts():
     mode = _enum_arg(OrderMode, "mode")
     return render_template(
         "finance/receipts.html",
-        page=queries.open_transfers(q, mode, _page()),
+        page=queries.open_transfers(q, mode, page_arg()),
         q=q,
         mode=mode,
         modes=ORDER_MODE_LABELS,
@@ -85,7 +82,7 @@ def refunds():
         chosen = "pending"
     return render_template(
         "finance/refunds.html",
-        page=queries.refunds(REFUND_FILTERS[chosen], _page()),
+        page=queries.refunds(REFUND_FILTERS[chosen], page_arg()),
         chosen=chosen,
         labels=REFUND_STATUS_LABELS,
     )
@@ -135,10 +132,10 @@ def confirm_cash(holder_id: int):
 @requires(Access.FINANCE)
 def statements():
     status = _enum_arg(StatementStatus, "status")
-    coop_id = request.args.get("coop", type=int) or None
+    coop_id = int_arg("coop")
     return render_template(
         "finance/statements.html",
-        page=queries.statements(status, coop_id, _page()),
+        page=queries.statements(status, coop_id, page_arg()),
         status=status,
         coop_id=coop_id,
         coops=queries.coops_with_statements(),
@@ -196,7 +193,7 @@ def finance_statement(statement_id: int):
 @bp.get("/finance/payouts")
 @requires(Access.FINANCE)
 def payouts():
-    coop_id = request.args.get("coop", type=int) or None
+    coop_id = int_arg("coop")
     start, end = _day_arg("start"), _day_arg("end")
     return render_template(
         "finance/payouts.html",
@@ -269,6 +266,14 @@ def statement_xlsx(statement_id: int):
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/settlements/<int:statement_id>/payout-proof")
+@requires(Access.COOP_MANAGER, Access.FINANCE, Access.ORGANIZER)
+def payout_proof(statement_id: int):
+    """The bank slip of the statement's payout (付款回单), to whoever may read the statement."""
+    statement = services.statement_for(current_user, statement_id)
+    return send_private(statement.payout.proof_path if statement.payout else None)
 
 
 # -- the organizer's overview --------------------------------------------------------------------

@@ -65,6 +65,14 @@
     maximumFractionDigits: 2,
   });
 
+  // Names come from co-ops, units and organizers: a tooltip formatter returns HTML, so every
+  // text put into it is escaped first (ECharts escapes only its own default tooltips).
+  const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+  function escapeHtml(value) {
+    return String(value ?? "").replace(/[&<>"']/g, (char) => HTML_ESCAPES[char]);
+  }
+
   function yuan(fen) {
     return "¥" + yuanFormat.format(fen / 100);
   }
@@ -139,7 +147,9 @@
     chart.setOption({
       tooltip: {
         trigger: "item",
-        formatter: (item) => `${item.name}<br>${yuan(item.value * 100)} (${item.percent}%)`,
+        formatter: (item) =>
+          `${escapeHtml(item.name)}<br>${escapeHtml(yuan(item.value * 100))} ` +
+          `(${escapeHtml(item.percent)}%)`,
       },
       legend: { type: "scroll", bottom: 0 },
       series: [
