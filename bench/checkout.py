@@ -257,6 +257,7 @@ class Client:
         form = {
             "csrf_token": hidden_value(page, "csrf_token"),
             "idempotency_key": hidden_value(page, "idempotency_key"),
+            "shown_prices": hidden_value(page, "shown_prices"),  # the prices it showed
             "delivery_method": "delivery",
             "address_id": address_id,
         }

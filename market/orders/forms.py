@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField
+from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
+from market.forms import IntegerField
 from market.orders.services import MAX_QUANTITY
 
 
@@ -21,6 +22,9 @@ class CartQuantityForm(FlaskForm):
 
 class CheckoutForm(FlaskForm):
     idempotency_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    # sku id:unit price (fen) of each line the page showed; parsed by services.parse_prices,
+    # where anything malformed or missing means "not shown" and asks for confirmation.
+    shown_prices = HiddenField()
     delivery_method = RadioField(
         _l("收货方式"),
         choices=[("delivery", _l("快递到家")), ("pickup", _l("到单位自提"))],
@@ -31,7 +35,12 @@ class CheckoutForm(FlaskForm):
     recipient = StringField(_l("收货人"), validators=[Optional(), Length(max=60)])
     phone = StringField(
         _l("手机号"),
-        validators=[Optional(), Regexp(r"^1\d{10}$", message=_l("手机号应为 11 位数字"))],
+        # \Z, not $: "$" also matches before a final newline, which would be stored.
+        validators=[
+            Optional(),
+            Length(max=20),
+            Regexp(r"^1\d{10}\Z", message=_l("手机号应为 11 位数字")),
+        ],
     )
     region = StringField(_l("省市区"), validators=[Optional(), Length(max=100)])
     detail = StringField(_l("详细地址"), validators=[Optional(), Length(max=200)])
@@ -51,5 +60,5 @@ class OrderFilterForm(FlaskForm):
     mode = SelectField(_l("方式"), validators=[Optional()])
     village = SelectField(_l("村"), coerce=int, validators=[Optional()])
     coop = SelectField(_l("合作社"), coerce=int, validators=[Optional()])
-    start = StringField(_l("开始日期"), validators=[Optional()])
-    end = StringField(_l("结束日期"), validators=[Optional()])
+    start = StringField(_l("开始日期"), validators=[Optional(), Length(max=10)])
+    end = StringField(_l("结束日期"), validators=[Optional(), Length(max=10)])

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from market.extensions import db
 from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipment, ShipmentStatus
 from market.orders.services import SHANGHAI
+from market.security.inputs import MAX_ID, clamp_page, sane_day_or_none
 
 INBOX_TABS = {
     # Unit purchases and custom orders reach the co-op on approval, before the unit's transfer.
@@ -29,7 +30,7 @@ def _with_details(query: Select) -> Select:
 
 def buyer_orders(buyer_id: int, page: int):
     query = _with_details(select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc()))
-    return db.paginate(query, page=page, per_page=20, error_out=False)
+    return db.paginate(query, page=clamp_page(page), per_page=20, error_out=False)
 
 
 def order_by_number(number: str) -> Order | None:
@@ -47,7 +48,7 @@ def coop_inbox(coop_ids: list[int], tab: str, page: int):
         .options(selectinload(Shipment.lines), selectinload(Shipment.order))
         .order_by(Shipment.id.desc())
     )
-    return db.paginate(query, page=page, per_page=30, error_out=False)
+    return db.paginate(query, page=clamp_page(page), per_page=30, error_out=False)
 
 
 @dataclass(frozen=True)
@@ -65,22 +66,26 @@ def _shanghai_midnight(day: date) -> datetime:
 
 
 def filtered_orders(filters: OrderFilters, page: int):
-    """The organizer's list. Dates are Shanghai calendar days, inclusive."""
+    """The organizer's list. Dates are Shanghai calendar days, inclusive; an id, date or page
+    beyond what the shop stores filters nothing (2**63, 0001-01-01, 9999-12-31)."""
+    village_id = filters.village_id if 0 < (filters.village_id or 0) <= MAX_ID else None
+    coop_id = filters.coop_id if 0 < (filters.coop_id or 0) <= MAX_ID else None
+    start, end = sane_day_or_none(filters.start), sane_day_or_none(filters.end)
     query = select(Order)
     if filters.status is not None:
         query = query.where(Order.status == filters.status)
     if filters.mode is not None:
         query = query.where(Order.mode == filters.mode)
-    if filters.village_id or filters.coop_id:
+    if village_id or coop_id:
         lines = select(OrderLine.order_id)
-        if filters.village_id:
-            lines = lines.where(OrderLine.village_id == filters.village_id)
-        if filters.coop_id:
-            lines = lines.where(OrderLine.coop_id == filters.coop_id)
+        if village_id:
+            lines = lines.where(OrderLine.village_id == village_id)
+        if coop_id:
+            lines = lines.where(OrderLine.coop_id == coop_id)
         query = query.where(Order.id.in_(lines))
-    if filters.start:
-        query = query.where(Order.created_at >= _shanghai_midnight(filters.start))
-    if filters.end:
-        query = query.where(Order.created_at < _shanghai_midnight(filters.end + timedelta(days=1)))
+    if start:
+        query = query.where(Order.created_at >= _shanghai_midnight(start))
+    if end:
+        query = query.where(Order.created_at < _shanghai_midnight(end + timedelta(days=1)))
     query = _with_details(query.options(selectinload(Order.buyer)).order_by(Order.id.desc()))
-    return db.paginate(query, page=page, per_page=50, error_out=False)
+    return db.paginate(query, page=clamp_page(page), per_page=50, error_out=False)

@@ -2,12 +2,20 @@
 
 Stock rule: taken when the order is placed, in one conditional UPDATE per SKU (never read-then-
 write), all or nothing; given back exactly once when an unpaid order expires or is cancelled.
+
+Price rule: prices never change silently. The checkout page sends back the unit prices it showed
+(`shown_prices`); the order is placed only if every line's current price is the one shown, checked
+in the same conditional UPDATE that takes the stock, so a co-op's price change that commits while
+the order is being placed is caught too. Otherwise nothing is placed, and the page shows old ->
+new for the buyer to confirm.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +52,15 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 class SoldOut(Conflict):
     pass
+
+
+class PricesChanged(Conflict):
+    """A price the buyer was shown is no longer the price (or the item is no longer for sale):
+    nothing was placed; the checkout page shows what changed, to be confirmed."""
+
+    def __init__(self, changed_sku_ids: set[int], message: str | None = None):
+        super().__init__(message or _("价格有变动，订单尚未提交。请核对新的价格和合计后再次提交。"))
+        self.changed_sku_ids = changed_sku_ids
 
 
 # -- cart --------------------------------------------------------------------------------------
@@ -167,6 +184,103 @@ def cart_groups(cart: Cart | None) -> list[CartGroup]:
     return [CartGroup(coops[coop_id], items) for coop_id, items in groups.items()]
 
 
+# -- the prices a page showed -------------------------------------------------------------------
+MAX_SHOWN_PRICES = 500  # more lines than any cart holds
+_SHOWN_PRICE = re.compile(r"^(\d{1,10}):(\d{1,12})$")
+
+
+def encode_prices(prices: Mapping[int, int]) -> str:
+    """`{12: 6800, 15: 8900}` -> `"12:6800,15:8900"`, the hidden field a page sends back."""
+    return ",".join(f"{sku_id}:{price}" for sku_id, price in sorted(prices.items()))
+
+
+def parse_prices(text: str | None) -> dict[int, int]:
+    """The hidden field back into sku id -> unit price (fen). Anything malformed counts as
+    nothing shown (so every line asks for confirmation), never as an error page."""
+    parts = (text or "").split(",") if text else []
+    if len(parts) > MAX_SHOWN_PRICES:
+        return {}
+    prices: dict[int, int] = {}
+    for part in parts:
+        match = _SHOWN_PRICE.match(part.strip())
+        if match is None:
+            return {}
+        prices[int(match.group(1))] = int(match.group(2))
+    return prices
+
+
+def _sellable(sku: Sku | None) -> bool:
+    return sku is not None and sku.active and sku.product.status == ProductStatus.LISTED
+
+
+@dataclass(frozen=True)
+class CheckoutLine:
+    sku: Sku
+    quantity: int
+    price_fen: int | None  # now; None when it is no longer for sale
+    shown_fen: int | None  # what the submitted page showed; None when it did not show it
+
+    @property
+    def amount_fen(self) -> int:
+        return (self.price_fen or 0) * self.quantity
+
+    @property
+    def changed(self) -> bool:
+        """Differs from what the buyer was shown: a new price, a line not shown before, or a
+        line shown for sale that is gone (a line shown as gone and still gone is no change)."""
+        if self.price_fen is None:
+            return self.shown_fen is not None
+        return self.shown_fen != self.price_fen
+
+
+@dataclass(frozen=True)
+class CheckoutGroup:
+    coop: Coop
+    lines: list[CheckoutLine]
+
+    @property
+    def subtotal_fen(self) -> int:
+        return sum(line.amount_fen for line in self.lines)
+
+
+@dataclass(frozen=True)
+class CheckoutSummary:
+    groups: list[CheckoutGroup]
+
+    @property
+    def lines(self) -> list[CheckoutLine]:
+        return [line for group in self.groups for line in group.lines]
+
+    @property
+    def total_fen(self) -> int:
+        return sum(group.subtotal_fen for group in self.groups)
+
+    @property
+    def changes(self) -> list[CheckoutLine]:
+        return [line for line in self.lines if line.changed]
+
+    @property
+    def prices_field(self) -> str:
+        """The prices this page shows, for the form to send back."""
+        return encode_prices(
+            {line.sku.id: line.price_fen for line in self.lines if line.price_fen is not None}
+        )
+
+
+def checkout_summary(cart: Cart | None, shown: Mapping[int, int] | None = None) -> CheckoutSummary:
+    """The cart as the checkout page shows it, at today's prices, one group per co-op; with
+    `shown` (the prices a submitted page showed), each line says whether it changed since."""
+    groups = []
+    for group in cart_groups(cart):
+        lines = []
+        for item in group.items:
+            price = item.sku.price_fen if _sellable(item.sku) else None
+            shown_fen = price if shown is None else shown.get(item.sku_id)
+            lines.append(CheckoutLine(item.sku, item.quantity, price, shown_fen))
+        groups.append(CheckoutGroup(group.coop, lines))
+    return CheckoutSummary(groups)
+
+
 # -- addresses ---------------------------------------------------------------------------------
 def save_address(user: User, *, recipient: str, phone: str, region: str, detail: str) -> Address:
     address = Address(
@@ -213,11 +327,15 @@ def new_order_number(at: datetime) -> str:
     return at.astimezone(SHANGHAI).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
 
 
-def take_stock(sku_id: int, quantity: int) -> bool:
-    """Atomically take `quantity` from a SKU; False when not enough is left."""
+def take_stock(sku_id: int, quantity: int, *, price_fen: int | None = None) -> bool:
+    """Atomically take `quantity` from a SKU; False when not enough is left, or (with
+    `price_fen`) when its price is no longer that one."""
+    condition = [Sku.id == sku_id, Sku.stock >= quantity]
+    if price_fen is not None:
+        condition.append(Sku.price_fen == price_fen)
     result = db.session.execute(
         update(Sku)
-        .where(Sku.id == sku_id, Sku.stock >= quantity)
+        .where(*condition)
         .values(stock=Sku.stock - quantity)
         .execution_options(synchronize_session=False)
     )
@@ -259,12 +377,16 @@ def build_order(
     take_stock_for: set[int] | None = None,
     expires: bool = True,
     allow_unlisted: bool = False,
+    shown_prices: Mapping[int, int] | None = None,
 ) -> Order:
     """Create an order with its lines and one shipment per co-op, taking the stock. Prices are
     the server's (`prices` only for modes where a price was agreed, e.g. a group-buy's).
     `take_stock_for` limits which SKUs take stock here (a group-buy's capped SKUs come out of
     its reservation); `allow_unlisted` admits a hidden product made for one buyer (a custom
-    product's agreed quote). Flushes only: the caller commits."""
+    product's agreed quote). `shown_prices` (sku id -> the unit price the buyer confirmed):
+    any line whose price is not that one, or that is no longer for sale though it was shown for
+    sale, raises PricesChanged; a line neither for sale nor shown (the page showed it as gone)
+    is left out. Flushes only: the caller commits."""
     if not wanted:
         raise DomainError(_("购物车是空的"))
     merged: dict[int, int] = defaultdict(int)
@@ -279,6 +401,26 @@ def build_order(
             .options(selectinload(Sku.product).selectinload(Product.coop))
         )
     }
+
+    def price_of(sku: Sku) -> int:
+        return prices.get(sku.id, sku.price_fen) if prices else sku.price_fen
+
+    def for_sale(sku: Sku | None) -> bool:
+        listed = sku is not None and sku.product.status == ProductStatus.LISTED
+        return sku is not None and sku.active and (listed or allow_unlisted)
+
+    if shown_prices is not None:
+        changed = {
+            sku_id
+            for sku_id in merged
+            if (price_of(skus[sku_id]) if for_sale(skus.get(sku_id)) else None)
+            != shown_prices.get(sku_id)
+        }
+        if changed:
+            raise PricesChanged(changed)
+        merged = {sku_id: q for sku_id, q in merged.items() if sku_id in shown_prices}
+        if not merged:
+            raise NotFound(_("有商品已下架，请返回购物车查看"))
     now = utcnow()
     order = Order(
         number=new_order_number(now),
@@ -301,12 +443,16 @@ def build_order(
     for sku_id in sorted(merged):
         quantity = merged[sku_id]
         sku = skus.get(sku_id)
-        listed = sku is not None and sku.product.status == ProductStatus.LISTED
-        if sku is None or not sku.active or not (listed or allow_unlisted):
+        if not for_sale(sku):
             raise NotFound(_("有商品已下架，请返回购物车查看"))
         holds_stock = take_stock_for is None or sku.id in take_stock_for
-        if holds_stock and not take_stock(sku.id, quantity):
+        # The price shown is checked again in the UPDATE that takes the stock: a price change
+        # committed since the read above is caught here, under the row's lock.
+        expected = shown_prices[sku.id] if shown_prices is not None and not prices else None
+        if holds_stock and not take_stock(sku.id, quantity, price_fen=expected):
             db.session.refresh(sku)
+            if expected is not None and sku.price_fen != expected:
+                raise PricesChanged({sku.id})
             _check_stock(sku, quantity)  # names what is left
             raise SoldOut(_("%(name)s 已售罄", name=sku.product.name))
         product = sku.product
@@ -314,7 +460,7 @@ def build_order(
         if shipment is None:
             shipment = shipments[product.coop_id] = Shipment(coop_id=product.coop_id)
             order.shipments.append(shipment)
-        price = prices.get(sku.id, sku.price_fen) if prices else sku.price_fen
+        price = expected if expected is not None else price_of(sku)
         for index, (coop, part_price) in enumerate(_price_parts(product, price)):
             # A gift box of several co-ops: one line per co-op at its share of the price, so that
             # each co-op's and village's revenue follows the split; the box ships as one parcel.
@@ -350,10 +496,14 @@ def place_order(
     delivery: Delivery,
     idempotency_key: str,
     *,
+    shown_prices: Mapping[int, int],
     referral_unit_id: int | None = None,
 ) -> Order:
-    """Checkout: the cart becomes one order, its stock taken at once. Submitting the same form
-    twice (same idempotency key) returns the first order and takes nothing more."""
+    """Checkout: the cart becomes one order, its stock taken at once, at exactly the prices the
+    checkout page showed (`shown_prices`, see build_order); if any changed, PricesChanged and
+    nothing is placed, taken or emptied. Submitting the same form twice (same idempotency key)
+    returns the first order and takes nothing more; a refused submit stores nothing, so its key
+    still places the order once the buyer confirms the new prices."""
     if not idempotency_key or len(idempotency_key) > 64:
         raise DomainError(_("请刷新结算页后再提交"))
     already = existing_order(buyer, idempotency_key)
@@ -363,7 +513,12 @@ def place_order(
     wanted = [WantedLine(i.sku_id, i.quantity) for i in (cart.items if cart else [])]
     try:
         order = build_order(
-            buyer, wanted, delivery, idempotency_key, referral_unit_id=referral_unit_id
+            buyer,
+            wanted,
+            delivery,
+            idempotency_key,
+            referral_unit_id=referral_unit_id,
+            shown_prices=shown_prices,
         )
         db.session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
         db.session.commit()

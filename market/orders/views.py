@@ -174,31 +174,34 @@ def checkout():
         if already is not None:
             return redirect(url_for("payments.pay", number=already.number), 303)
     current = services.cart_for(current_user, None)
-    groups = services.cart_groups(current)
-    if not groups:
+    if not services.cart_groups(current):
         flash(_("购物车是空的"), "info")
         return redirect(url_for(".cart"))
     form = _checkout_form()
+    # What the submitted page showed; a page without it showed nothing, so all is to confirm.
+    shown = services.parse_prices(form.shown_prices.data) if request.method == "POST" else None
+    status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
             order = services.place_order(
                 current_user,
                 _delivery(form),
                 form.idempotency_key.data,
+                shown_prices=shown,
                 referral_unit_id=_referral_unit_id(),
             )
+        except services.PricesChanged:
+            db.session.rollback()
+            status = 409  # the page below lists old -> new; submitting it again confirms
         except DomainError as error:
             db.session.rollback()
             show_domain_error(form, error)
         else:
             return redirect(url_for("payments.pay", number=order.number), 303)
-    status = 400 if request.method == "POST" else 200
-    return render_template(
-        "orders/checkout.html",
-        form=form,
-        groups=groups,
-        total_fen=sum(g.subtotal_fen for g in groups),
-    ), status
+    summary = services.checkout_summary(services.cart_for(current_user, None), shown)
+    # The form sends back exactly the prices this page shows (the idempotency key stays).
+    form.shown_prices.data = summary.prices_field
+    return render_template("orders/checkout.html", form=form, summary=summary), status
 
 
 # -- my orders ---------------------------------------------------------------------------------
@@ -217,6 +220,7 @@ def detail(number: str):
         "orders/detail.html",
         order=order,
         refunds=payment_queries.order_refunds(order.id),
+        slips=payment_queries.order_slips(order.id),
         action_form=ActionForm(),
     )
 

@@ -12,16 +12,16 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
-from market.forms import YuanField, positive_fen
+from market.forms import IntegerField, YuanField, positive_fen
 from market.orders.services import MAX_QUANTITY
 from market.procurement.models import PURPOSE_LABELS
+from market.security.inputs import sane_day
 
 LINE_ROWS = 8
 MAX_CUSTOM_QUANTITY = 1_000_000
@@ -71,7 +71,8 @@ class PurchaseForm(FlaskForm):
         _l("税号（统一社会信用代码）"),
         validators=[
             DataRequired(),
-            Regexp(r"^\s*[0-9A-Za-z]{15,20}\s*$", message=_l("税号应为 15 到 20 位字母或数字")),
+            Length(max=30),
+            Regexp(r"^\s*[0-9A-Za-z]{15,20}\s*\Z", message=_l("税号应为 15 到 20 位字母或数字")),
         ],
     )
     pay_online = BooleanField(_l("在线支付（不选则对公转账）"))
@@ -119,7 +120,7 @@ class CustomRequestForm(FlaskForm):
         validators=[InputRequired(), positive_fen],
         render_kw={"inputmode": "decimal"},
     )
-    needed_by = DateField(_l("需要日期"), validators=[InputRequired()])
+    needed_by = DateField(_l("需要日期"), validators=[InputRequired(), sane_day])
     logo = FileField(_l("单位标志（可选，JPEG/PNG/WebP）"))
     card_text = StringField(_l("贺卡文字（可不填）"), validators=[Optional(), Length(max=300)])
     packaging = StringField(_l("包装要求（可不填）"), validators=[Optional(), Length(max=200)])

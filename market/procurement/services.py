@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -23,6 +24,7 @@ from market.directory.models import Coop, Pairing
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.money import format_fen
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderMode, OrderStatus
 from market.payments import services as payments
@@ -190,9 +192,44 @@ def reject_purchase(approver: User, purchase_id: int, reason: str) -> UnitPurcha
     return purchase
 
 
-def approve_purchase(approver: User, purchase_id: int) -> UnitPurchase:
+def purchase_prices(purchase: UnitPurchase) -> dict[int, int]:
+    """The unit prices the purchase page shows (today's), which its approve button sends back."""
+    return {line.sku_id: line.sku.price_fen for line in purchase.lines}
+
+
+def _check_shown_prices(purchase: UnitPurchase, shown_prices: Mapping[int, int]) -> None:
+    """The approver approves the amounts their page showed: any other price refuses the
+    approval, naming old -> new and the new total, so that approving again confirms them."""
+    changes, changed = [], set()
+    for line in purchase.lines:
+        sku = line.sku
+        if not sku.active or sku.product.status != ProductStatus.LISTED:
+            raise NotFound(
+                _("%(name)s（%(spec)s）已下架，请修改采购单", name=sku.product.name, spec=sku.spec)
+            )
+        shown = shown_prices.get(sku.id)
+        if shown != sku.price_fen:
+            changed.add(sku.id)
+            old = format_fen(shown) if shown is not None else _("未显示")
+            changes.append(f"{sku.product.name} {sku.spec}：{old} → {format_fen(sku.price_fen)}")
+    if changes:
+        raise orders.PricesChanged(
+            changed,
+            _(
+                "价格有变动，尚未批准：%(changes)s。新的合计 %(total)s，请核对后再次批准。",
+                changes="；".join(changes),
+                total=format_fen(purchase.total_fen),
+            ),
+        )
+
+
+def approve_purchase(
+    approver: User, purchase_id: int, *, shown_prices: Mapping[int, int] | None = None
+) -> UnitPurchase:
     """Approved: one order per co-op (mode unit_purchase, the unit set), stock taken now, all or
-    nothing. Two approvals at once make one set of orders."""
+    nothing. Two approvals at once make one set of orders. With `shown_prices` (sku id -> the
+    unit price the approver's page showed) the orders are made at exactly those prices, or not
+    at all: a changed price leaves the purchase submitted (see `_check_shown_prices`)."""
     purchase = db.session.get(UnitPurchase, purchase_id)
     if purchase is None:
         raise NotFound(_("找不到该采购单"))
@@ -201,6 +238,8 @@ def approve_purchase(approver: User, purchase_id: int) -> UnitPurchase:
         if not _claim_decision(purchase.id, PurchaseStatus.APPROVED, approver, ""):
             raise Conflict(_("该采购单已审批过"))
         purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
+        if shown_prices is not None:
+            _check_shown_prices(purchase, shown_prices)
         by_coop: dict[int, list[orders.WantedLine]] = defaultdict(list)
         for line in purchase.lines:
             by_coop[line.sku.product.coop_id].append(orders.WantedLine(line.sku_id, line.quantity))
@@ -216,6 +255,8 @@ def approve_purchase(approver: User, purchase_id: int) -> UnitPurchase:
                 mode=OrderMode.UNIT_PURCHASE,
                 unit_id=purchase.unit_id,
                 expires=False,
+                # Checked again where the stock is taken, against a change committed meanwhile.
+                shown_prices=shown_prices,
             )
             order.note = _(
                 "发票：%(title)s（%(tax)s）",

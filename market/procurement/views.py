@@ -24,6 +24,7 @@ from market.errors import DomainError
 from market.extensions import db
 from market.models import utcnow
 from market.money import format_fen
+from market.orders import services as orders_services
 from market.orders.models import Order, OrderLine, OrderStatus
 from market.orders.services import SHANGHAI
 from market.payments import services as payments
@@ -317,6 +318,7 @@ def purchase(purchase_id: int):
         ),
         action_form=ActionForm(),
         reject_form=RejectForm(),
+        shown_prices=orders_services.encode_prices(services.purchase_prices(found)),
     )
 
 
@@ -338,7 +340,15 @@ def submit_purchase(purchase_id: int):
 @bp.post("/unit/purchases/<int:purchase_id>/approve")
 @requires(Access.APPROVER)
 def approve_purchase(purchase_id: int):
-    return _purchase_action(purchase_id, services.approve_purchase, _("已批准，已按合作社生成订单"))
+    # The prices the approver's page showed: approving is agreeing to those amounts (a post
+    # without them, from a script, approves at today's prices as before).
+    shown = request.form.get("shown_prices")
+    shown_prices = orders_services.parse_prices(shown) if shown is not None else None
+    return _purchase_action(
+        purchase_id,
+        lambda user, pid: services.approve_purchase(user, pid, shown_prices=shown_prices),
+        _("已批准，已按合作社生成订单"),
+    )
 
 
 @bp.post("/unit/purchases/<int:purchase_id>/reject")

@@ -29,6 +29,12 @@ def checkout_key(client) -> str:
     return match.group(1)
 
 
+def shown_prices(page: str) -> str:
+    """The prices a checkout page showed, as its form sends them back ("" if none)."""
+    match = re.search(r'name="shown_prices" type="hidden" value="([0-9:,]*)"', page)
+    return match.group(1) if match else ""
+
+
 ADDRESS = {
     "delivery_method": "delivery",
     "address_id": "0",
@@ -40,7 +46,16 @@ ADDRESS = {
 
 
 def place(client, key: str | None = None, **overrides):
-    data = {"idempotency_key": key or checkout_key(client), **ADDRESS, **overrides}
+    """Submit the checkout page as a buyer who saw it just now (its key, unless given, and the
+    prices it shows)."""
+    page = client.get("/checkout").get_data(as_text=True)
+    match = re.search(r'name="idempotency_key" type="hidden" value="([0-9a-f]+)"', page)
+    data = {
+        "idempotency_key": key or (match.group(1) if match else ""),
+        "shown_prices": shown_prices(page),
+        **ADDRESS,
+        **overrides,
+    }
     return client.post("/checkout", data=data)
 
 
