@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import wtforms
 from flask_babel import lazy_gettext as _l
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
 from market.money import InvalidAmount, fen_to_yuan_text, parse_yuan
+from market.security.inputs import MAX_ID
+
+
+class IntegerField(wtforms.IntegerField):
+    """WTForms' IntegerField for numbers that fit an INTEGER column: anything beyond ±2**31−1
+    (2**63, a thousand digits) is "not a valid number", never an OverflowError in NumberRange
+    or in the database. Every form of the shop uses this one."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and abs(self.data) > MAX_ID:
+            self.data = None
+            raise ValueError(_l("数字太大"))
 
 
 class YuanField(StringField):

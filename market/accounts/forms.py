@@ -13,7 +13,7 @@ class LoginForm(FlaskForm):
     email = StringField(_l("邮箱或手机号"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("密码"), validators=[DataRequired(), Length(max=200)])
     remember = BooleanField(_l("记住我"))
-    next = HiddenField()
+    next = HiddenField(validators=[Length(max=2000)])
 
 
 class RegisterForm(FlaskForm):
@@ -21,7 +21,11 @@ class RegisterForm(FlaskForm):
     email = StringField(_l("邮箱"), validators=[Optional(), Email(), Length(max=254)])
     phone = StringField(
         _l("手机号"),
-        validators=[Optional(), Regexp(r"^1\d{10}$", message=_l("手机号应为 11 位数字"))],
+        validators=[
+            Optional(),
+            Length(max=20),
+            Regexp(r"^1\d{10}\Z", message=_l("手机号应为 11 位数字")),
+        ],
     )
     password = PasswordField(
         _l("密码"),

@@ -33,6 +33,8 @@ from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Unit, Village
 from market.errors import DomainError
 from market.extensions import db, login_manager
+from market.models import contains
+from market.security.inputs import int_arg, page_arg
 from market.security.redirects import next_url
 from market.security.throttle import TooManyAttempts, client_address, limit
 from market.web import show_domain_error
@@ -51,7 +53,7 @@ login_manager.user_loader(sessions.load)
 @requires(Access.PUBLIC)
 @limit("LIMIT_SIGN_IN_ADDRESS", methods=["POST"])
 def login():
-    form = LoginForm()
+    form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
         try:
             user = services.authenticate(form.email.data, form.password.data, client_address())
@@ -136,8 +138,8 @@ def join_unit():
 @requires(Access.COORDINATOR)
 def unit_members():
     unit = current_user.unit
-    if current_user.is_admin and request.args.get("unit", type=int):
-        unit = db.session.get(Unit, request.args.get("unit", type=int))
+    if current_user.is_admin and int_arg("unit"):
+        unit = db.session.get(Unit, int_arg("unit"))
     if unit is None:
         abort(404)  # an admin without a unit of their own names one with ?unit=
     memberships = db.session.scalars(
@@ -183,11 +185,10 @@ def admin_users():
     q = request.args.get("q", "").strip()
     query = select(User).order_by(User.id)
     if q:
-        pattern = f"%{q}%"
         query = query.where(
-            or_(User.name.ilike(pattern), User.email.ilike(pattern), User.phone.ilike(pattern))
+            or_(contains(User.name, q), contains(User.email, q), contains(User.phone, q))
         )
-    page = db.paginate(query, per_page=50, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=50, error_out=False)
     return render_template("admin/users.html", page=page, q=q)
 
 

@@ -18,12 +18,12 @@ from sqlalchemy.orm import joinedload
 from market.accounts.models import User
 from market.audit.models import ACTION_LABELS, OBJECT_LABELS, AuditEvent
 from market.extensions import db
+from market.models import contains
 from market.money import format_fen
-from market.spreadsheets import as_text
+from market.spreadsheets import cell_value
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PER_PAGE = 50
-MAX_PAGE = 10_000
 CSV_BATCH_ROWS = 500
 # Dates outside these bounds are no one's audit period (and would overflow in UTC arithmetic).
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
@@ -110,13 +110,6 @@ def filters_from(args: Mapping[str, str]) -> AuditFilters:
     )
 
 
-def page_number(text: str | None) -> int:
-    try:
-        return min(max(int(text or 1), 1), MAX_PAGE)
-    except ValueError:
-        return 1
-
-
 def _shanghai_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
@@ -132,8 +125,8 @@ def events(filters: AuditFilters) -> Select:
         query = query.where(
             AuditEvent.actor.has(
                 or_(
-                    User.name.icontains(filters.actor, autoescape=True),
-                    User.email.icontains(filters.actor, autoescape=True),
+                    contains(User.name, filters.actor),
+                    contains(User.email, filters.actor),
                 )
             )
         )
@@ -290,7 +283,7 @@ def csv_stream(filters: AuditFilters) -> Iterator[bytes]:
     for batch in result.partitions():
         names = object_names(batch)
         for event in batch:
-            writer.writerow([as_text(cell) for cell in _csv_row(event, names)])
+            writer.writerow([cell_value(cell) for cell in _csv_row(event, names)])
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 
 from market.accounts.permissions import Access, requires
 from market.audit import queries
+from market.security.inputs import page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")
 
@@ -16,7 +17,7 @@ bp = Blueprint("audit", __name__, url_prefix="/admin")
 @requires(Access.ORGANIZER, Access.FINANCE)
 def index():
     filters = queries.filters_from(request.args)
-    page = queries.events_page(filters, queries.page_number(request.args.get("page")))
+    page = queries.events_page(filters, page_arg())
     return render_template(
         "audit/index.html",
         page=page,

@@ -37,6 +37,7 @@ from market.errors import DomainError, RowErrors
 from market.extensions import db
 from market.orders.models import ORDER_MODE_LABELS
 from market.payments.reconciliation import last_provider_reconciliation
+from market.security.inputs import read_import
 from market.web import edit_form_page, flash_form_errors, show_domain_error
 
 bp = Blueprint("campaign_admin", __name__, url_prefix="/admin")
@@ -155,7 +156,9 @@ def import_targets(campaign_id: int):
         flash_form_errors(form)
         return _targets_page(campaign_id, 400, import_form=form)
     try:
-        result = targets.import_targets(campaign_id, form.sheet.data.read(), actor=current_user)
+        result = targets.import_targets(
+            campaign_id, read_import(form.sheet.data), actor=current_user
+        )
     except RowErrors as error:
         campaign = targets.get_campaign(campaign_id)
         return render_template("campaign/target_errors.html", campaign=campaign, error=error), 400

@@ -3,7 +3,7 @@ public campaign page, and each unit's referral QR code and printable poster."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, url_for
 from flask_login import current_user
 
 from market.accounts.permissions import Access, requires
@@ -11,13 +11,14 @@ from market.campaign import queries, services
 from market.campaign.models import Campaign
 from market.directory.models import Unit
 from market.extensions import db
+from market.security.inputs import int_arg
 
 bp = Blueprint("dashboards", __name__)
 
 
 def _chosen_campaign(allow_all: bool = False) -> Campaign | None:
     """?campaign=<id> if given (0 means every campaign where allowed), else the current one."""
-    chosen = request.args.get("campaign", type=int)
+    chosen = int_arg("campaign", low=0)
     if chosen == 0 and allow_all:
         return None
     if chosen:
@@ -39,8 +40,8 @@ def public():
 # -- a unit coordinator's page -------------------------------------------------------------------
 def _own_unit() -> Unit:
     unit = current_user.unit
-    if current_user.is_admin and request.args.get("unit", type=int):
-        unit = db.session.get(Unit, request.args.get("unit", type=int))
+    if current_user.is_admin and int_arg("unit"):
+        unit = db.session.get(Unit, int_arg("unit"))
     if unit is None:
         abort(404)  # an admin without a unit of their own names one with ?unit=
     return unit

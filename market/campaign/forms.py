@@ -3,11 +3,13 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField
+from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from market.campaign.targets import parse_target_yuan
+from market.forms import IntegerField
 from market.money import fen_to_yuan_text
+from market.security.inputs import sane_day
 
 
 class TargetAmountField(StringField):
@@ -33,8 +35,8 @@ class TargetAmountField(StringField):
 class CampaignForm(FlaskForm):
     name = StringField(_l("活动名称"), validators=[DataRequired(), Length(max=100)])
     year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(2000, 2100)])
-    starts_on = DateField(_l("开始日期"), validators=[DataRequired()])
-    ends_on = DateField(_l("结束日期"), validators=[DataRequired()])
+    starts_on = DateField(_l("开始日期"), validators=[DataRequired(), sane_day])
+    ends_on = DateField(_l("结束日期"), validators=[DataRequired(), sane_day])
     paired_only = BooleanField(_l("只有购买结对村的产品才计入目标"))
     laggard_threshold_pct = IntegerField(
         _l("提醒线（完成按日折算目标的百分比，低于即列入提醒约谈名单）"),
@@ -67,8 +69,8 @@ class DashboardFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET filter form
 
-    start = DateField(_l("开始日期"), validators=[Optional()])
-    end = DateField(_l("结束日期"), validators=[Optional()])
+    start = DateField(_l("开始日期"), validators=[Optional(), sane_day])
+    end = DateField(_l("结束日期"), validators=[Optional(), sane_day])
     mode = SelectField(_l("方式"), validators=[Optional()])
     town = SelectField(_l("镇（街道）"), coerce=int, validators=[Optional()])
 
@@ -77,4 +79,4 @@ class LaggardForm(FlaskForm):
     class Meta:
         csrf = False
 
-    on = DateField(_l("截至日期"), validators=[Optional()])
+    on = DateField(_l("截至日期"), validators=[Optional(), sane_day])

@@ -345,8 +345,9 @@ def weekly_trend(campaign: Campaign, filters: Filters, today: date) -> list[Week
             _rollups(filters, R.day, func.sum(R.amount_fen)).group_by(R.day)
         )
     }
-    first = filters.start or campaign.starts_on
-    last = filters.end or campaign.ends_on
+    # Within the campaign's period: a filter of 1900-01-01 lists its weeks, not 6,000 others.
+    first = clamp_to_campaign(campaign, filters.start or campaign.starts_on)
+    last = clamp_to_campaign(campaign, filters.end or campaign.ends_on)
     shown_until = min(last, max([today, *daily.keys()]))
     if shown_until < first:
         shown_until = first

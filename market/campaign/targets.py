@@ -19,12 +19,12 @@ from market.campaign.models import AttributionEntry, Campaign, UnitTarget
 from market.directory.models import Unit
 from market.errors import DomainError, NotFound, RowErrors
 from market.extensions import db
+from market.security.inputs import MAX_IMPORT_ROWS
 from market.transactions import commit_unique
 
 # ¥10,000,000.00: far above any unit's yearly target, well inside a 32-bit fen column.
 MAX_TARGET_FEN = 1_000_000_000
 _YUAN = re.compile(r"^\d{1,8}(\.\d{1,2})?$")
-MAX_IMPORT_ROWS = 5000
 
 
 def get_campaign(campaign_id: int) -> Campaign:
@@ -245,10 +245,13 @@ def _csv_rows(raw: bytes) -> list[tuple[int, list]]:
         raise RowErrors(_("文件编码无法识别，请保存为 UTF-8 CSV"), [(1, _("无法识别的编码"))])
     reader = csv.reader(io.StringIO(text))
     rows = []
-    for row in reader:
-        rows.append((reader.line_num, list(row)))
-        if len(rows) > MAX_IMPORT_ROWS + 1:
-            break
+    try:
+        for row in reader:
+            rows.append((reader.line_num, list(row)))
+            if len(rows) > MAX_IMPORT_ROWS + 1:
+                break
+    except csv.Error as error:  # e.g. a cell longer than the csv module reads
+        raise RowErrors(_("无法读取该文件"), [(reader.line_num, str(error))]) from None
     return rows
 
 

@@ -8,7 +8,6 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
-    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -17,7 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from market.catalog.services import MAX_STOCK
-from market.forms import YuanField, positive_fen
+from market.forms import IntegerField, YuanField, positive_fen
 
 
 def month_choices():

@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from market.catalog.models import Category, Product, ProductStatus
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.extensions import db
+from market.models import contains
 
 
 def _with_card_data(query: Select) -> Select:
@@ -27,10 +28,6 @@ def _listed() -> Select:
     return select(Product).where(Product.status == ProductStatus.LISTED)
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_products(
     q: str | None = None,
     *,
@@ -44,14 +41,13 @@ def search_products(
         _listed().join(Product.coop).join(Coop.village).join(Village.town).join(Product.category)
     )
     for word in (q or "").split()[:5]:
-        pattern = f"%{escape_like(word)}%"
         query = query.where(
             or_(
-                Product.name.ilike(pattern, escape="\\"),
-                Coop.name.ilike(pattern, escape="\\"),
-                Village.name.ilike(pattern, escape="\\"),
-                Town.name.ilike(pattern, escape="\\"),
-                Category.name.ilike(pattern, escape="\\"),
+                contains(Product.name, word),
+                contains(Coop.name, word),
+                contains(Village.name, word),
+                contains(Town.name, word),
+                contains(Category.name, word),
             )
         )
     if category is not None:

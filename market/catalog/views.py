@@ -12,13 +12,10 @@ from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.catalog.models import Category, ProductStatus
 from market.extensions import db
+from market.security.inputs import int_arg, page_arg
 from market.security.throttle import limit
 
 bp = Blueprint("catalog", __name__)
-
-
-def _page_arg() -> int:
-    return request.args.get("page", 1, type=int) or 1
 
 
 @bp.get("/")
@@ -37,8 +34,8 @@ def home():
 @limit("LIMIT_SEARCH", exempt_when=lambda: not request.args.get("q"))
 def search():
     q = request.args.get("q", "").strip()[:50]
-    village_id = request.args.get("village", type=int)
-    page = queries.search_products(q or None, village_id=village_id, page=_page_arg())
+    village_id = int_arg("village")
+    page = queries.search_products(q or None, village_id=village_id, page=page_arg())
     return render_template("catalog/listing.html", page=page, q=q, category=None)
 
 
@@ -48,7 +45,7 @@ def category(slug: str):
     found = db.session.scalar(select(Category).where(Category.slug == slug))
     if found is None:
         abort(404)
-    page = queries.search_products(category=found, page=_page_arg())
+    page = queries.search_products(category=found, page=page_arg())
     return render_template("catalog/listing.html", page=page, q="", category=found)
 
 

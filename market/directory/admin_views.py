@@ -24,6 +24,7 @@ from market.directory.forms import (
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import RowErrors
 from market.extensions import db
+from market.security.inputs import read_import
 from market.web import edit_form_page, flash_form_errors
 
 bp = Blueprint("directory_admin", __name__, url_prefix="/admin")
@@ -295,7 +296,7 @@ def import_pairings():
         flash_form_errors(form)
         return redirect(url_for(".pairings"))
     try:
-        result = services.import_roster(form.roster.data.read(), actor=current_user)
+        result = services.import_roster(read_import(form.roster.data), actor=current_user)
     except RowErrors as error:
         return render_template("admin/roster_errors.html", error=error), 400
     flash(

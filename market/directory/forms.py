@@ -6,6 +6,8 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from market.security.inputs import sane_day
+
 
 class TownForm(FlaskForm):
     name = StringField(_l("镇（街道）名称"), validators=[DataRequired(), Length(max=60)])
@@ -37,8 +39,8 @@ class UnitForm(FlaskForm):
 class PairingForm(FlaskForm):
     unit_id = SelectField(_l("单位"), coerce=int, validators=[DataRequired()])
     village_id = SelectField(_l("村"), coerce=int, validators=[DataRequired()])
-    since = DateField(_l("开始日期"), validators=[DataRequired()])
-    until = DateField(_l("结束日期（可空）"), validators=[Optional()])
+    since = DateField(_l("开始日期"), validators=[DataRequired(), sane_day])
+    until = DateField(_l("结束日期（可空）"), validators=[Optional(), sane_day])
     note = StringField(_l("备注"), validators=[Optional(), Length(max=300)])
 
 

@@ -21,12 +21,21 @@ from market.audit import services as audit
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import DomainError, NotFound, RowErrors
 from market.extensions import db
+from market.security.inputs import (
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_ROWS,
+    cell_problem,
+    has_control_characters,
+    sane_day_or_none,
+    shown,
+)
 from market.transactions import commit_unique
 from market.uploads import remove_stored, store_image
 
 MAX_UNITS_PER_VILLAGE = 2
 MAX_VILLAGES_PER_UNIT = 3
 ROSTER_COLUMNS = ("unit", "town", "village", "since", "until", "note")
+MAX_SHOWN_ERRORS = 200  # a page of bad lines, not 37 MB of them
 
 
 def get(model, object_id: int):
@@ -264,15 +273,48 @@ def _decode(raw: bytes) -> str:
 
 def _parse_date(text: str) -> date:
     text = text.strip().replace("/", "-")
-    return datetime.strptime(text, "%Y-%m-%d").date()
+    day = datetime.strptime(text, "%Y-%m-%d").date()
+    if sane_day_or_none(day) is None:
+        raise ValueError(text)  # year 1 or 9999: a typing error, reported as the format's
+    return day
+
+
+# The longest text each roster column may hold: its column's length in the database.
+ROSTER_LENGTHS = {
+    "unit": Unit.__table__.c.name.type.length,
+    "town": Town.__table__.c.name.type.length,
+    "village": Village.__table__.c.name.type.length,
+    "note": Pairing.__table__.c.note.type.length,
+}
+
+
+def _cell_problems(values: dict[str, str]) -> list[str]:
+    """Cells the database could not hold: longer than their column, or with control characters
+    (a NUL byte above all)."""
+    problems = []
+    for column, value in values.items():
+        if column in ROSTER_LENGTHS:
+            problem = cell_problem(column, value, ROSTER_LENGTHS[column])
+            if problem:
+                problems.append(problem)
+        if has_control_characters(value):
+            problems.append(_("%(column)s 含有不允许的控制字符", column=column))
+    return problems
 
 
 def parse_roster(raw: bytes) -> list[RosterLine]:
     """Every bad line is reported with its number (the header is line 1); nothing is returned
-    unless all lines are good."""
+    unless all lines are good. At most MAX_IMPORT_BYTES and MAX_IMPORT_ROWS lines; a cell the
+    database could not hold (too long, a NUL byte) is a bad line."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        message = _("文件太大：最多 %(mb)d MB", mb=MAX_IMPORT_BYTES // (1024 * 1024))
+        raise RowErrors(message, [(1, message)])
     text = _decode(raw)
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as error:
+        raise RowErrors(_("名单格式不对"), [(1, str(error))]) from None
     missing = [c for c in ROSTER_COLUMNS if c not in header]
     if missing:
         raise RowErrors(
@@ -284,56 +326,73 @@ def parse_roster(raw: bytes) -> list[RosterLine]:
     lines: list[RosterLine] = []
     errors: list[tuple[int, str]] = []
     seen: dict[tuple[str, str, str, date], int] = {}
-    for number, row in enumerate(reader, start=2):
-        values = {k: (row.get(k) or "").strip() for k in ROSTER_COLUMNS}
-        if not any(values.values()):
-            continue  # blank line
-        problems = []
-        for column in ("unit", "town", "village", "since"):
-            if not values[column]:
-                problems.append(_("%(column)s 为空", column=column))
-        if values["town"] and values["town"] not in towns:
-            problems.append(_("未知的镇（街道）：%(town)s", town=values["town"]))
-        since = until = None
-        if values["since"]:
-            try:
-                since = _parse_date(values["since"])
-            except ValueError:
-                problems.append(_("开始日期格式应为 YYYY-MM-DD：%(v)s", v=values["since"]))
-        if values["until"]:
-            try:
-                until = _parse_date(values["until"])
-            except ValueError:
-                problems.append(_("结束日期格式应为 YYYY-MM-DD：%(v)s", v=values["until"]))
-        if since and until and until < since:
-            problems.append(_("结束日期早于开始日期"))
-        if row.get(None):  # DictReader puts surplus cells under the key None
-            problems.append(_("列数多于表头"))
-        if since and not problems:
-            key = (values["unit"], values["town"], values["village"], since)
-            if key in seen:
-                problems.append(_("与第 %(line)d 行重复", line=seen[key]))
-            seen[key] = number
-        if problems:
-            errors.append((number, "；".join(problems)))
-            continue
-        assert since is not None
-        lines.append(
-            RosterLine(
-                number,
-                values["unit"],
-                values["town"],
-                values["village"],
-                since,
-                until,
-                values["note"],
+    try:
+        for number, row in enumerate(reader, start=2):
+            if number > MAX_IMPORT_ROWS + 1:
+                errors.append((number, _("行数过多：最多 %(n)d 行", n=MAX_IMPORT_ROWS)))
+                break
+            values = {k: (row.get(k) or "").strip() for k in ROSTER_COLUMNS}
+            if not any(values.values()):
+                continue  # blank line
+            problems = _cell_problems(values) or _line_problems(values, row, towns)
+            if not problems:
+                key = (
+                    values["unit"],
+                    values["town"],
+                    values["village"],
+                    _parse_date(values["since"]),
+                )
+                if key in seen:
+                    problems.append(_("与第 %(line)d 行重复", line=seen[key]))
+                seen[key] = number
+            if problems:
+                errors.append((number, "；".join(problems)))
+                continue
+            lines.append(
+                RosterLine(
+                    number,
+                    values["unit"],
+                    values["town"],
+                    values["village"],
+                    _parse_date(values["since"]),
+                    _parse_date(values["until"]) if values["until"] else None,
+                    values["note"],
+                )
             )
-        )
+    except csv.Error as error:  # e.g. a cell longer than the csv module reads
+        errors.append((reader.line_num, _("无法读取该行：%(error)s", error=str(error))))
     if errors:
-        raise RowErrors(_("名单中有 %(n)d 行有误，未导入任何内容", n=len(errors)), errors)
+        raise RowErrors(
+            _("名单中有 %(n)d 行有误，未导入任何内容", n=len(errors)), errors[:MAX_SHOWN_ERRORS]
+        )
     if not lines:
         raise RowErrors(_("名单是空的"), [(2, _("没有数据行"))])
     return lines
+
+
+def _line_problems(values: dict[str, str], row: dict, towns: set[str]) -> list[str]:
+    problems = []
+    for column in ("unit", "town", "village", "since"):
+        if not values[column]:
+            problems.append(_("%(column)s 为空", column=column))
+    if values["town"] and values["town"] not in towns:
+        problems.append(_("未知的镇（街道）：%(town)s", town=shown(values["town"])))
+    since = until = None
+    if values["since"]:
+        try:
+            since = _parse_date(values["since"])
+        except ValueError:
+            problems.append(_("开始日期格式应为 YYYY-MM-DD：%(v)s", v=shown(values["since"])))
+    if values["until"]:
+        try:
+            until = _parse_date(values["until"])
+        except ValueError:
+            problems.append(_("结束日期格式应为 YYYY-MM-DD：%(v)s", v=shown(values["until"])))
+    if since and until and until < since:
+        problems.append(_("结束日期早于开始日期"))
+    if row.get(None):  # DictReader puts surplus cells under the key None
+        problems.append(_("列数多于表头"))
+    return problems
 
 
 def import_roster(raw: bytes, *, actor: User | None = None) -> RosterResult:

@@ -16,7 +16,6 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -31,7 +30,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from market.forms import YuanField, positive_fen
+from market.forms import IntegerField, YuanField, positive_fen
 from market.groupbuy.models import GroupBuyItem
 from market.orders.forms import ShipForm as ShipForm  # the co-op's one parcel: carrier, number
 from market.orders.services import MAX_QUANTITY

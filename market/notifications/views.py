@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
 from market.notifications import services
+from market.security.inputs import page_arg
 
 bp = Blueprint("notifications", __name__)
 
@@ -17,7 +18,7 @@ bp = Blueprint("notifications", __name__)
 @bp.get("/notifications")
 @requires(Access.SIGNED_IN)
 def index():
-    page = services.recent(current_user.id, request.args.get("page", 1, type=int))
+    page = services.recent(current_user.id, page_arg())
     return render_template("notifications/list.html", page=page)
 
 

@@ -7,11 +7,12 @@ from wtforms import DateField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from market.forms import YuanField, positive_fen
+from market.security.inputs import sane_day
 
 
 class TransferForm(FlaskForm):
     reference = StringField(_l("银行流水号"), validators=[DataRequired(), Length(max=100)])
-    transfer_date = DateField(_l("到账日期"), validators=[DataRequired()])
+    transfer_date = DateField(_l("到账日期"), validators=[DataRequired(), sane_day])
     proof = FileField(_l("转账回单（可选，JPEG/PNG/WebP）"))
 
 

@@ -1,5 +1,6 @@
 """Paying an order (choose a method, card page, bank-transfer instructions), cancelling it, the
-Stripe webhook, confirming a transfer, and a co-op's refund of a line."""
+Stripe webhook, confirming a transfer, a co-op's refund of a line, and the bank slips of an
+order's payments and refunds (private: only to those who may see the order's money)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from market.extensions import csrf, db
 from market.idempotency import one_effect_per_form
 from market.orders import services as orders
 from market.orders.models import OrderStatus
-from market.payments import providers, services
+from market.payments import providers, queries, services
 from market.payments.forms import RefundForm, TransferForm
+from market.security.inputs import accepts_json
 from market.security.redirects import safe_target
+from market.security.throttle import limit
+from market.uploads import send_private
 from market.web import back_or, flash_form_errors, reraise_access_errors
 
 bp = Blueprint("payments", __name__)
@@ -87,6 +91,7 @@ def _json_error(error: DomainError):
 
 @bp.post("/orders/<number>/pay/stripe/confirm")
 @requires(Access.SIGNED_IN)
+@accepts_json
 def confirm_card(number: str):
     payload = request.get_json(silent=True)
     # Only an object with a string token: a JSON string, list or number is the same 400.
@@ -110,6 +115,7 @@ def confirm_card(number: str):
 
 @bp.post("/orders/<number>/payments/refresh")
 @requires(Access.SIGNED_IN)
+@accepts_json
 def refresh(number: str):
     """After the browser finished with Stripe: ask Stripe, not the browser, what happened."""
     order = orders.order_of_buyer(current_user, number)
@@ -148,6 +154,8 @@ def cancel(number: str):
 @bp.post("/payments/stripe/webhook")
 @csrf.exempt
 @requires(Access.PUBLIC)
+@limit("LIMIT_WEBHOOK")
+@accepts_json
 def stripe_webhook():
     """Stripe calls this; the signature, not a session, says it is Stripe."""
     if "stripe" not in providers.available():
@@ -204,6 +212,20 @@ def refund_line(line_id: int):
     else:
         flash_form_errors(form)
     return redirect(back_or(url_for("orders.coop_inbox")), 303)
+
+
+@bp.get("/payments/<int:payment_id>/slip")
+@requires(Access.SIGNED_IN)
+def payment_slip(payment_id: int):
+    """The bank slip of a transfer (转账回单); who may see it: payments/queries.py."""
+    return send_private(queries.payment_slip_for(current_user, payment_id).proof_path)
+
+
+@bp.get("/refunds/<int:refund_id>/slip")
+@requires(Access.SIGNED_IN)
+def refund_slip(refund_id: int):
+    """The bank slip of a refund finance sent (退款回单)."""
+    return send_private(queries.refund_slip_for(current_user, refund_id).proof_path)
 
 
 def stripe_js_url() -> str | None:

@@ -1,4 +1,5 @@
-"""Sign-up, sign-in (throttling: tests/security/test_throttling.py), joining a unit, and the organizer's appointments."""
+"""Sign-up, sign-in (throttling: tests/security/test_throttling.py), joining a unit, and the
+organizer's appointments."""
 
 from __future__ import annotations
 
