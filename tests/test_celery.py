@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -203,6 +205,26 @@ def _wait_for(result, worker: subprocess.Popen, log_path, timeout: float = 60.0)
                 pytest.fail(f"the worker {state}; its log:\n{log_path.read_text()[-4000:]}")
 
 
+@contextmanager
+def celery_worker(queue: str, env: dict, log_path) -> Iterator[subprocess.Popen]:
+    """A real worker process taking `queue` only (a worker of another run or checkout on the
+    same Redis cannot take the task), its output in `log_path`; stopped afterwards."""
+    command = [sys.executable, "-m", "celery", "-A", "market.tasks", "worker", "--pool=solo"]
+    command += ["--concurrency=1", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    command += ["--hostname", f"{queue}@%h", "-Q", queue]
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
 def _delete_queue(celery_app, name: str) -> None:
     """Remove the test's queue and its binding from Redis (a declare makes kombu know it)."""
     with celery_app.connection_for_write() as connection:
@@ -230,40 +252,16 @@ def test_a_real_worker_on_redis_expires_the_order_in_our_database(
     env.pop("MARKET_IN_PROCESS_JOBS", None)
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     log_path = tmp_path / "worker.log"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "market.tasks",
-        "worker",
-        "--pool=solo",
-        "--concurrency=1",
-        "--loglevel=INFO",
-        "--without-mingle",
-        "--without-gossip",
-        "--hostname",
-        f"{queue}@%h",
-        "-Q",
-        queue,
-    ]
     result = None
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
+    try:
+        with celery_worker(queue, env, log_path) as worker:
             result = celery_app.tasks[EXPIRE_UNPAID_ORDERS].apply_async(queue=queue)
             assert _wait_for(result, worker, log_path) == 1
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-            if result is not None:
-                result.forget()
-            _delete_queue(celery_app, queue)
-            celery_app.close()
+    finally:
+        if result is not None:
+            result.forget()
+        _delete_queue(celery_app, queue)
+        celery_app.close()
     assert f"{EXPIRE_UNPAID_ORDERS}[{result.id}] succeeded" in log_path.read_text()
     assert _status_of(app, number) == OrderStatus.EXPIRED
     assert stock_of(app, honey) == 50

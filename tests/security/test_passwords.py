@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -16,14 +14,13 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select, update
 
-from market import ROOT
 from market.accounts.models import PasswordReset, User
 from market.audit.models import AuditEvent
 from market.extensions import db
 from market.models import utcnow
 from market.tasks import make_celery
 from tests.factories import PASSWORD
-from tests.test_celery import _delete_queue
+from tests.test_celery import _delete_queue, celery_worker
 
 NEW = "lychee-honey-and-longan-66"
 
@@ -277,33 +274,17 @@ def test_with_redis_the_reset_mail_goes_through_a_real_celery_worker(
     }
     for name in ("MARKET_IN_PROCESS_JOBS", "CELERY_TASK_ALWAYS_EAGER"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "celery", "-A", "market.tasks", "worker", "--pool=solo"]
-    command += ["--loglevel=INFO", "--without-mingle", "--without-gossip", "-Q", queue]
-    command += ["--hostname", f"{queue}@%h"]
     log_path = tmp_path / "worker.log"
     try:
         # Queued by the web process after its commit, not sent by it.
-        assert (
-            client.post("/password/forgot", data={"account": "buyer@example.com"}).status_code
-            == 200
-        )
+        answer = client.post("/password/forgot", data={"account": "buyer@example.com"})
+        assert answer.status_code == 200
         assert mailbox.messages == []
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                deadline = time.monotonic() + 60
-                while not mailbox.messages and time.monotonic() < deadline:
-                    assert worker.poll() is None, log_path.read_text()[-4000:]
-                    time.sleep(0.2)
-            finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+        with celery_worker(queue, env, log_path) as worker:
+            deadline = time.monotonic() + 60
+            while not mailbox.messages and time.monotonic() < deadline:
+                assert worker.poll() is None, log_path.read_text()[-4000:]
+                time.sleep(0.2)
         path = (link := _reset_link(mailbox))[link.index("/password/reset/") :]
         assert client.post(path, data={"password": NEW, "confirm": NEW}).status_code == 303
         assert _sign_in(app.test_client(), password=NEW).status_code == 302
