@@ -405,3 +405,33 @@ def test_with_redis_thirty_concurrent_wrong_passwords_get_at_most_five_evaluated
         for key in server.scan_iter(f"LIMITS:*/{address}/*"):
             server.delete(key)
         server.close()
+
+
+def test_behind_a_proxy_mail_links_name_the_public_https_address(
+    app: Flask, proxy_app: Flask, world, mailbox, monkeypatch
+):
+    # The mailbox fixture points the suite's app at the SMTP server; this app too.
+    monkeypatch.setitem(proxy_app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(proxy_app.config, "MAIL_PORT", app.config["MAIL_PORT"])
+    proxy_app.test_client().post(
+        "/password/forgot",
+        data={"account": ACCOUNT},
+        headers={
+            "X-Forwarded-For": "198.51.100.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "shop.example.gov.cn",
+        },
+    )
+    (message,) = mailbox.messages
+    assert "https://shop.example.gov.cn/password/reset/" in message.get_content()
+
+
+def test_without_trusted_proxies_forwarded_scheme_and_host_are_ignored(app: Flask, world, mailbox):
+    app.test_client().post(
+        "/password/forgot",
+        data={"account": ACCOUNT},
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.invalid"},
+    )
+    (message,) = mailbox.messages
+    assert "evil.invalid" not in message.get_content()
+    assert "http://localhost/password/reset/" in message.get_content()
