@@ -164,7 +164,11 @@ def test_a_buyer_who_scans_the_units_qr_code_buys_and_the_unit_figure_grows(
     expect(coordinator.get_by_role("heading", name=f"{UNIT} · 帮扶进度")).to_be_visible()
     qr = coordinator.locator("#unit-qr")
     expect(qr).to_be_visible()
-    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    # The picture is drawn once its file has arrived: wait for that, as the person does.
+    coordinator.wait_for_function(
+        "() => { const img = document.querySelector('#unit-qr');"
+        " return img !== null && img.complete && img.naturalWidth > 0; }"
+    )
     link = coordinator.locator("#referral-url").inner_text().strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/r/[A-Z0-9]+", link)
     before_referral = coordinator.locator("#referral-figures").inner_text()
