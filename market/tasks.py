@@ -32,6 +32,7 @@ CLOSE_DUE_GROUP_BUYS = "market.close_due_group_buys"
 EXPIRE_UNPAID_ORDERS = "market.expire_unpaid_orders"
 RECONCILE_AGAINST_PROVIDER = "market.reconcile_against_provider"
 SEND_MAIL = "market.send_mail"
+MAIL_RETRIES = 5
 PURGE_SESSIONS = "market.purge_sessions"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
@@ -155,7 +156,16 @@ def make_celery(app: Flask) -> Celery:
     celery_app.task(name=CLOSE_DUE_GROUP_BUYS)(close_due_group_buys)
     celery_app.task(name=EXPIRE_UNPAID_ORDERS)(expire_unpaid_orders)
     celery_app.task(name=RECONCILE_AGAINST_PROVIDER)(reconcile_against_provider)
-    celery_app.task(name=SEND_MAIL)(send_mail)
+    # smtplib's errors are OSErrors: an unreachable server or a refused login is tried again,
+    # after 1, 2, 4, 8, 16 s (jittered; each wait at most 10 min), then given up and logged.
+    celery_app.task(
+        name=SEND_MAIL,
+        autoretry_for=(OSError,),
+        retry_backoff=True,
+        retry_backoff_max=600,
+        retry_jitter=True,
+        max_retries=MAIL_RETRIES,
+    )(send_mail)
     celery_app.task(name=PURGE_SESSIONS)(purge_sessions)
     app.extensions["celery"] = celery_app
     return celery_app

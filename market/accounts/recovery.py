@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
@@ -147,8 +148,8 @@ def _tell_organizers(user: User) -> None:
     notify(
         organizers,
         "password_reset",
-        _("%(name)s 申请重置密码", name=user.name),
-        _("请电话核实本人后，在“重置密码”页面为其生成重置码。"),
+        _l("%(name)s 申请重置密码", name=user.name),
+        _l("请电话核实本人后，在“重置密码”页面为其生成重置码。"),
         url_for("passwords.admin_requests"),
     )
 

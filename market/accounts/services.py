@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from market.accounts import passwords
 from market.accounts.models import (
@@ -21,6 +23,8 @@ from market.directory.models import Coop, Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.notifications import recipients
+from market.notifications.services import notify
 from market.security import throttle
 from market.transactions import commit_unique
 
@@ -56,6 +60,18 @@ def register(*, name: str, email: str | None, phone: str | None, password: str) 
     user = User(name=name.strip(), email=email, phone=phone)
     user.set_password(password)
     db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:  # taken meanwhile
+        db.session.rollback()
+        raise Conflict(_("该邮箱或手机号已注册"), field="email") from None
+    notify(
+        [user.id],
+        "account.join_unit",
+        _l("欢迎！请加入您的单位"),
+        _l("在“我的账户”页填写单位联络员给您的邀请码，联络员确认后即可参加本单位的团购。"),
+        recipients.link_to("accounts.account"),
+    )
     commit_unique(_("该邮箱或手机号已注册"), field="email")
     return user
 
@@ -88,6 +104,13 @@ def join_unit(user: User, invite_code: str) -> UnitMembership:
         raise Conflict(_("您已属于 %(unit)s，一人只能加入一个单位", unit=current.unit.name))
     membership = UnitMembership(user=user, unit=unit, role=UnitRole.MEMBER)
     db.session.add(membership)
+    notify(
+        recipients.unit_coordinator_ids(unit.id),
+        "membership.requested",
+        _l("%(name)s 申请加入%(unit)s", name=user.name, unit=unit.name),
+        _l("请在“单位成员”页确认或拒绝。"),
+        recipients.link_to("accounts.unit_members"),
+    )
     db.session.commit()
     return membership
 
@@ -116,6 +139,20 @@ def decide_membership(coordinator: User, membership_id: int, *, confirm: bool) -
         membership.confirmed_by_id = coordinator.id
     else:
         membership.move_to(MembershipStatus.REJECTED)
+    unit = membership.unit
+    if confirm:
+        title = _l("您已加入%(unit)s", unit=unit.name)
+        body = _l("单位联络员已确认您的申请，现在可以参加本单位的团购。")
+    else:
+        title = _l("加入%(unit)s的申请未通过", unit=unit.name)
+        body = _l("如有疑问请联系单位联络员，或用正确的邀请码重新申请。")
+    notify(
+        [membership.user_id],
+        "membership.confirmed" if confirm else "membership.rejected",
+        title,
+        body,
+        recipients.link_to("accounts.account"),
+    )
     db.session.commit()
     return membership
 

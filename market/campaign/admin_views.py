@@ -21,8 +21,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
-from market.campaign import exports, queries, services, targets
+from market.campaign import exports, queries, reminders, services, targets
 from market.campaign.forms import (
     CampaignForm,
     DashboardFilterForm,
@@ -37,7 +38,7 @@ from market.errors import DomainError, RowErrors
 from market.extensions import db
 from market.orders.models import ORDER_MODE_LABELS
 from market.payments.reconciliation import last_provider_reconciliation
-from market.security.inputs import read_import
+from market.security.inputs import parse_day, read_import
 from market.web import edit_form_page, flash_form_errors, show_domain_error
 
 bp = Blueprint("campaign_admin", __name__, url_prefix="/admin")
@@ -221,6 +222,22 @@ def laggards(campaign_id: int):
     return render_template(
         "campaign/laggards.html", result=queries.laggards(campaign, on), form=form
     )
+
+
+@bp.post("/campaigns/<int:campaign_id>/laggards/<int:unit_id>/remind")
+@requires(Access.ORGANIZER)
+def remind_laggard(campaign_id: int, unit_id: int):
+    """One click on the laggard list: the unit's coordinators are told (reminders.py)."""
+    db.get_or_404(Campaign, campaign_id)
+    on = parse_day(request.form.get("on")) or queries.shanghai_today()
+    if ActionForm().validate_on_submit():
+        try:
+            told = reminders.remind_laggard(current_user, campaign_id, unit_id, on)
+        except DomainError as error:
+            flash(error.message, "danger")
+        else:
+            flash(_("已提醒该单位的 %(n)d 位联络员", n=told), "success")
+    return redirect(url_for(".laggards", campaign_id=campaign_id, on=on.isoformat()), 303)
 
 
 # -- exports -------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Other domains (group-buys first) call `notify(...)` from inside their own unit of work; it only
 flushes. The e-mails it prepares wait in the session until the commit succeeds, and are dropped
 when the transaction (or the savepoint they were written in) rolls back: nobody is told about a
-group-buy closing that did not close. A mail outage is logged and never raised, so it can never
-undo or break the work that produced the notification.
+group-buy closing that did not close. In the request a mail outage is logged and never raised, so
+it can never undo or break the work that produced the notification; on a Celery worker the
+`market.send_mail` task retries instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from flask import current_app
+from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, SessionTransaction
@@ -45,18 +47,39 @@ def is_local_path(link: str) -> bool:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def notify(user_ids: Iterable[int], kind: str, title: str, body: str, link: str) -> None:
+Text = str | LazyString
+
+
+def notify(user_ids: Iterable[int], kind: str, title: Text, body: Text, link: str) -> None:
     """Tell each user once (duplicates in `user_ids` are ignored). Adds the rows and flushes; the
     caller's transaction commits them. When a mail server is configured, the users with an e-mail
-    address are mailed as well, after that commit. `link` must be a local path."""
+    address are mailed as well, after that commit. `link` must be a local path.
+
+    Give `title` and `body` as `_l("...", name=value)`: the message is kept as its msgid and
+    values, and each reader sees it in their own language (the mail in the recipient's). Plain
+    text (a reason someone typed) is shown as it is."""
     recipients = list(dict.fromkeys(user_ids))
     if not recipients:
         return
     if link and (not is_local_path(link) or len(link) > LINK_LENGTH):
         raise ValueError(f"a notification links to a local path, not {link!r}")
-    title = title[:TITLE_LENGTH]
+    default_locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(default_locale):
+        stored_title, stored_body = str(title)[:TITLE_LENGTH], str(body)
+        params = {
+            part: message
+            for part, message in (("title", _message(title)), ("body", _message(body)))
+            if message is not None
+        }
     db.session.add_all(
-        Notification(user_id=user_id, kind=kind, title=title, body=body, link=link)
+        Notification(
+            user_id=user_id,
+            kind=kind,
+            title=stored_title,
+            body=stored_body,
+            link=link,
+            params=params or None,
+        )
         for user_id in recipients
     )
     db.session.flush()
@@ -64,12 +87,29 @@ def notify(user_ids: Iterable[int], kind: str, title: str, body: str, link: str)
     if mail is None:
         return
     addresses = db.session.execute(
-        select(User.name, User.email).where(
+        select(User.name, User.email, User.locale).where(
             User.id.in_(recipients), User.email.is_not(None), User.email != "", User.active
         )
     ).all()
-    text = f"{body}\n\n{mail.absolute(link)}" if link else body
-    _queue(db.session(), mail, [_Letter(name, email, title, text) for name, email in addresses])
+    languages = current_app.config.get("LANGUAGES") or [default_locale]
+    letters = []
+    for name, email, locale in addresses:
+        with force_locale(locale if locale in languages else default_locale):
+            subject, text = str(title)[:TITLE_LENGTH], str(body)
+        text = f"{text}\n\n{mail.absolute(link)}" if link else text
+        letters.append(_Letter(name, email, subject, text))
+    _queue(db.session(), mail, letters)
+
+
+def _message(text: Text) -> list | None:
+    """[msgid, values] of a lazily translated message; None for plain text."""
+    if not isinstance(text, LazyString) or len(text._args) != 1:
+        return None
+    values = {
+        name: value if isinstance(value, int | float | str) else str(value)
+        for name, value in text._kwargs.items()
+    }
+    return [text._args[0], values]
 
 
 def mail_after_commit(name: str, email: str, subject: str, text: str) -> None:
@@ -240,12 +280,14 @@ def deliver(mail: _MailSettings, letters: list[_Letter]) -> None:
 
 
 def send_queued(letters: list[dict]) -> int:
-    """The worker's side of `deliver`."""
+    """The worker's side of `deliver`. A mail server that cannot be reached or refuses the
+    login raises (an OSError: smtplib's errors are ones), so the `market.send_mail` task tries
+    again later; a refused address is logged and skipped."""
     mail = _MailSettings.from_config(current_app.config)
     if mail is None:
         logger.warning("no MAIL_SERVER on the worker: %d e-mail(s) dropped", len(letters))
         return 0
-    send(mail, [_Letter(**letter) for letter in letters])
+    send_or_raise(mail, [_Letter(**letter) for letter in letters])
     return len(letters)
 
 
@@ -258,25 +300,10 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
 
 
 def send(mail: _MailSettings, letters: list[_Letter]) -> None:
-    """Send the batch over one connection. Failures are logged, never raised: the notifications
-    are already committed and stay in the app."""
+    """Send the batch over one connection, in the request. Failures are logged, never raised:
+    the notifications are already committed and stay in the app."""
     try:
-        with smtplib.SMTP(mail.server, mail.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
-            if mail.use_tls:
-                smtp.starttls(context=ssl.create_default_context())
-            if mail.username:
-                smtp.login(mail.username, mail.password)
-            for letter in letters:
-                try:
-                    smtp.send_message(letter.message(mail.sender))
-                except (
-                    smtplib.SMTPRecipientsRefused,
-                    smtplib.SMTPDataError,
-                    smtplib.SMTPNotSupportedError,  # a non-ASCII address, no SMTPUTF8
-                    ValueError,
-                ):
-                    # One refused (or unwritable) address must not cost the others their message.
-                    logger.exception("notification e-mail to %s not sent", letter.email)
+        send_or_raise(mail, letters)
     except Exception:  # any failure (network, TLS, auth, encoding) is logged, never raised
         logger.exception(
             "could not send %d notification e-mail(s) through %s:%s",
@@ -284,3 +311,23 @@ def send(mail: _MailSettings, letters: list[_Letter]) -> None:
             mail.server,
             mail.port,
         )
+
+
+def send_or_raise(mail: _MailSettings, letters: list[_Letter]) -> None:
+    """Send the batch over one connection; a connection, TLS or login failure raises."""
+    with smtplib.SMTP(mail.server, mail.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+        if mail.use_tls:
+            smtp.starttls(context=ssl.create_default_context())
+        if mail.username:
+            smtp.login(mail.username, mail.password)
+        for letter in letters:
+            try:
+                smtp.send_message(letter.message(mail.sender))
+            except (
+                smtplib.SMTPRecipientsRefused,
+                smtplib.SMTPDataError,
+                smtplib.SMTPNotSupportedError,  # a non-ASCII address, no SMTPUTF8
+                ValueError,
+            ):
+                # One refused (or unwritable) address must not cost the others their message.
+                logger.exception("notification e-mail to %s not sent", letter.email)

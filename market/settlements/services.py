@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select, update
 from werkzeug.datastructures import FileStorage
 
@@ -193,8 +194,8 @@ def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Sta
     notify(
         coop_manager_ids(coop_id),
         "settlement.issued",
-        _("结算单 %(number)s 待确认", number=statement.number),
-        _("应付 ¥%(yuan)s，请核对后确认或提出异议。", yuan=f"{statement.payable_fen / 100:.2f}"),
+        _l("结算单 %(number)s 待确认", number=statement.number),
+        _l("应付 ¥%(yuan)s，请核对后确认或提出异议。", yuan=f"{statement.payable_fen / 100:.2f}"),
         f"/coop/settlements/{statement.id}",
     )
     db.session.commit()
@@ -296,7 +297,7 @@ def dispute_statement(user: User, statement_id: int, reason: str) -> Statement:
     notify(
         finance_ids,
         "settlement.disputed",
-        _("结算单 %(number)s 有异议", number=statement.number),
+        _l("结算单 %(number)s 有异议", number=statement.number),
         statement.dispute_reason,
         f"/finance/statements/{statement.id}",
     )
@@ -358,8 +359,8 @@ def record_payout(
     notify(
         coop_manager_ids(statement.coop_id),
         "settlement.paid",
-        _("结算单 %(number)s 已付款", number=statement.number),
-        _(
+        _l("结算单 %(number)s 已付款", number=statement.number),
+        _l(
             "¥%(yuan)s 已转出，流水号 %(ref)s。",
             yuan=f"{payout.amount_fen / 100:.2f}",
             ref=reference,
