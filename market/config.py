@@ -82,6 +82,10 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         # when the buyer has not confirmed receipt; the platform fee in basis points of the net
         # (0: like the national 832 platform, the service centre keeps nothing).
         "SETTLE_AFTER_DAYS": int(env.get("SETTLE_AFTER_DAYS", "7")),
+        # 先货后款: a unit's order shipped before payment is to be paid this many days after
+        # shipping; e-invoices (PDF/OFD/picture) a co-op or finance uploads are at most this big.
+        "PAYMENT_TERM_DAYS": int(env.get("PAYMENT_TERM_DAYS", "30")),
+        "MAX_INVOICE_BYTES": int(env.get("MAX_INVOICE_BYTES", str(10 * 1024 * 1024))),
         "PLATFORM_FEE_BP": int(env.get("PLATFORM_FEE_BP", "0")),
         # Where buyers send a bank transfer (对公转账); shown on the payment page.
         "BANK_ACCOUNT_NAME": env.get("BANK_ACCOUNT_NAME", "高州市消费帮扶服务中心（示例）"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import posixpath
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,66 @@ def store_private_image(upload: FileStorage, folder: str) -> str:
     root = Path(current_app.config["PRIVATE_UPLOAD_DIR"])
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return _save(upload, folder, root, thumbnail=False).path
+
+
+class DocumentRejected(DomainError):
+    pass
+
+
+DOCUMENT_EXTENSIONS = {"pdf": "pdf", "ofd": "ofd"}
+
+
+def inspect_document(data: bytes) -> str:
+    """What an e-invoice file holds, by its bytes: "pdf" (starts with %PDF- and ends with
+    %%EOF), "ofd" (the Chinese e-invoice format: a ZIP with OFD.xml at its root), "image" (a
+    picture Pillow accepts), or refused."""
+    if data.startswith(b"%PDF-"):
+        if b"%%EOF" not in data[-2048:]:
+            raise DocumentRejected(_("PDF 文件不完整"), field="file")
+        return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = {name.lstrip("/") for name in archive.namelist()[:10_000]}
+        except (zipfile.BadZipFile, ValueError, OSError):
+            names = set()
+        if "OFD.xml" in names:
+            return "ofd"
+        raise DocumentRejected(_("文件不是有效的 OFD 发票"), field="file")
+    try:
+        inspect_image(data)
+    except ImageRejected:
+        raise DocumentRejected(
+            _("文件不是有效的电子发票（只接受 PDF、OFD 或 JPEG/PNG/WebP 图片）"), field="file"
+        ) from None
+    return "image"
+
+
+def store_private_document(upload: FileStorage, folder: str) -> str:
+    """An e-invoice (PDF, OFD or picture) under PRIVATE_UPLOAD_DIR, accepted by what it
+    contains (`inspect_document`) within MAX_INVOICE_BYTES; a picture is re-encoded like every
+    image. Returns its path there, for `send_private`."""
+    if folder not in PRIVATE_FOLDERS:
+        raise ValueError(f"{folder!r} is not a private folder")
+    limit = current_app.config["MAX_INVOICE_BYTES"]
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentRejected(_("文件不能超过 %(mb)d MB", mb=limit // (1024 * 1024)), field="file")
+    if not data:
+        raise DocumentRejected(_("文件是空的"), field="file")
+    kind = inspect_document(data)
+    root = Path(current_app.config["PRIVATE_UPLOAD_DIR"])
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if kind == "image":
+        image_upload = FileStorage(io.BytesIO(data), filename=upload.filename)
+        try:
+            return _save(image_upload, folder, root, thumbnail=False).path
+        except ImageRejected as error:  # e.g. bigger than an image may be
+            raise DocumentRejected(str(error), field="file") from None
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    path = f"{folder}/{uuid.uuid4().hex}.{DOCUMENT_EXTENSIONS[kind]}"
+    (root / path).write_bytes(data)
+    return path
 
 
 def is_private_path(path: str) -> bool:

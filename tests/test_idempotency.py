@@ -99,7 +99,9 @@ def test_a_line_refund_sent_five_times_at_once_refunds_once(app, client_as, worl
     with app.app_context():
         line_id = db.session.scalar(select(Order).where(Order.number == number)).lines[0].id
     action = f"/coop/lines/{line_id}/refund"
-    token = token_of(coop.get("/coop/orders?tab=to_ship").get_data(as_text=True), action)
+    token = token_of(
+        coop.get("/coop/orders?tab=to_ship").get_data(as_text=True), f"{action}/confirm"
+    )
     data = {"amount": "10", "reason": "包装破损", "form_token": token}
     assert five_at_once(app, world.coop_manager, action, data) == [303] * TWINS
     with app.app_context():
@@ -210,7 +212,9 @@ def test_a_repeat_of_a_used_token_gets_the_first_outcome(app, client_as, world):
     with app.app_context():
         line_id = db.session.scalar(select(Order).where(Order.number == number)).lines[0].id
     action = f"/coop/lines/{line_id}/refund"
-    token = token_of(coop.get("/coop/orders?tab=to_ship").get_data(as_text=True), action)
+    token = token_of(
+        coop.get("/coop/orders?tab=to_ship").get_data(as_text=True), f"{action}/confirm"
+    )
     data = {"amount": "5", "reason": "少称", "form_token": token}
     first = coop.post(action, data=data, headers={"Referer": "http://localhost/coop/orders"})
     again = coop.post(action, data=data)

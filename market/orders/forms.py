@@ -62,3 +62,8 @@ class OrderFilterForm(FlaskForm):
     coop = SelectField(_l("合作社"), coerce=int, validators=[Optional()])
     start = StringField(_l("开始日期"), validators=[Optional(), Length(max=10)])
     end = StringField(_l("结束日期"), validators=[Optional(), Length(max=10)])
+    invoice = SelectField(
+        _l("发票"),
+        choices=[("", _l("全部发票")), ("outstanding", _l("发票未开"))],
+        validators=[Optional()],
+    )

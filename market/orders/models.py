@@ -25,7 +25,7 @@ from market.accounts.models import User
 from market.catalog.models import Sku
 from market.directory.models import Coop, Unit
 from market.extensions import db
-from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum, utcnow
 
 
 class OrderMode(enum.StrEnum):
@@ -37,6 +37,8 @@ class OrderMode(enum.StrEnum):
 
 class OrderStatus(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"
+    # 先货后款: a unit's order shipped before it is paid; the payment term runs from shipping.
+    ON_CREDIT = "on_credit"
     PAID = "paid"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -64,6 +66,7 @@ ORDER_MODE_LABELS = {
 }
 ORDER_STATUS_LABELS = {
     OrderStatus.PENDING_PAYMENT: _l("待付款"),
+    OrderStatus.ON_CREDIT: _l("先货后款 · 待付款"),
     OrderStatus.PAID: _l("已付款"),
     OrderStatus.COMPLETED: _l("已完成"),
     OrderStatus.CANCELLED: _l("已取消"),
@@ -144,10 +147,19 @@ class Order(StateMachine, TimestampMixin, db.Model):
             OrderStatus.CANCELLED,
             OrderStatus.EXPIRED,
         },
+        # Goods out, money owed: only the unit's transfer moves it on (no cancel, no expiry).
+        OrderStatus.ON_CREDIT: {OrderStatus.PAID},
         OrderStatus.PAID: {OrderStatus.COMPLETED, OrderStatus.CANCELLED},
         OrderStatus.COMPLETED: set(),
         OrderStatus.CANCELLED: set(),
         OrderStatus.EXPIRED: set(),
+    }
+    # 先货后款: moves only some modes may make. A unit's approved purchase and a custom order
+    # may ship before payment (government units pay by transfer against the invoice, within
+    # PAYMENT_TERM_DAYS of shipping); retail and group-buy orders never ship unpaid.
+    MODE_TRANSITIONS: ClassVar[dict[OrderMode, dict[OrderStatus, set[OrderStatus]]]] = {
+        OrderMode.UNIT_PURCHASE: {OrderStatus.PENDING_PAYMENT: {OrderStatus.ON_CREDIT}},
+        OrderMode.CUSTOM: {OrderStatus.PENDING_PAYMENT: {OrderStatus.ON_CREDIT}},
     }
 
     STATUS_LABELS = ORDER_STATUS_LABELS
@@ -180,6 +192,8 @@ class Order(StateMachine, TimestampMixin, db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # 先货后款: when an order shipped before payment must be paid (shipping + the term).
+    payment_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     buyer: Mapped[User] = relationship()
     unit: Mapped[Unit | None] = relationship(foreign_keys=[unit_id])
@@ -194,6 +208,37 @@ class Order(StateMachine, TimestampMixin, db.Model):
     @property
     def mode_label(self) -> str:
         return str(ORDER_MODE_LABELS[self.mode])
+
+    def allowed_moves(self) -> set[OrderStatus]:
+        return self.TRANSITIONS[self.status] | self.MODE_TRANSITIONS.get(self.mode, {}).get(
+            self.status, set()
+        )
+
+    def may_move_to(self, status: OrderStatus) -> bool:
+        return status in self.allowed_moves()
+
+    def move_to(self, status) -> None:
+        if status in self.MODE_TRANSITIONS.get(self.mode, {}).get(self.status, set()):
+            self.status = status
+            return
+        super().move_to(status)  # the shared table; raises in the user's words
+
+    @property
+    def awaits_payment(self) -> bool:
+        """Money is still owed: not paid yet, before or (先货后款) after shipping."""
+        return self.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.ON_CREDIT)
+
+    def is_overdue(self, now: datetime | None = None) -> bool:
+        """Shipped on credit and still unpaid past its due date."""
+        return (
+            self.status == OrderStatus.ON_CREDIT
+            and self.payment_due_at is not None
+            and self.payment_due_at < (now or utcnow())
+        )
+
+    @property
+    def overdue(self) -> bool:
+        return self.is_overdue()
 
     @property
     def is_card_held(self) -> bool:
@@ -308,3 +353,47 @@ class OrderLine(db.Model):
     @property
     def refundable_fen(self) -> int:
         return self.amount_fen - self.refunded_fen
+
+
+class InvoiceStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    ISSUED = "issued"
+
+
+INVOICE_STATUS_LABELS = {
+    InvoiceStatus.REQUESTED: _l("发票未开"),
+    InvoiceStatus.ISSUED: _l("发票已开"),
+}
+
+
+class Invoice(StateMachine, TimestampMixin, db.Model):
+    """The invoice (发票) a unit asked for on one of its orders: 抬头, 税号 and the address it
+    goes to, kept as data; issued by the co-op or the service centre with its number and,
+    usually, the e-invoice file (PDF, OFD or a picture) kept as a private document."""
+
+    __tablename__ = "invoices"
+
+    TRANSITIONS: ClassVar[dict[InvoiceStatus, set[InvoiceStatus]]] = {
+        InvoiceStatus.REQUESTED: {InvoiceStatus.ISSUED},
+        InvoiceStatus.ISSUED: set(),
+    }
+    STATUS_LABELS = INVOICE_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("发票当前为“%(current)s”，不能改为“%(target)s”")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(100))  # 抬头
+    tax_id: Mapped[str] = mapped_column(String(30))  # 税号
+    address: Mapped[str] = mapped_column(String(300), default="")  # where it is sent (mail or post)
+    status: Mapped[InvoiceStatus] = mapped_column(
+        text_enum(InvoiceStatus, "invoice_status"), default=InvoiceStatus.REQUESTED, index=True
+    )
+    number: Mapped[str] = mapped_column(String(40), default="")  # 发票号码
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    file_path: Mapped[str | None] = mapped_column(String(200))
+
+    order: Mapped[Order] = relationship()
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
+    issued_by: Mapped[User | None] = relationship(foreign_keys=[issued_by_id])

@@ -9,7 +9,16 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from market.extensions import db
-from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipment, ShipmentStatus
+from market.orders.models import (
+    Invoice,
+    InvoiceStatus,
+    Order,
+    OrderLine,
+    OrderMode,
+    OrderStatus,
+    Shipment,
+    ShipmentStatus,
+)
 from market.orders.services import SHANGHAI
 from market.security.inputs import MAX_ID, clamp_page, sane_day_or_none
 
@@ -29,7 +38,16 @@ def _with_details(query: Select) -> Select:
 
 
 def buyer_orders(buyer_id: int, page: int):
-    query = _with_details(select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc()))
+    """The buyer's own orders; unit purchases and custom orders they placed for their unit are
+    the unit's and are followed on its purchase and custom-request pages."""
+    query = _with_details(
+        select(Order)
+        .where(
+            Order.buyer_id == buyer_id,
+            Order.mode.notin_([OrderMode.UNIT_PURCHASE, OrderMode.CUSTOM]),
+        )
+        .order_by(Order.id.desc())
+    )
     return db.paginate(query, page=clamp_page(page), per_page=20, error_out=False)
 
 
@@ -37,12 +55,22 @@ def order_by_number(number: str) -> Order | None:
     return db.session.scalar(_with_details(select(Order).where(Order.number == number)))
 
 
-def coop_inbox(coop_ids: list[int], tab: str, page: int):
+def _invoice_outstanding():
+    """Orders whose invoice the unit asked for and nobody has issued yet (发票未开)."""
+    return select(Invoice.order_id).where(Invoice.status == InvoiceStatus.REQUESTED)
+
+
+def coop_inbox(coop_ids: list[int], tab: str, page: int, *, invoice_outstanding: bool = False):
+    """A co-op's parcels in one tab; with `invoice_outstanding`, only those of orders waiting
+    for their invoice, whatever their status."""
     statuses = INBOX_TABS.get(tab, INBOX_TABS["to_ship"])
+    query = select(Shipment).join(Shipment.order).where(Shipment.coop_id.in_(coop_ids))
+    if invoice_outstanding:
+        query = query.where(Shipment.order_id.in_(_invoice_outstanding()))
+    else:
+        query = query.where(Shipment.status.in_(statuses))
     query = (
-        select(Shipment)
-        .join(Shipment.order)
-        .where(Shipment.coop_id.in_(coop_ids), Shipment.status.in_(statuses))
+        query
         # A group-buy's orders travel as one consolidated parcel, listed on its own page.
         .where(Order.mode != OrderMode.GROUP_BUY)
         .options(selectinload(Shipment.lines), selectinload(Shipment.order))
@@ -59,6 +87,7 @@ class OrderFilters:
     coop_id: int | None = None
     start: date | None = None
     end: date | None = None
+    invoice_outstanding: bool = False  # 发票未开: asked for, not issued yet
 
 
 def _shanghai_midnight(day: date) -> datetime:
@@ -76,6 +105,8 @@ def filtered_orders(filters: OrderFilters, page: int):
         query = query.where(Order.status == filters.status)
     if filters.mode is not None:
         query = query.where(Order.mode == filters.mode)
+    if filters.invoice_outstanding:
+        query = query.where(Order.id.in_(_invoice_outstanding()))
     if village_id or coop_id:
         lines = select(OrderLine.order_id)
         if village_id:

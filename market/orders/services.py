@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -32,7 +33,9 @@ from market.directory.models import Coop
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
-from market.money import split_by_shares
+from market.money import format_fen, split_by_shares
+from market.notifications import recipients
+from market.notifications.services import notify
 from market.orders.models import (
     Address,
     Cart,
@@ -260,6 +263,16 @@ class CheckoutSummary:
         return [line for line in self.lines if line.changed]
 
     @property
+    def short(self) -> list[CheckoutLine]:
+        """Lines still for sale but with less stock than the cart wants (售罄 or too few): the
+        order cannot be placed until the cart is changed."""
+        return [
+            line
+            for line in self.lines
+            if line.price_fen is not None and line.sku.stock < line.quantity
+        ]
+
+    @property
     def prices_field(self) -> str:
         """The prices this page shows, for the form to send back."""
         return encode_prices(
@@ -314,6 +327,7 @@ class Delivery:
     recipient: str
     phone: str
     address: str
+    note: str = ""  # the buyer's 备注 at checkout, for the co-op
 
 
 @dataclass(frozen=True)
@@ -432,6 +446,7 @@ def build_order(
         recipient=delivery.recipient,
         phone=delivery.phone,
         address=delivery.address,
+        note=delivery.note,
         idempotency_key=idempotency_key,
         total_fen=0,
         expires_at=(
@@ -568,23 +583,79 @@ def close_unpaid(order: Order, status: OrderStatus) -> None:
 
 
 def mark_paid(order: Order) -> None:
+    """Money for the whole order arrived: parcels still waiting for it may ship; an order paid
+    after delivery (先货后款) whose parcels are all in is completed at once."""
     order.move_to(OrderStatus.PAID)
     order.paid_at = utcnow()
     order.expires_at = None
+    to_ship = set()
     for shipment in order.shipments:
-        shipment.move_to(ShipmentStatus.TO_SHIP)
+        if shipment.status == ShipmentStatus.AWAITING_PAYMENT:
+            shipment.move_to(ShipmentStatus.TO_SHIP)
+            to_ship.add(shipment.coop_id)
+    if order.mode != OrderMode.GROUP_BUY:  # a group-buy's co-op is told once, at its closing
+        notify(
+            recipients.coop_manager_ids(to_ship),
+            "order.paid",
+            _l("订单 %(number)s 已付款，请发货", number=order.number),
+            _l(
+                "金额 %(amount)s，请在订单发货页打印拣货单并发货。",
+                amount=format_fen(order.total_fen),
+            ),
+            recipients.link_to("orders.coop_inbox"),
+        )
+    _complete_if_done(order)
+    db.session.flush()
+
+
+def release_on_credit(order: Order, at: datetime) -> None:
+    """先货后款: the order ships before it is paid (the order's state machine says which modes
+    may; any other raises). The payment term starts now; the order no longer expires.
+    Flushes only."""
+    order.move_to(OrderStatus.ON_CREDIT)
+    order.expires_at = None
+    order.payment_due_at = at + timedelta(days=current_app.config["PAYMENT_TERM_DAYS"])
+    for shipment in order.shipments:
+        if shipment.status == ShipmentStatus.AWAITING_PAYMENT:
+            shipment.move_to(ShipmentStatus.TO_SHIP)
     db.session.flush()
 
 
 def ship(user: User, shipment_id: int, carrier: str, tracking_number: str) -> Shipment:
-    """The co-op hands its parcel to a carrier (or it waits at the pickup point)."""
-    shipment = shipment_of_coop(user, shipment_id, for_update=True)
+    """The co-op hands its parcel to a carrier (or it waits at the pickup point). A unit's
+    order may go before it is paid (先货后款, see Order.MODE_TRANSITIONS): its payment term
+    starts with this shipping; a retail order's unpaid parcel is refused as before."""
+    shipment = shipment_of_coop(user, shipment_id)
     if not carrier.strip():
         raise DomainError(_("请填写快递公司"), field="carrier")
+    # The order first, then its parcel: the order the payment side locks them in.
+    order = db.session.get(Order, shipment.order_id, with_for_update=True, populate_existing=True)
+    shipment = db.session.get(Shipment, shipment.id, with_for_update=True, populate_existing=True)
+    now = utcnow()
+    if shipment.status == ShipmentStatus.AWAITING_PAYMENT and order.may_move_to(
+        OrderStatus.ON_CREDIT
+    ):
+        release_on_credit(order, now)
     shipment.move_to(ShipmentStatus.SHIPPED)
     shipment.carrier = carrier.strip()
     shipment.tracking_number = tracking_number.strip()
-    shipment.shipped_at = utcnow()
+    shipment.shipped_at = now
+    notify(
+        [order.buyer_id],
+        "order.shipped",
+        _l("订单 %(number)s 已发货", number=order.number),
+        _l(
+            "%(coop)s 已交 %(carrier)s 发出，运单号 %(tracking)s。",
+            coop=shipment.coop.name,
+            carrier=shipment.carrier,
+            tracking=shipment.tracking_number,
+        )
+        if shipment.tracking_number
+        else _l(
+            "%(coop)s 已交 %(carrier)s 发出。", coop=shipment.coop.name, carrier=shipment.carrier
+        ),
+        recipients.link_to("orders.detail", number=order.number),
+    )
     db.session.commit()
     return shipment
 

@@ -17,7 +17,7 @@ from market.campaign import referrals
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
-from market.orders import queries, services
+from market.orders import invoices, queries, services
 from market.orders.forms import (
     AddToCartForm,
     CartQuantityForm,
@@ -126,6 +126,7 @@ def _checkout_form() -> CheckoutForm:
 
 def _delivery(form: CheckoutForm) -> services.Delivery:
     """Turn the form into a delivery, or raise a DomainError naming the field to fix."""
+    note = (form.note.data or "").strip()
     if form.delivery_method.data == DeliveryMethod.PICKUP:
         unit = current_user.unit
         if unit is None:
@@ -137,6 +138,7 @@ def _delivery(form: CheckoutForm) -> services.Delivery:
             form.recipient.data,
             form.phone.data,
             f"{unit.name} {unit.address}".strip(),
+            note,
         )
     if form.address_id.data:
         address = next(
@@ -145,7 +147,7 @@ def _delivery(form: CheckoutForm) -> services.Delivery:
         if address is None:
             raise DomainError(_("请选择收货地址"), field="address_id")
         return services.Delivery(
-            DeliveryMethod.DELIVERY, address.recipient, address.phone, address.one_line
+            DeliveryMethod.DELIVERY, address.recipient, address.phone, address.one_line, note
         )
     for name in ("recipient", "phone", "region", "detail"):
         if not getattr(form, name).data:
@@ -162,6 +164,7 @@ def _delivery(form: CheckoutForm) -> services.Delivery:
         form.recipient.data,
         form.phone.data,
         f"{form.region.data}{form.detail.data}",
+        note,
     )
 
 
@@ -235,15 +238,29 @@ def confirm_delivery(number: str, shipment_id: int):
 
 
 # -- the co-op's inbox -------------------------------------------------------------------------
+INVOICE_TAB = "invoice"  # 发票未开: parcels of orders whose invoice is asked for, not issued
+
+
 @bp.get("/coop/orders")
 @requires(Access.COOP_MANAGER)
 def coop_inbox():
     tab = request.args.get("tab", "to_ship")
-    if tab not in queries.INBOX_TABS:
+    if tab not in queries.INBOX_TABS and tab != INVOICE_TAB:
         abort(404)
     coop_ids = [c.id for c in current_user.managed_coops()]
-    page = queries.coop_inbox(coop_ids, tab, request.args.get("page", 1, type=int))
-    return render_template("orders/coop_inbox.html", page=page, tab=tab, ship_form=ShipForm())
+    page = queries.coop_inbox(
+        coop_ids,
+        tab,
+        request.args.get("page", 1, type=int),
+        invoice_outstanding=tab == INVOICE_TAB,
+    )
+    return render_template(
+        "orders/coop_inbox.html",
+        page=page,
+        tab=tab,
+        ship_form=ShipForm(),
+        invoices=invoices.invoices_by_order([shipment.order_id for shipment in page.items]),
+    )
 
 
 @bp.get("/coop/shipments/<int:shipment_id>/packing-list")
@@ -304,6 +321,7 @@ def admin_orders():
         coop_id=request.args.get("coop", type=int) or None,
         start=_parse_day(request.args.get("start")),
         end=_parse_day(request.args.get("end")),
+        invoice_outstanding=request.args.get("invoice") == "outstanding",
     )
     page = queries.filtered_orders(filters, request.args.get("page", 1, type=int))
     return render_template("orders/admin_orders.html", page=page, form=form)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
@@ -20,6 +21,9 @@ from market.audit import services as audit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
+from market.money import format_fen
+from market.notifications import recipients
+from market.notifications.services import notify
 from market.orders import services as orders
 from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, ShipmentStatus
 from market.payments import hook, providers
@@ -58,8 +62,11 @@ def start_payment(
     """The buyer pays their own pending order with a provider the shop offers. One open payment
     per provider is reused; choosing bank transfer gives the buyer days, not minutes."""
     order = orders.order_of_buyer(buyer, number, for_update=True)
-    if order.status != OrderStatus.PENDING_PAYMENT:
+    if not order.awaits_payment:
         raise DomainError(_("该订单当前不需要付款"))
+    if order.status == OrderStatus.ON_CREDIT and provider_name != "offline":
+        # 先货后款 is settled by the unit's bank transfer against the invoice.
+        raise DomainError(_("先货后款的订单请对公转账"))
     now = utcnow()
     if order.expires_at is not None and order.expires_at <= now:
         _expire(order)
@@ -195,7 +202,7 @@ def _receive(order: Order, payment: Payment) -> None:
     now = utcnow()
     order.paid_fen += payment.received_fen
     hook.received(order, payment.id, now)
-    if order.status == OrderStatus.PENDING_PAYMENT and payment.received_fen == order.total_fen:
+    if order.awaits_payment and payment.received_fen == order.total_fen:
         orders.mark_paid(order)
         _cancel_open_payments(order, keep=payment)
     else:
@@ -334,6 +341,18 @@ def send_refund(
         refund,
         before={"status": RefundStatus.PENDING},
         after={"status": refund.status, "amount_fen": refund.amount_fen, "reference": reference},
+    )
+    order = refund.payment.order
+    notify(
+        [order.buyer_id],
+        "refund.sent",
+        _l(
+            "订单 %(number)s 的退款 %(amount)s 已转出",
+            number=order.number,
+            amount=format_fen(refund.amount_fen),
+        ),
+        _l("银行流水号 %(reference)s，请留意到账。", reference=reference),
+        recipients.link_to("orders.detail", number=order.number),
     )
     db.session.commit()
     return refund
@@ -610,6 +629,30 @@ def cancel_order(buyer: User, number: str) -> Order:
     return order
 
 
+def _check_line_refund(order: Order, line: OrderLine, amount_fen: int, reason: str) -> None:
+    if order.status not in (OrderStatus.PAID, OrderStatus.COMPLETED):
+        raise DomainError(_("只有已付款的订单可以退款"))
+    if not reason.strip():
+        raise DomainError(_("请填写退款原因"), field="reason")
+    if amount_fen <= 0:
+        raise DomainError(_("退款金额必须大于 0"), field="amount")
+    if amount_fen > line.refundable_fen:
+        raise DomainError(
+            _("最多可退 %(amount)s", amount=format_fen(line.refundable_fen)), field="amount"
+        )
+
+
+def line_refund_to_confirm(actor: User, line_id: int, amount_fen: int, reason: str) -> OrderLine:
+    """The refund a co-op is about to confirm, checked as refund_line will check it; nothing
+    changes (the confirmation page shows the amount and reason before money moves)."""
+    line = db.session.get(OrderLine, line_id)
+    if line is None:
+        raise NotFound(_("找不到该商品行"))
+    orders.shipment_of_coop(actor, line.shipment_id)  # 403 for another co-op's line
+    _check_line_refund(line.order, line, amount_fen, reason)
+    return line
+
+
 def refund_line(actor: User, line_id: int, amount_fen: int, reason: str) -> Refund:
     """A co-op refunds part or all of one of its lines, with a reason. Never more than the line
     brought in after earlier refunds."""
@@ -619,21 +662,21 @@ def refund_line(actor: User, line_id: int, amount_fen: int, reason: str) -> Refu
     orders.shipment_of_coop(actor, line.shipment_id)  # 403 for another co-op's line
     order = _lock_order(line.order_id)
     db.session.refresh(line)
-    if order.status not in (OrderStatus.PAID, OrderStatus.COMPLETED):
-        raise DomainError(_("只有已付款的订单可以退款"))
-    if not reason.strip():
-        raise DomainError(_("请填写退款原因"), field="reason")
-    if amount_fen <= 0:
-        raise DomainError(_("退款金额必须大于 0"), field="amount")
-    if amount_fen > line.refundable_fen:
-        raise DomainError(
-            _("最多可退 ¥%(yuan)s", yuan=f"{line.refundable_fen / 100:.2f}"), field="amount"
-        )
+    _check_line_refund(order, line, amount_fen, reason)
     payment = _received_payment(order)
     if payment is None:
         raise DomainError(_("该订单没有可退的款项"))
     quantity = line.quantity if amount_fen == line.amount_fen else 0
     refund = _refund(payment, order, [(line, amount_fen, quantity)], reason.strip(), actor)
+    notify(
+        [order.buyer_id],
+        "refund.decided",
+        _l("订单 %(number)s 退款 %(amount)s", number=order.number, amount=format_fen(amount_fen)),
+        _l("退款原因：%(reason)s。款项已原路退回。", reason=refund.reason)
+        if refund.status == RefundStatus.SUCCEEDED
+        else _l("退款原因：%(reason)s。财务将把款项转回您的账户。", reason=refund.reason),
+        recipients.link_to("orders.detail", number=order.number),
+    )
     db.session.commit()
     return refund
 

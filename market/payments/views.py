@@ -22,10 +22,12 @@ from market.accounts.permissions import Access, requires
 from market.errors import DomainError
 from market.extensions import csrf, db
 from market.idempotency import one_effect_per_form
+from market.money import format_fen
 from market.orders import services as orders
 from market.orders.models import OrderStatus
 from market.payments import providers, queries, services
 from market.payments.forms import RefundForm, TransferForm
+from market.payments.models import RefundStatus
 from market.security.inputs import accepts_json
 from market.security.redirects import safe_target
 from market.security.throttle import limit
@@ -39,12 +41,15 @@ bp = Blueprint("payments", __name__)
 @requires(Access.SIGNED_IN)
 def pay(number: str):
     order = orders.order_of_buyer(current_user, number)
-    if order.status != OrderStatus.PENDING_PAYMENT:
+    if not order.awaits_payment:
         return redirect(url_for("orders.detail", number=number))
+    methods = providers.available()
+    if order.status == OrderStatus.ON_CREDIT:  # 先货后款: by bank transfer
+        methods = [name for name in methods if name == "offline"]
     return render_template(
         "payments/choose.html",
         order=order,
-        methods=providers.available(),
+        methods=methods,
         action_form=ActionForm(),
     )
 
@@ -68,7 +73,7 @@ def start(number: str, provider: str):
 def method(number: str, provider: str):
     order = orders.order_of_buyer(current_user, number)
     payment = services.open_payment(order, provider)
-    if order.status != OrderStatus.PENDING_PAYMENT or payment is None:
+    if not order.awaits_payment or payment is None:
         return redirect(url_for(".pay", number=number))
     if provider == "offline":
         return render_template("payments/transfer.html", order=order, payment=payment)
@@ -177,7 +182,7 @@ def transfer_received(number: str):
     form = TransferForm()
     if form.validate_on_submit():
         try:
-            services.confirm_transfer(
+            payment = services.confirm_transfer(
                 current_user,
                 number,
                 form.reference.data,
@@ -189,10 +194,48 @@ def transfer_received(number: str):
             reraise_access_errors(error)
             flash(str(error), "danger")
         else:
-            flash(_("已确认收款，订单已付款"), "success")
+            flash(
+                _(
+                    "已确认收款 %(amount)s，订单 %(number)s 已付款",
+                    amount=format_fen(payment.received_fen),
+                    number=number,
+                ),
+                "success",
+            )
     else:
         flash_form_errors(form)
     return redirect(back_or(url_for("orders.admin_orders")), 303)
+
+
+@bp.post("/coop/lines/<int:line_id>/refund/confirm")
+@requires(Access.COOP_MANAGER)
+def confirm_refund_line(line_id: int):
+    """The step before a refund: the amount and reason shown back to confirm. Moves nothing;
+    the page's button posts the same fields and form token to refund_line."""
+    form = RefundForm()
+    if form.validate_on_submit():
+        try:
+            line = services.line_refund_to_confirm(
+                current_user, line_id, form.amount.data, form.reason.data
+            )
+        except DomainError as error:
+            reraise_access_errors(error)
+            flash(str(error), "danger")
+        else:
+            return render_template(
+                "payments/refund_confirm.html",
+                line=line,
+                form=form,
+                form_token=request.form.get("form_token", ""),
+                # The inbox page (with its tab) the refund was started from, as a local path.
+                back=safe_target(
+                    "/" + back_or("").removeprefix(request.host_url),
+                    url_for("orders.coop_inbox"),
+                ),
+            )
+    else:
+        flash_form_errors(form)
+    return redirect(back_or(url_for("orders.coop_inbox")), 303)
 
 
 @bp.post("/coop/lines/<int:line_id>/refund")
@@ -202,16 +245,23 @@ def refund_line(line_id: int):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
+            refund = services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
         except DomainError as error:
             db.session.rollback()
             reraise_access_errors(error)
             flash(str(error), "danger")
         else:
-            flash(_("已退款"), "success")
+            amount = format_fen(refund.amount_fen)
+            if refund.status == RefundStatus.PENDING:
+                flash(_("已退款 %(amount)s：财务将转账退回买家", amount=amount), "success")
+            else:
+                flash(_("已退款 %(amount)s：款项原路退回买家", amount=amount), "success")
     else:
         flash_form_errors(form)
-    return redirect(back_or(url_for("orders.coop_inbox")), 303)
+    # From the confirmation page, back to the inbox page it came from.
+    return redirect(
+        safe_target(request.form.get("next"), back_or(url_for("orders.coop_inbox"))), 303
+    )
 
 
 @bp.get("/payments/<int:payment_id>/slip")

@@ -124,6 +124,10 @@ class CustomRequestForm(FlaskForm):
     logo = FileField(_l("单位标志（可选，JPEG/PNG/WebP）"))
     card_text = StringField(_l("贺卡文字（可不填）"), validators=[Optional(), Length(max=300)])
     packaging = StringField(_l("包装要求（可不填）"), validators=[Optional(), Length(max=200)])
+    # Where the goods go: printed on the co-op's 送货单.
+    recipient = StringField(_l("收货人"), validators=[DataRequired(), Length(max=60)])
+    phone = StringField(_l("联系电话"), validators=[DataRequired(), Length(max=20)])
+    address = StringField(_l("收货地址"), validators=[DataRequired(), Length(max=300)])
 
 
 class QuoteForm(FlaskForm):
@@ -140,3 +144,25 @@ class QuoteForm(FlaskForm):
     )
     sample = FileField(_l("样品照片（可选）"))
     note = TextAreaField(_l("说明（可不填）"), validators=[Optional(), Length(max=500)])
+
+
+class InvoiceRequestForm(FlaskForm):
+    """The unit's invoice request for one of its orders (发票抬头, 税号, where it goes)."""
+
+    title = StringField(_l("发票抬头"), validators=[DataRequired(), Length(max=100)])
+    tax_id = StringField(
+        _l("税号（统一社会信用代码）"),
+        validators=[
+            DataRequired(),
+            Length(max=30),
+            Regexp(r"^\s*[0-9A-Za-z]{15,20}\s*\Z", message=_l("税号应为 15 到 20 位字母或数字")),
+        ],
+    )
+    address = StringField(_l("寄送地址或接收邮箱"), validators=[DataRequired(), Length(max=300)])
+
+
+class InvoiceIssueForm(FlaskForm):
+    """The co-op or finance: the invoice's number and/or its e-invoice file."""
+
+    number = StringField(_l("发票号码"), validators=[Optional(), Length(max=40)])
+    file = FileField(_l("电子发票（PDF、OFD 或图片）"))

@@ -186,7 +186,7 @@ REQUEST_STATUS_LABELS = {
 QUOTE_STATUS_LABELS = {
     QuoteStatus.SUBMITTED: _l("已报价"),
     QuoteStatus.ACCEPTED: _l("已选中"),
-    QuoteStatus.DECLINED: _l("未选中"),
+    QuoteStatus.DECLINED: _l("未选中，已谢绝"),
 }
 
 
@@ -210,6 +210,10 @@ class CustomRequest(TimestampMixin, db.Model):
     logo_path: Mapped[str | None] = mapped_column(String(200))
     card_text: Mapped[str] = mapped_column(String(300), default="")
     packaging: Mapped[str] = mapped_column(String(200), default="")
+    # Where the goods go: the order's delivery (the co-op's 送货单) is made from these.
+    recipient: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    phone: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
     # Co-ops of the unit's paired villages see it first; everyone once opened to all.
     open_to_all: Mapped[bool] = mapped_column(default=False)
     status: Mapped[RequestStatus] = mapped_column(

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import UnitRole, User
 from market.catalog.models import Product, ProductStatus, Sku
-from market.directory.models import Coop, Pairing
+from market.directory.models import Coop, Pairing, Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.money import format_fen
+from market.notifications import recipients
+from market.notifications.services import notify
 from market.orders import services as orders
-from market.orders.models import DeliveryMethod, Order, OrderMode, OrderStatus
+from market.orders.models import DeliveryMethod, Order, OrderMode
 from market.payments import services as payments
 from market.procurement.models import (
     CustomRequest,
@@ -148,6 +151,13 @@ def submit_purchase(coordinator: User, purchase_id: int) -> UnitPurchase:
     purchase = purchase_for(coordinator, purchase_id, for_update=True)
     purchase.move_to(PurchaseStatus.SUBMITTED)
     _event(purchase, coordinator, _("提交审批"))
+    notify(
+        recipients.unit_approver_ids(purchase.unit_id),
+        "purchase.submitted",
+        _l("采购单待审批：%(amount)s", amount=format_fen(purchase.total_fen)),
+        _l("%(name)s 提交了采购单，请核对后批准或驳回。", name=coordinator.name),
+        recipients.link_to("procurement.purchase", purchase_id=purchase.id),
+    )
     db.session.commit()
     return purchase
 
@@ -188,6 +198,13 @@ def reject_purchase(approver: User, purchase_id: int, reason: str) -> UnitPurcha
         raise Conflict(_("该采购单已审批过"))
     purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
     _event(purchase, approver, _("驳回：%(reason)s", reason=reason.strip()))
+    notify(
+        [purchase.created_by_id],
+        "purchase.rejected",
+        _l("采购单被驳回：%(amount)s", amount=format_fen(purchase.total_fen)),
+        _l("驳回原因：%(reason)s。修改后可再次提交。", reason=reason.strip()),
+        recipients.link_to("procurement.purchase", purchase_id=purchase.id),
+    )
     db.session.commit()
     return purchase
 
@@ -265,6 +282,13 @@ def approve_purchase(
             )[:300]
             db.session.add(UnitPurchaseOrder(purchase_id=purchase.id, order_id=order.id))
         _event(purchase, approver, _("批准，生成 %(n)d 张订单", n=len(by_coop)))
+        notify(
+            [purchase.created_by_id],
+            "purchase.approved",
+            _l("采购单已批准：%(amount)s", amount=format_fen(purchase.total_fen)),
+            _l("已生成 %(n)d 张订单，请在采购单页面付款。", n=len(by_coop)),
+            recipients.link_to("procurement.purchase", purchase_id=purchase.id),
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -277,7 +301,7 @@ def start_transfer(coordinator: User, purchase_id: int) -> None:
     confirms receipt."""
     purchase = purchase_for(coordinator, purchase_id)
     for order in purchase.orders:
-        if order.status == OrderStatus.PENDING_PAYMENT:
+        if order.awaits_payment:  # before shipping, or after it (先货后款)
             payments.start_payment(order.buyer, order.number, "offline")
 
 
@@ -349,6 +373,10 @@ class RequestData:
     needed_by: date
     card_text: str
     packaging: str
+    # The delivery address; without one the order goes to the unit's own address.
+    recipient: str = ""
+    phone: str = ""
+    address: str = ""
 
 
 def create_request(
@@ -373,12 +401,32 @@ def create_request(
         needed_by=data.needed_by,
         card_text=data.card_text.strip(),
         packaging=data.packaging.strip(),
+        recipient=data.recipient.strip()[:60],
+        phone=data.phone.strip()[:20],
+        address=data.address.strip()[:300],
     )
     if logo is not None and logo.filename:
         request.logo_path = store_image(logo, "custom").path
     db.session.add(request)
+    # The co-ops of the unit's paired villages see it first; the others once it is opened.
+    _tell_coops_of_request(request, recipients.paired_coop_ids(request.unit_id))
     db.session.commit()
     return request
+
+
+def _tell_coops_of_request(request: CustomRequest, coop_ids: set[int]) -> None:
+    notify(
+        recipients.coop_manager_ids(coop_ids),
+        "custom.requested",
+        _l("新的定制需求：%(title)s", title=request.title),
+        _l(
+            "%(unit)s 需要 %(quantity)d 份，%(needed_by)s 前交货，请报价。",
+            unit=db.session.get(Unit, request.unit_id).name,  # `request` may be pending
+            quantity=request.quantity,
+            needed_by=request.needed_by.isoformat(),
+        ),
+        recipients.link_to("procurement.coop_custom"),
+    )
 
 
 def _paired_unit_ids(coop: Coop) -> set[int]:
@@ -431,6 +479,9 @@ def open_to_all(coordinator: User, request_id: int) -> CustomRequest:
     request = request_for_unit(coordinator, request_id, for_update=True)
     if request.status != RequestStatus.OPEN:
         raise DomainError(_("该需求已结束"))
+    if not request.open_to_all:
+        paired = recipients.paired_coop_ids(request.unit_id)
+        _tell_coops_of_request(request, recipients.all_coop_ids() - paired)
     request.open_to_all = True
     db.session.commit()
     return request
@@ -475,6 +526,18 @@ def submit_quote(
     if sample is not None and sample.filename:
         quote.sample_photo_path = store_image(sample, "quotes").path
     db.session.add(quote)
+    notify(
+        recipients.unit_coordinator_ids(request.unit_id),
+        "custom.quoted",
+        _l("“%(title)s”收到报价", title=request.title),
+        _l(
+            "%(coop)s 报价单价 %(price)s，%(days)d 天交货。",
+            coop=coop.name,
+            price=format_fen(quote.unit_price_fen),
+            days=quote.lead_time_days,
+        ),
+        recipients.link_to("procurement.custom_request", request_id=request.id),
+    )
     db.session.commit()
     return quote
 
@@ -523,9 +586,9 @@ def accept_quote(coordinator: User, request_id: int, quote_id: int) -> Order:
             [orders.WantedLine(product.skus[0].id, request.quantity)],
             orders.Delivery(
                 DeliveryMethod.DELIVERY,
-                request.created_by.name,
-                request.created_by.phone or unit.contact_phone or "-",
-                unit.address or unit.name,
+                request.recipient or request.created_by.name,
+                request.phone or request.created_by.phone or unit.contact_phone or "-",
+                request.address or unit.address or unit.name,
             ),
             f"custom-{request.id}-{uuid.uuid4().hex[:8]}",
             mode=OrderMode.CUSTOM,
@@ -534,6 +597,19 @@ def accept_quote(coordinator: User, request_id: int, quote_id: int) -> Order:
             allow_unlisted=True,
         )
         request.order_id = order.id
+        for other in request.quotes:
+            won = other.id == quote.id
+            notify(
+                recipients.coop_manager_ids([other.coop_id]),
+                "custom.accepted" if won else "custom.declined",
+                _l("您的报价已被选中：%(title)s", title=request.title)
+                if won
+                else _l("您的报价未被选中：%(title)s", title=request.title),
+                _l("已生成订单 %(number)s，请备货。", number=order.number)
+                if won
+                else _l("%(unit)s 已选定其他合作社的报价，谢谢参与。", unit=unit.name),
+                recipients.link_to("orders.coop_inbox" if won else "procurement.coop_custom"),
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

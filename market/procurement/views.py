@@ -27,6 +27,7 @@ from market.money import format_fen
 from market.orders import services as orders_services
 from market.orders.models import Order, OrderLine, OrderStatus
 from market.orders.services import SHANGHAI
+from market.payments import providers
 from market.payments import services as payments
 from market.payments.models import Payment
 from market.procurement import services
@@ -166,6 +167,10 @@ def _purchase_form(unit: Unit, purchase: UnitPurchase | None = None) -> Purchase
     return form
 
 
+def _card_payments() -> bool:
+    return "stripe" in providers.available()
+
+
 def _purchase_data(form: PurchaseForm) -> services.PurchaseData:
     return services.PurchaseData(
         purpose=Purpose(form.purpose.data),
@@ -175,7 +180,8 @@ def _purchase_data(form: PurchaseForm) -> services.PurchaseData:
         address=form.address.data,
         invoice_title=form.invoice_title.data,
         invoice_tax_id=form.invoice_tax_id.data,
-        pay_online=form.pay_online.data,
+        # Only offered when the shop takes cards (STRIPE_SECRET_KEY set).
+        pay_online=bool(form.pay_online.data) and _card_payments(),
         lines=form.chosen_lines(),
     )
 
@@ -194,7 +200,12 @@ def _save_purchase(form: PurchaseForm, save, purchase: UnitPurchase | None):
             flash(_("采购单已保存，确认无误后请提交审批"), "success")
             return redirect(url_for(".purchase", purchase_id=saved.id), 303)
     status = 400 if request.method == "POST" else 200
-    return render_template("procurement/purchase_form.html", form=form, purchase=purchase), status
+    return render_template(
+        "procurement/purchase_form.html",
+        form=form,
+        purchase=purchase,
+        card_payments=_card_payments(),
+    ), status
 
 
 @bp.route("/unit/purchases/new", methods=["GET", "POST"])
@@ -289,9 +300,7 @@ def _order_rows(orders: list[Order]) -> list[OrderRow]:
         OrderRow(
             order,
             "、".join(shipment.coop.name for shipment in order.shipments),
-            payments.open_payment(order, "offline")
-            if order.status == OrderStatus.PENDING_PAYMENT
-            else None,
+            payments.open_payment(order, "offline") if order.awaits_payment else None,
         )
         for order in orders
     ]
@@ -308,9 +317,10 @@ def purchase(purchase_id: int):
         purchase=found,
         rows=rows,
         timeline=_timeline(found, orders),
-        unpaid=[row for row in rows if row.order.status == OrderStatus.PENDING_PAYMENT],
+        unpaid=[row for row in rows if row.order.awaits_payment],
         transfers=[row for row in rows if row.transfer is not None],
         is_coordinator=current_user.has_unit_role(UnitRole.COORDINATOR),
+        card_payments=_card_payments(),
         may_decide=(
             current_user.has_unit_role(UnitRole.APPROVER)
             and found.created_by_id != current_user.id
@@ -477,14 +487,21 @@ def _request_data(form: CustomRequestForm) -> services.RequestData:
         needed_by=form.needed_by.data,
         card_text=form.card_text.data or "",
         packaging=form.packaging.data or "",
+        recipient=form.recipient.data or "",
+        phone=form.phone.data or "",
+        address=form.address.data or "",
     )
 
 
 @bp.route("/unit/custom/new", methods=["GET", "POST"])
 @requires(Access.COORDINATOR)
 def new_custom_request():
-    _own_unit()
+    unit = _own_unit()
     form = CustomRequestForm()
+    if request.method == "GET":  # the unit's own address to start from, as on a purchase
+        form.recipient.data = current_user.name
+        form.phone.data = current_user.phone or unit.contact_phone
+        form.address.data = f"{unit.name} {unit.address}".strip()
     if form.validate_on_submit():
         try:
             created = services.create_request(
@@ -536,7 +553,7 @@ def accept_quote(request_id: int, quote_id: int):
     return _request_action(
         request_id,
         lambda: services.accept_quote(current_user, request_id, quote_id),
-        _("已选定报价并生成订单，其他报价已自动谢绝"),
+        _("已选定报价并生成订单；其他报价未选中，已谢绝"),
     )
 
 
@@ -616,3 +633,7 @@ def submit_quote(request_id: int):
     else:
         flash_form_errors(form)
     return redirect(url_for(".coop_custom"), 303)
+
+
+# 先货后款 and invoice pages live on this blueprint too (imported last: they use `bp`).
+from market.procurement import billing_views  # noqa: E402, F401

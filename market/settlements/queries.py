@@ -32,7 +32,8 @@ def _open_transfers():
             Payment.provider == "offline",
             Payment.status.in_((PaymentStatus.PENDING, PaymentStatus.FAILED)),
             Payment.cash_holder_id.is_(None),
-            Order.status == OrderStatus.PENDING_PAYMENT,
+            # 先货后款: a unit's order shipped on credit is still waiting for its transfer.
+            Order.status.in_((OrderStatus.PENDING_PAYMENT, OrderStatus.ON_CREDIT)),
         )
     )
 

@@ -31,6 +31,9 @@ def request_form(logo: bytes | None = None, **overrides) -> dict:
         "needed_by": (date.today() + timedelta(days=30)).isoformat(),
         "card_text": "感谢您对结对帮扶的支持",
         "packaging": "牛皮纸礼盒",
+        "recipient": "李联络",
+        "phone": "13800000001",
+        "address": "高州市潘州街道府前路 1 号 工会",
     }
     if logo is not None:
         data["logo"] = (io.BytesIO(logo), "logo.png")
@@ -115,6 +118,7 @@ def test_a_coordinator_asks_for_a_custom_product_with_a_logo(app, client_as, wor
         ({"quantity": "0"}, "数值大小必须介于 1 到 1000000 之间"),
         ({"title": ""}, "该字段是必填字段"),
         ({"needed_by": date.today().isoformat()}, "需要日期必须晚于今天"),
+        ({"address": ""}, "该字段是必填字段"),
     ],
 )
 def test_bad_requests_are_refused_and_nothing_is_created(app, client_as, world, overrides, message):
@@ -320,3 +324,31 @@ def test_only_the_units_coordinator_accepts(app, client_as, world):
     assert client_as("approver").post(url).status_code == 403
     assert client_as("coop_manager").post(url).status_code == 403
     assert count(app, Order) == 0
+
+
+def test_the_custom_orders_delivery_note_shows_the_address_the_unit_gave(app, client_as, world):
+    """The request carries a delivery address; the co-op's 送货单 prints it, not a placeholder."""
+    with app.app_context():
+        from market.directory.models import Unit
+
+        db.session.get(Unit, world.unit).address = "高州市（详细地址待补充）"
+        db.session.commit()
+    coordinator = client_as("coordinator")
+    form = coordinator.get("/unit/custom/new").get_data(as_text=True)
+    assert 'name="address"' in form and "收货信息" in form
+    response = post_request(coordinator, address="高州市府前路 9 号 工会办公室", recipient="王收货")
+    request_id = int(response.headers["Location"].rstrip("/").split("/")[-1])
+    detail = coordinator.get(f"/unit/custom/{request_id}").get_data(as_text=True)
+    assert "高州市府前路 9 号 工会办公室" in detail
+    paired = client_as("coop_manager")
+    post_quote(paired, request_id, quote_form(world.coop))
+    coordinator.post(
+        f"/unit/custom/{request_id}/quotes/{quote_id(app, request_id, world.coop)}/accept"
+    )
+    with app.app_context():
+        order = db.session.get(CustomRequest, request_id).order
+        number = order.number
+        assert (order.recipient, order.address) == ("王收货", "高州市府前路 9 号 工会办公室")
+    note = paired.get(f"/coop/orders/{number}/delivery-note").get_data(as_text=True)
+    assert "高州市府前路 9 号 工会办公室" in note and "王收货" in note
+    assert "详细地址待补充" not in note

@@ -429,7 +429,8 @@ def test_the_co_op_sees_the_order_on_approval_and_finance_confirms_the_transfer(
     assert order.number in manager.get("/coop/orders?tab=to_ship").get_data(as_text=True)
 
 
-def test_paying_online_goes_to_the_orders_payment_page(app, client_as, world):
+def test_paying_online_goes_to_the_orders_payment_page(app, client_as, world, monkeypatch):
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_cards_on")  # the shop takes cards
     honey = sku_of(app, world.honey_product)
     coordinator = client_as("coordinator")
     purchase_id = draft(coordinator, (honey, 2), pay_online="y")
