@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from playwright.sync_api import Page, expect
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -15,3 +17,28 @@ def sign_in(page: Page, email: str) -> None:
     main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
     main.get_by_role("button", name="登录").click()
     expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
+
+
+def open_menu_link(page: Page, menu: str | None, link: str) -> None:
+    """Follow a header menu link as a person would: unfold the menu if the screen folds it, open
+    the dropdown `menu` (e.g. 单位工作台; None for a link on the bar itself), click `link`."""
+    toggler = page.locator("nav.navbar .navbar-toggler")
+    nav = page.locator("#mainnav")
+    if toggler.is_visible() and "show" not in (nav.get_attribute("class") or ""):
+        toggler.click()
+    if menu is not None:
+        nav.get_by_role("button", name=menu).click()
+    nav.get_by_role("link", name=link).click()
+
+
+def reload_until(page: Page, check: Callable[[], None], *, attempts: int = 10) -> None:
+    """What a person does when a figure has not caught up yet: reload the page and look again.
+    `check` is a Playwright expectation with a short timeout (it retries within the page); the
+    last attempt's failure is the test's."""
+    for _ in range(attempts - 1):
+        try:
+            check()
+            return
+        except AssertionError:
+            page.reload()
+    check()

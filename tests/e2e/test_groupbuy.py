@@ -21,7 +21,7 @@ from sqlalchemy import update
 from market.extensions import db
 from market.groupbuy.models import GroupBuy
 from market.models import utcnow
-from tests.e2e.steps import sign_in
+from tests.e2e.steps import open_menu_link, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ MANAGE_URL = re.compile(r"/unit/group-buys/(\d+)$")
 
 def open_group_buy(page: Page, title: str) -> int:
     """The coordinator fills in the opening form; the new group-buy's id."""
-    page.locator("#mainnav").get_by_role("link", name="单位团购").click()
+    open_menu_link(page, "单位工作台", "发起和管理单位团购")
     page.get_by_role("link", name="发起团购").click()
     form = page.locator("#group-buy-form")
     form.get_by_label("团购标题").fill(title)

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.steps import sign_in
+from tests.e2e.steps import open_menu_link, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def choose_line(form, row: int, product: str, quantity: int) -> None:
 
 
 def draft_and_submit(page: Page) -> int:
-    page.locator("#mainnav").get_by_role("link", name="以买代帮").click()
+    open_menu_link(page, "单位工作台", "以买代帮")
     expect(page.get_by_role("heading", name=re.compile("以买代帮"))).to_be_visible()
     page.get_by_role("link", name="新建采购单").click()
     form = page.locator("#purchase-form")
