@@ -25,7 +25,14 @@ from market.accounts.models import (
     UnitRole,
     User,
 )
-from market.catalog.models import Category, Product, ProductStatus, Sku, months_to_mask
+from market.catalog.models import (
+    Category,
+    Product,
+    ProductStatus,
+    SearchSynonym,
+    Sku,
+    months_to_mask,
+)
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.directory.services import MAX_UNITS_PER_VILLAGE, MAX_VILLAGES_PER_UNIT
 from market.extensions import db
@@ -44,6 +51,8 @@ GENERATED_NOTE = "示例数据"
 DEMO_UNIT_NAME = "高州市市场监管局"
 # The village whose first co-op the demo co-op manager runs (its products come from products.csv).
 DEMO_COOP_VILLAGE = "古丁村"
+# That co-op's name, as REAL_COOPS lists it first for the village and seed-demo prints it.
+DEMO_COOP_NAME = "高州市古丁南药种植专业合作社"
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -122,7 +131,7 @@ _ACCOUNTS: tuple[DemoAccount, ...] = (
         "coop@example.com",
         "黄社长",
         "13800000006",
-        "合作社管理员（古丁村南药种植专业合作社）：上架商品、管理库存、发货",
+        f"合作社管理员（{DEMO_COOP_NAME}）：上架商品、管理库存、发货",
         coop_role=CoopRole.MANAGER,
     ),
     DemoAccount(
@@ -174,7 +183,7 @@ GENERATED_VILLAGE_STORY = "示例数据：演示用的示例村，不对应真�
 REAL_COOPS: dict[str, tuple[tuple[str, str], ...]] = {
     "古丁村": (
         (
-            "高州市古丁南药种植专业合作社",
+            DEMO_COOP_NAME,
             "组织村民种植、晾晒藿香和益智等南药，兼营高山红薯和原生态蜂蜜。",
         ),
         ("古丁村塘鱼养殖家庭农场", "养殖古丁村传统的塘鱼：氹仔草鲩和活水塘鲺，鲜活配送。"),
@@ -191,16 +200,25 @@ REAL_COOPS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 # -- catalog facts ---------------------------------------------------------------------------------
-CATEGORIES = (  # name, slug, sort order
-    ("水果", "fruit", 10),
-    ("薯类", "shu", 20),
-    ("蜂蜜", "honey", 30),
-    ("南药", "herbs", 40),
-    ("水产", "fish", 50),
-    ("蔬菜", "veg", 60),
-    ("粮油", "grain", 70),
-    ("加工品", "processed", 80),
-    ("礼盒", "giftbox", 90),
+CATEGORIES = (  # name, slug, sort order, the English UI's name
+    ("水果", "fruit", 10, "Fruit"),
+    ("薯类", "shu", 20, "Sweet potatoes & tubers"),
+    ("蜂蜜", "honey", 30, "Honey"),
+    ("南药", "herbs", 40, "Southern herbs"),
+    ("水产", "fish", 50, "Fish & aquatic"),
+    ("蔬菜", "veg", 60, "Vegetables"),
+    ("粮油", "grain", 70, "Grain & oil"),
+    ("加工品", "processed", 80, "Processed foods"),
+    ("礼盒", "giftbox", 90, "Gift boxes"),
+)
+
+# Search synonyms (同义词): names people use for the same thing; the organizer keeps the list.
+SYNONYM_GROUPS = (
+    "红薯 番薯 地瓜 甘薯",
+    "荔枝 妃子笑 桂味 糯米糍 白糖罂 黑叶",
+    "龙眼 桂圆",
+    "藿香 广藿香",
+    "草鲩 草鱼 鲩鱼",
 )
 
 # The demo catalog is invented content (prices, specs, descriptions), so it ships with the package
@@ -463,10 +481,11 @@ def _add_coop(village: Village, name: str, intro: str, serial: int) -> Coop:
 def _seed_categories() -> dict[str, Category]:
     """Keyed by (Chinese) name, as products.csv and the catalog name them."""
     categories = {
-        name: Category(name=name, slug=slug, sort_order=sort_order)
-        for name, slug, sort_order in CATEGORIES
+        name: Category(name=name, slug=slug, sort_order=sort_order, name_en=name_en)
+        for name, slug, sort_order, name_en in CATEGORIES
     }
     db.session.add_all(categories.values())
+    db.session.add_all(SearchSynonym(terms=terms) for terms in SYNONYM_GROUPS)
     return categories
 
 

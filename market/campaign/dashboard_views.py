@@ -3,7 +3,10 @@ public campaign page, and each unit's referral QR code and printable poster."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, abort, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from market.accounts.permissions import Access, requires
@@ -82,6 +85,13 @@ def _referral_url(unit: Unit) -> str:
     return url_for("campaign.referral", code=unit.referral_code, _external=True)
 
 
+def _named(unit: Unit, extension: str, disposition: str) -> str:
+    """Content-Disposition naming the file after the unit ("<unit>-推广二维码.png"), RFC 5987
+    encoded, with an ASCII name for clients that cannot read it."""
+    name = quote(f"{unit.name}-{_('推广二维码')}.{extension}", safe="")
+    return f"{disposition}; filename=\"unit-{unit.id}-qr.{extension}\"; filename*=UTF-8''{name}"
+
+
 @bp.get("/units/<int:unit_id>/qr.png")
 @requires(Access.COORDINATOR, Access.ORGANIZER)
 def qr_png(unit_id: int):
@@ -89,7 +99,10 @@ def qr_png(unit_id: int):
     return Response(
         services.qr_png(_referral_url(unit)),
         mimetype="image/png",
-        headers={"Cache-Control": "private, max-age=3600"},
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": _named(unit, "png", "attachment"),
+        },
     )
 
 
@@ -100,7 +113,11 @@ def qr_svg(unit_id: int):
     return Response(
         services.qr_svg(_referral_url(unit)),
         mimetype="image/svg+xml",
-        headers={"Cache-Control": "private, max-age=3600"},
+        # Inline: the pages show it in an <img>; the download link saves it under this name.
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": _named(unit, "svg", "inline"),
+        },
     )
 
 

@@ -118,7 +118,7 @@ def laggard_columns() -> list[Column]:
         (_("按日折算目标（元）"), YUAN_FORMAT, lambda g: yuan(g.expected_fen)),
         (_("提醒线（元）"), YUAN_FORMAT, lambda g: yuan(g.threshold_fen)),
         (_("已完成（元）"), YUAN_FORMAT, lambda g: yuan(g.counted_fen)),
-        (_("完成折算目标"), PCT_FORMAT, lambda g: g.pct_of_expected / 100),
+        (_("折算目标完成率（%）"), PCT_FORMAT, lambda g: g.pct_of_expected / 100),
         (_("距提醒线差额（元）"), YUAN_FORMAT, lambda g: yuan(g.shortfall_fen)),
     ]
 

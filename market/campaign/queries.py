@@ -38,7 +38,7 @@ from market.campaign.models import (
 from market.catalog.models import Category, Product
 from market.directory.models import Coop, Town, Unit, Village
 from market.extensions import db
-from market.orders.models import Order
+from market.orders.models import Order, OrderMode
 
 R = AttributionRollup
 E = AttributionEntry
@@ -609,7 +609,7 @@ class UnitProgress:
     row: UnitRow
     units_ranked: int  # how many units the rank is out of
     members: int  # confirmed members now
-    member_buyers: int  # of whom bought something credited to the unit in the campaign
+    member_buyers: int  # of whom bought with their own money (not unit orders) in the campaign
     villages: list[VillageRow]  # where the unit's purchases came from
     referral_visits: int
     referral_orders: int
@@ -633,7 +633,12 @@ def unit_progress(campaign: Campaign, unit_id: int) -> UnitProgress:
     member_count = db.session.scalar(select(func.count()).select_from(members.subquery()))
     member_buyers = db.session.scalar(
         _entries(filters, func.count(distinct(E.buyer_id))).where(
-            E.unit_id == unit_id, E.amount_fen > 0, E.buyer_id.in_(members)
+            E.unit_id == unit_id,
+            E.amount_fen > 0,
+            E.buyer_id.in_(members),
+            # With their own money: a unit purchase or custom order is the unit's, not its
+            # coordinator's, though the coordinator placed it.
+            E.mode.notin_([OrderMode.UNIT_PURCHASE.value, OrderMode.CUSTOM.value]),
         )
     )
     by_village = {

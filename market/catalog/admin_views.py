@@ -1,14 +1,16 @@
-"""The organizer keeps the list of categories."""
+"""The organizer keeps the list of categories and the search synonyms."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
-from market.catalog import services
-from market.catalog.forms import CategoryForm
+from market.catalog import services, synonyms
+from market.catalog.forms import CategoryForm, SynonymForm
 from market.catalog.models import Category, Product
 from market.extensions import db
 from market.web import edit_form_page
@@ -33,6 +35,7 @@ def _save(form: CategoryForm, category: Category | None = None) -> Category:
         name=form.name.data,
         slug=form.slug.data,
         sort_order=form.sort_order.data or 0,
+        name_en=form.name_en.data or "",
         category=category,
     )
 
@@ -50,3 +53,43 @@ def edit_category(category_id: int):
     category = db.get_or_404(Category, category_id)
     form = CategoryForm(obj=category)
     return edit_form_page(form, _l("编辑分类"), lambda: _save(form, category), ".categories")
+
+
+# -- search synonyms ---------------------------------------------------------------------------
+@bp.get("/synonyms")
+@requires(Access.ORGANIZER)
+def synonyms_index():
+    return render_template(
+        "admin/synonyms.html", groups=synonyms.groups(), action_form=ActionForm()
+    )
+
+
+@bp.route("/synonyms/new", methods=["GET", "POST"])
+@requires(Access.ORGANIZER)
+def new_synonyms():
+    form = SynonymForm()
+    return edit_form_page(
+        form, _l("新增同义词"), lambda: synonyms.save_group(form.terms.data), ".synonyms_index"
+    )
+
+
+@bp.route("/synonyms/<int:group_id>/edit", methods=["GET", "POST"])
+@requires(Access.ORGANIZER)
+def edit_synonyms(group_id: int):
+    group = synonyms.group_or_404(group_id)
+    form = SynonymForm(obj=group)
+    return edit_form_page(
+        form,
+        _l("编辑同义词"),
+        lambda: synonyms.save_group(form.terms.data, group),
+        ".synonyms_index",
+    )
+
+
+@bp.post("/synonyms/<int:group_id>/delete")
+@requires(Access.ORGANIZER)
+def delete_synonyms(group_id: int):
+    if ActionForm().validate_on_submit():
+        synonyms.delete_group(group_id)  # a missing group is the 404 page
+        flash(_("已删除这组同义词"), "success")
+    return redirect(url_for(".synonyms_index"), 303)

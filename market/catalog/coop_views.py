@@ -29,7 +29,7 @@ bp = Blueprint("coop", __name__, url_prefix="/coop")
 
 def _categories():
     return [
-        (c.id, c.name) for c in db.session.scalars(select(Category).order_by(Category.sort_order))
+        (c.id, c.label) for c in db.session.scalars(select(Category).order_by(Category.sort_order))
     ]
 
 

@@ -78,11 +78,19 @@ class StatusForm(FlaskForm):
 
 class CategoryForm(FlaskForm):
     name = StringField(_l("分类名称"), validators=[DataRequired(), Length(max=30)])
+    name_en = StringField(_l("英文名称（英文界面显示）"), validators=[Optional(), Length(max=40)])
     slug = StringField(
         _l("网址代码（小写字母、数字、-）"),
         validators=[DataRequired(), Length(max=30), Regexp(r"^[a-z0-9-]+$")],
     )
     sort_order = IntegerField(_l("排序"), default=0, validators=[Optional(), NumberRange(0, 999)])
+
+
+class SynonymForm(FlaskForm):
+    terms = StringField(
+        _l("同义词（用空格分隔，如：红薯 番薯 地瓜）"),
+        validators=[DataRequired(), Length(max=200)],
+    )
 
 
 BUNDLE_ROWS = 4

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import (
     Boolean,
@@ -44,8 +45,32 @@ class Category(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(30), unique=True)
+    # The name the English UI shows ("" = show the Chinese name there too).
+    name_en: Mapped[str] = mapped_column(String(40), default="", server_default="")
     slug: Mapped[str] = mapped_column(String(30), unique=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def label(self) -> str:
+        """The name in the page's language: name_en when the locale is English and it is set."""
+        locale = get_locale()
+        if self.name_en and locale is not None and locale.language == "en":
+            return self.name_en
+        return self.name
+
+
+class SearchSynonym(db.Model):
+    """One group of names people use for the same thing (红薯 番薯 地瓜), kept by the organizer:
+    a search for any of them finds products named with any other."""
+
+    __tablename__ = "search_synonyms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    terms: Mapped[str] = mapped_column(String(200))  # separated by single spaces
+
+    @property
+    def term_list(self) -> list[str]:
+        return self.terms.split()
 
 
 class Product(TimestampMixin, db.Model):

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from market.catalog import synonyms
 from market.catalog.models import Category, Product, ProductStatus
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.extensions import db
@@ -28,6 +29,9 @@ def _listed() -> Select:
     return select(Product).where(Product.status == ProductStatus.LISTED)
 
 
+CATEGORY = (Category.name, Category.name_en)  # "honey" finds 蜂蜜 too
+
+
 def search_products(
     q: str | None = None,
     *,
@@ -36,18 +40,19 @@ def search_products(
     page: int = 1,
 ):
     """Listed products matching words in the product, co-op, village, town or category name.
-    Works for Chinese text: a plain substring match, every word must match somewhere."""
+    Works for Chinese text: a plain substring match, every word must match somewhere; a word
+    in a synonym group (红薯 番薯 地瓜) matches any term of the group."""
     query = (
         _listed().join(Product.coop).join(Coop.village).join(Village.town).join(Product.category)
     )
     for word in (q or "").split()[:5]:
         query = query.where(
             or_(
-                contains(Product.name, word),
-                contains(Coop.name, word),
-                contains(Village.name, word),
-                contains(Town.name, word),
-                contains(Category.name, word),
+                *(
+                    contains(column, term)
+                    for term in synonyms.expand(word)
+                    for column in (Product.name, Coop.name, Village.name, Town.name, *CATEGORY)
+                )
             )
         )
     if category is not None:

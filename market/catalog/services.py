@@ -301,11 +301,18 @@ def coop_products(user: User) -> list[Product]:
 
 
 def save_category(
-    *, name: str, slug: str, sort_order: int, category: Category | None = None
+    *,
+    name: str,
+    slug: str,
+    sort_order: int,
+    name_en: str = "",
+    category: Category | None = None,
 ) -> Category:
-    """Categories (薯类, 蜂蜜, 南药 ...) are kept by the organizer; names and slugs are unique."""
+    """Categories (薯类, 蜂蜜, 南药 ...) are kept by the organizer; names and slugs are unique.
+    `name_en` is what the English UI shows."""
     category = category or Category()
     category.name, category.slug, category.sort_order = name.strip(), slug.strip(), sort_order
+    category.name_en = name_en.strip()
     db.session.add(category)
     commit_unique(_("已有同名或同代码的分类"), field="name")
     return category

@@ -60,6 +60,10 @@ def product(product_id: int):
         own = current_user.is_authenticated and (
             current_user.is_admin or item.coop_id in current_user.coop_ids()
         )
+        if not own and item.status == ProductStatus.DELISTED:
+            # An old link (a shared page, a poster): say it is gone and what else the village sells.
+            others = queries.search_products(village_id=item.coop.village_id, page=1)
+            return render_template("catalog/delisted.html", product=item, others=others), 410
         if not own:
             abort(404)
     units = queries.units_paired_with(item.coop.village_id, date.today())

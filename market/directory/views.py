@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.directory.models import Town, Village
+from market.directory.names import pinyin_key
 from market.extensions import db
 
 bp = Blueprint("directory", __name__)
@@ -19,10 +20,13 @@ bp = Blueprint("directory", __name__)
 @bp.get("/villages")
 @requires(Access.PUBLIC)
 def villages():
-    towns = db.session.scalars(
-        select(Town).options(selectinload(Town.villages)).order_by(Town.name)
-    ).all()
-    return render_template("directory/villages.html", towns=towns)
+    towns = db.session.scalars(select(Town).options(selectinload(Town.villages))).all()
+    # In pinyin order (白 before 曹 before 古), the towns and the villages within each.
+    listing = [
+        (town, sorted(town.villages, key=lambda v: pinyin_key(v.name)))
+        for town in sorted(towns, key=lambda t: pinyin_key(t.name))
+    ]
+    return render_template("directory/villages.html", towns=listing)
 
 
 @bp.get("/villages/<int:village_id>")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
 from market.errors import DomainError
@@ -440,23 +441,29 @@ def _tell_everyone(group_buy: GroupBuy, reached: bool) -> None:
         notify(
             ready,
             "groupbuy.succeeded",
-            _("“%(title)s”团购成功", title=group_buy.title),
-            _("共 %(n)d 件，已按阶梯价结算。", n=group_buy.reached_quantity),
+            _l("“%(title)s”团购成功", title=group_buy.title),
+            _l("共 %(n)d 件，已按阶梯价结算。", n=group_buy.reached_quantity),
             group_buy_link(group_buy),
         )
         # "可以取货了" waits for the parcel: fulfilment.notify_ready_for_pickup, on its arrival.
         notify(
             released,
             "groupbuy.failed",
-            _("“%(title)s”：您的参团未能结算", title=group_buy.title),
-            _("付款未完成或授权已失效，款项已全额退回或释放。"),
+            _l("“%(title)s”：您的参团未能结算", title=group_buy.title),
+            _l(
+                "付款未完成或银行卡授权已失效：没有从您的卡上扣款，卡上冻结的金额已释放；"
+                "已付的款项全额原路退回给您。"
+            ),
             group_buy_link(group_buy),
         )
     else:
         notify(
             people,
             "groupbuy.failed",
-            _("“%(title)s”未成团", title=group_buy.title),
-            _("未达到成团量，已付款项全额退回或释放。"),
+            _l("“%(title)s”未成团", title=group_buy.title),
+            _l(
+                "未达到成团量：您银行卡上为本团购冻结的金额已释放，不会扣款；"
+                "已付的款项全额原路退回给您。"
+            ),
             group_buy_link(group_buy),
         )

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -172,8 +173,8 @@ def ship_consolidated(
     notify(
         [group_buy.created_by_id],
         "groupbuy.shipped",
-        _("“%(title)s”的包裹已发出", title=group_buy.title),
-        _(
+        _l("“%(title)s”的包裹已发出", title=group_buy.title),
+        _l(
             "%(carrier)s %(number)s。包裹到达后请在取货单上标记“已到货”，参团职工会收到取货通知。",
             carrier=group_buy.carrier,
             number=group_buy.tracking_number,
@@ -212,8 +213,8 @@ def notify_ready_for_pickup(group_buy: GroupBuy) -> None:
     notify(
         list(ready),
         "groupbuy.ready_for_pickup",
-        _("“%(title)s”可以取货了", title=group_buy.title),
-        _(
+        _l("“%(title)s”可以取货了", title=group_buy.title),
+        _l(
             "取货地点：%(place)s；时间：%(window)s",
             place=group_buy.pickup_address,
             window=group_buy.pickup_window,

@@ -74,7 +74,7 @@ PARTICIPATION_STATUS_LABELS = {
     ParticipationStatus.READY: _l("待取货"),
     ParticipationStatus.PICKED_UP: _l("已取货"),
     ParticipationStatus.LEFT: _l("已退出"),
-    ParticipationStatus.RELEASED: _l("已释放"),  # not charged, or refunded in full
+    ParticipationStatus.RELEASED: _l("未结算（未扣款或已全额退款）"),  # not charged, or refunded
 }
 # A ready participation before its parcel is at the pickup point.
 AWAITING_SHIPMENT = _l("已成团 · 待发货")

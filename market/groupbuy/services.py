@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import selectinload
 
@@ -216,8 +217,8 @@ def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
     notify(
         coop_manager_ids(group_buy.coop_id),
         "groupbuy.proposed",
-        _("%(unit)s 申请团购“%(title)s”", unit=unit.name, title=group_buy.title),
-        _("请在“团购配送”页面核对团购价、上限和时间后确认，或说明理由后拒绝。"),
+        _l("%(unit)s 申请团购“%(title)s”", unit=unit.name, title=group_buy.title),
+        _l("请在“团购配送”页面核对团购价、上限和时间后确认，或说明理由后拒绝。"),
         COOP_PAGE,
     )
     db.session.commit()
@@ -327,8 +328,8 @@ def accept_group_buy(manager: User, group_buy_id: int) -> GroupBuy:
     notify(
         coordinator_ids(group_buy),
         "groupbuy.accepted",
-        _("合作社已确认“%(title)s”", title=group_buy.title),
-        _("%(coop)s 已确认团购价、上限和时间，职工现在可以参团了。", coop=group_buy.coop.name),
+        _l("合作社已确认“%(title)s”", title=group_buy.title),
+        _l("%(coop)s 已确认团购价、上限和时间，职工现在可以参团了。", coop=group_buy.coop.name),
         manage_link(group_buy),
     )
     db.session.commit()
@@ -373,8 +374,8 @@ def decline_group_buy(manager: User, group_buy_id: int, reason: str) -> GroupBuy
     notify(
         coordinator_ids(group_buy),
         "groupbuy.declined",
-        _("合作社未接受“%(title)s”", title=group_buy.title),
-        _("%(coop)s 的理由：%(reason)s", coop=group_buy.coop.name, reason=reason),
+        _l("合作社未接受“%(title)s”", title=group_buy.title),
+        _l("%(coop)s 的理由：%(reason)s", coop=group_buy.coop.name, reason=reason),
         manage_link(group_buy),
     )
     db.session.commit()
@@ -564,8 +565,8 @@ def _notify_if_reached(group_buy: GroupBuy) -> None:
         notify(
             _active_user_ids(group_buy.id),
             "groupbuy.reached",
-            _("“%(title)s”已达成团量", title=group_buy.title),
-            _("已达到成团量 %(n)d 件，截止后按达到的阶梯价结算。", n=group_buy.min_quantity),
+            _l("“%(title)s”已达成团量", title=group_buy.title),
+            _l("已达到成团量 %(n)d 件，截止后按达到的阶梯价结算。", n=group_buy.min_quantity),
             group_buy_link(group_buy),
         )
 
@@ -617,8 +618,8 @@ def join(user: User, group_buy_id: int, quantities: dict[int, int]) -> Participa
         notify(
             [user.id],
             "groupbuy.joined",
-            _("已参加团购“%(title)s”", title=group_buy.title),
-            _("截止时间前可以修改数量或退出。"),
+            _l("已参加团购“%(title)s”", title=group_buy.title),
+            _l("截止时间前可以修改数量或退出。"),
             group_buy_link(group_buy),
         )
         _notify_if_reached(group_buy)
@@ -801,15 +802,15 @@ def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBu
     notify(
         _active_user_ids(group_buy.id),
         "groupbuy.changed",
-        _("“%(title)s”已延期", title=group_buy.title),
-        _("截止时间延至 %(time)s。", time=_format_time(closes_at)),
+        _l("“%(title)s”已延期", title=group_buy.title),
+        _l("截止时间延至 %(time)s。", time=_format_time(closes_at)),
         group_buy_link(group_buy),
     )
     notify(
         coop_manager_ids(group_buy.coop_id),
         "groupbuy.changed",
-        _("“%(title)s”已延期", title=group_buy.title),
-        _("截止时间延至 %(time)s。", time=_format_time(closes_at)),
+        _l("“%(title)s”已延期", title=group_buy.title),
+        _l("截止时间延至 %(time)s。", time=_format_time(closes_at)),
         COOP_PAGE,
     )
     db.session.commit()
@@ -826,8 +827,8 @@ def lower_minimum(coordinator: User, group_buy_id: int, min_quantity: int) -> Gr
     notify(
         _active_user_ids(group_buy.id),
         "groupbuy.changed",
-        _("“%(title)s”调低了成团量", title=group_buy.title),
-        _("成团量调整为 %(n)d 件。", n=min_quantity),
+        _l("“%(title)s”调低了成团量", title=group_buy.title),
+        _l("成团量调整为 %(n)d 件。", n=min_quantity),
         group_buy_link(group_buy),
     )
     _notify_if_reached(group_buy)
@@ -923,8 +924,8 @@ def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
             "released": len(released),
         },
     )
-    title = _("“%(title)s”已取消", title=group_buy.title)
-    body = _(
+    title = _l("“%(title)s”已取消", title=group_buy.title)
+    body = _l(
         "%(who)s 取消了团购，理由：%(reason)s。已付款项全额退回，银行卡授权已撤销。",
         who=actor.name,
         reason=reason,

@@ -430,7 +430,10 @@ def cancel(group_buy_id: int):
             _show_error(form, error)
             status = error.status_code  # 409: cancelled already, or closing
         else:
-            flash(_("团购已取消，参团者的款项已全额退回或释放"), "success")
+            flash(
+                _("团购已取消：参团者卡上冻结的金额已释放、不会扣款，已付的款项全额原路退回给他们"),
+                "success",
+            )
             return redirect(url_for(".manage", group_buy_id=group_buy_id), 303)
     group_buy = services.own_group_buy(current_user, group_buy_id)
     if not group_buy.cancellable:  # the form is gone from the page: say why on its own
@@ -519,7 +522,7 @@ def decline(group_buy_id: int):
 def coop_cancel(group_buy_id: int):
     return _reason_action(
         lambda reason: services.cancel_group_buy(current_user, group_buy_id, reason),
-        _("团购已取消，参团者的款项已全额退回或释放"),
+        _("团购已取消：参团者卡上冻结的金额已释放、不会扣款，已付的款项全额原路退回给他们"),
         url_for(".coop_index"),
     )
 
@@ -536,7 +539,7 @@ def admin_index():
 def admin_cancel(group_buy_id: int):
     return _reason_action(
         lambda reason: services.cancel_group_buy(current_user, group_buy_id, reason),
-        _("团购已取消，参团者的款项已全额退回或释放"),
+        _("团购已取消：参团者卡上冻结的金额已释放、不会扣款，已付的款项全额原路退回给他们"),
         url_for(".admin_index"),
     )
 

@@ -216,7 +216,8 @@ def test_status_follows_its_state_machine(app, client_as, world):
     manager.post(f"/coop/products/{world.honey_product}/status", data={"status": "delisted"})
     with app.app_context():
         assert db.session.get(Product, world.honey_product).status == ProductStatus.DELISTED
-    assert client_as("buyer").get(f"/products/{world.honey_product}").status_code == 404
+    gone = client_as("buyer").get(f"/products/{world.honey_product}")
+    assert gone.status_code == 410 and "已下架" in gone.get_data(as_text=True)
     # delisted -> delisted is not a transition: refused with a message, nothing changes
     response = manager.post(
         f"/coop/products/{world.honey_product}/status",

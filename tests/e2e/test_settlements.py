@@ -150,7 +150,11 @@ def test_a_co_op_is_paid_and_a_late_refund_goes_on_its_next_statement(
     parcel.get_by_label("退款金额（元）").fill("10")
     parcel.get_by_label("退款原因").fill("包装破损")
     parcel.get_by_role("button", name="退款").click()
-    expect(coop.get_by_role("alert").filter(has_text="已退款")).to_be_visible()
+    # A confirmation step shows the amount and reason before any money moves.
+    expect(coop.locator("#refund-amount")).to_have_text("¥10.00")
+    expect(coop.locator("#refund-reason")).to_have_text("包装破损")
+    coop.locator("#refund-confirm-button").click()
+    expect(coop.get_by_role("alert").filter(has_text="已退款 ¥10.00")).to_be_visible()
 
     employee.goto(f"/orders/{number}")
     expect(employee.locator("#order-refunds .refund-status")).to_have_text("待退款")

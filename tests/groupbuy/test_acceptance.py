@@ -523,7 +523,7 @@ def test_a_card_held_group_buy_order_says_authorised_not_awaiting_payment(
     status = re.search(r'id="order-status">([^<]+)<', page).group(1)
     assert status == "已授权 · 待成团"
     detail = text(employee.get(f"/group-buys/{group_buy_id}"))
-    assert "银行卡已授权（尚未扣款）" in detail
+    assert "银行卡已授权 ¥" in detail and "（尚未扣款）" in detail
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.number == number))
         assert order.status == OrderStatus.PENDING_PAYMENT  # the order itself is unchanged
