@@ -42,3 +42,36 @@ def reload_until(page: Page, check: Callable[[], None], *, attempts: int = 10) -
         except AssertionError:
             page.reload()
     check()
+
+
+def pay_an_order(email: str, product: str, quantity: int):
+    """Behind the pages, inside an app context of a live app: the demo person orders `quantity`
+    of the first product whose name starts with `product`, by the services the pages use, and
+    finance confirms the bank transfer. Returns the paid order."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from market.accounts.models import User
+    from market.campaign import queries
+    from market.catalog.models import Product, Sku
+    from market.extensions import db
+    from market.orders import services as orders
+    from market.orders.models import DeliveryMethod
+    from market.payments import services as payments
+
+    buyer = db.session.scalar(select(User).where(User.email == email))
+    finance = db.session.scalar(select(User).where(User.email == "finance@example.com"))
+    sku_id = db.session.scalar(
+        select(Sku.id).join(Sku.product).where(Product.name.startswith(product)).limit(1)
+    )
+    order = orders.build_order(
+        buyer,
+        [orders.WantedLine(sku_id, quantity)],
+        orders.Delivery(DeliveryMethod.DELIVERY, buyer.name, "13800009999", "广东省高州市"),
+        f"e2e-{uuid.uuid4().hex}",
+    )
+    db.session.commit()
+    payments.start_payment(buyer, order.number, "offline")
+    payments.confirm_transfer(finance, order.number, "E2E", queries.shanghai_today())
+    return order

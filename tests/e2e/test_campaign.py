@@ -17,17 +17,12 @@ from openpyxl import load_workbook
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from market.accounts.models import User
 from market.campaign import queries
 from market.campaign import targets as campaign_targets
-from market.catalog.models import Product, Sku
 from market.directory.models import Unit
 from market.extensions import db
-from market.orders import services as orders
-from market.orders.models import DeliveryMethod
-from market.payments import services as payments
 from tests.e2e.conftest import LIVE_APPS
-from tests.e2e.steps import open_menu_link, reload_until, sign_in
+from tests.e2e.steps import open_menu_link, pay_an_order, reload_until, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -40,22 +35,9 @@ HONEY = "原生态蜂蜜"
 
 # -- the world the journeys start from -------------------------------------------------------------
 def _paid_order(email: str, product: str, quantity: int) -> None:
-    """An order placed and paid through the services the pages use (bank transfer confirmed by
-    finance), so that the dashboard has something to draw."""
-    buyer = db.session.scalar(select(User).where(User.email == email))
-    finance = db.session.scalar(select(User).where(User.email == FINANCE))
-    sku_id = db.session.scalar(
-        select(Sku.id).join(Sku.product).where(Product.name.startswith(product)).limit(1)
-    )
-    order = orders.build_order(
-        buyer,
-        [orders.WantedLine(sku_id, quantity)],
-        orders.Delivery(DeliveryMethod.DELIVERY, buyer.name, "13800009999", "广东省高州市"),
-        f"e2e-campaign-{uuid.uuid4().hex}",
-    )
-    db.session.commit()
-    payments.start_payment(buyer, order.number, "offline")
-    payments.confirm_transfer(finance, order.number, "E2E", queries.shanghai_today())
+    """An order placed and paid (bank transfer confirmed by finance), so that the dashboard has
+    something to draw."""
+    pay_an_order(email, product, quantity)
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,15 @@ One browser context per role; the viewport is resized in place, so each page is 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from sqlalchemy import select
 
-from market.accounts.models import User
-from market.campaign import queries
-from market.catalog.models import Product, Sku
-from market.extensions import db
-from market.orders import services as orders
-from market.orders.models import DeliveryMethod, Shipment
-from market.payments import services as payments
 from tests.e2e.conftest import LIVE_APPS
-from tests.e2e.steps import sign_in
+from tests.e2e.steps import pay_an_order, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -185,24 +176,11 @@ def test_every_page_of_every_role_fits_every_screen_width(
 
 
 # -- phones: names stay readable, the dashboard stays short ---------------------------------------
-def _paid_order(app: Flask, email: str, product: str, quantity: int) -> Shipment:
-    """An order placed and paid by bank transfer through the services the pages use."""
+def _paid_order(app: Flask, email: str, product: str, quantity: int) -> int:
+    """An order placed and paid by bank transfer through the services the pages use; its
+    parcel's id."""
     with app.test_request_context():
-        buyer = db.session.scalar(select(User).where(User.email == email))
-        finance = db.session.scalar(select(User).where(User.email == "finance@example.com"))
-        sku_id = db.session.scalar(
-            select(Sku.id).join(Sku.product).where(Product.name.startswith(product)).limit(1)
-        )
-        order = orders.build_order(
-            buyer,
-            [orders.WantedLine(sku_id, quantity)],
-            orders.Delivery(DeliveryMethod.DELIVERY, buyer.name, "13800009999", "广东省高州市"),
-            f"e2e-layout-{uuid.uuid4().hex}",
-        )
-        db.session.commit()
-        payments.start_payment(buyer, order.number, "offline")
-        payments.confirm_transfer(finance, order.number, "E2E-LAYOUT", queries.shanghai_today())
-        return order.shipments[0].id
+        return pay_an_order(email, product, quantity).shipments[0].id
 
 
 def name_width_em(page: Page, selector: str) -> float:
