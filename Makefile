@@ -27,12 +27,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Bootstrap, icons and htmx from npm, copied into static/vendor (ignored by git).
-assets: static/vendor/.installed
+# Bootstrap, its icons and ECharts from npm, copied into static/vendor; then Bootstrap's CSS trimmed
+# by PurgeCSS, every static file fingerprinted, compressed (gzip, brotli) and an SVG sprite of the
+# icons the templates use, in static/dist (both ignored by git; market/assets.py).
+# Rebuilt when a template, our static files or the Python code change: they name the icons and
+# the Bootstrap classes that PurgeCSS keeps (scripts/purgecss.config.cjs).
+ASSET_SOURCES := $(shell find static templates -path static/dist -prune -o -path static/vendor -prune -o -type f -print) \
+	$(shell find market -name '*.py') scripts/purgecss.config.cjs
+assets: static/dist/manifest.json
 static/vendor/.installed: package.json scripts/vendor_assets.sh
 	npm install --no-audit --no-fund --loglevel=error
 	sh scripts/vendor_assets.sh
 	touch $@
+static/dist/manifest.json: static/vendor/.installed scripts/build_assets.py $(ASSET_SOURCES) | install
+	$(BIN)/python scripts/build_assets.py
 
 # zh_CN is the default; msgids are Chinese (DESIGN.md §8), en is the second language.
 translations: install
@@ -63,4 +71,5 @@ bench: setup
 	$(BIN)/python bench/checkout.py
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules static/vendor static/dist .pytest_cache .ruff_cache
+

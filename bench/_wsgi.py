@@ -2,7 +2,9 @@
 benchmark's database, plus a trivial route that measures what gunicorn, Flask and the app's request
 hooks cost on their own, so each page's rate can be read as a ratio to it.
 
-Configured by environment variables that storefront.py sets: BENCH_DATABASE_URL, BENCH_UPLOAD_DIR.
+Configured by environment variables that storefront.py sets: BENCH_DATABASE_URL, BENCH_UPLOAD_DIR,
+and BENCH_PAGECACHE_STATS=1 to count the page cache's hits in the shared cache (PAGECACHE_STATS);
+everything else (REDIS_URL, LIMIT_SEARCH ...) as the app reads it from the environment.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def make_app() -> Flask:
             "SQLALCHEMY_DATABASE_URI": os.environ["BENCH_DATABASE_URL"],
             "UPLOAD_DIR": os.environ["BENCH_UPLOAD_DIR"],
             "SECRET_KEY": "bench",
+            "PAGECACHE_STATS": os.environ.get("BENCH_PAGECACHE_STATS") == "1",
         }
     )
     return add_trivial_route(app)

@@ -24,12 +24,14 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.config["UPLOAD_DIR"]).mkdir(parents=True, exist_ok=True)
 
     _init_extensions(app)
-    from market import security
+    from market import assets, security
 
     security.init_app(app)
+    assets.init_app(app)  # after ProxyFix: WhiteNoise answers static files before the app
     _register_blueprints(app)
 
-    from market import cli, errorpages, web
+    from market import cli, errorpages, pagecache, web
+    from market.accounts import menu
     from market.campaign import ledger
     from market.settlements import ledger as settlement_ledger
 
@@ -38,6 +40,8 @@ def create_app(config: dict | None = None) -> Flask:
     ledger.install()
     settlement_ledger.install()
     web.init_app(app)
+    pagecache.init_app(app)  # storefront pages from the cache
+    menu.init_app(app)  # the signed-in header menu, stored per person and page
     errorpages.init_app(app)
     cli.init_app(app)
     if os.environ.get("MARKET_IN_PROCESS_JOBS") == "1" and not app.config.get("TESTING"):
@@ -48,7 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from market.extensions import csrf, db, login_manager, migrate
+    from market.extensions import cache, csrf, db, login_manager, migrate
     from market.i18n import init_babel
     from market.models import render_migration_item
 
@@ -62,6 +66,7 @@ def _init_extensions(app: Flask) -> None:
         render_item=render_migration_item,
     )
     csrf.init_app(app)
+    cache.init_app(app)
     login_manager.init_app(app)
     init_babel(app)
 
@@ -78,6 +83,7 @@ def _register_blueprints(app: Flask) -> None:
     from market.catalog.views import bp as catalog_bp
     from market.directory.admin_views import bp as directory_admin_bp
     from market.directory.views import bp as directory_bp
+    from market.exports.views import bp as exports_bp
     from market.groupbuy.views import bp as groupbuy_bp
     from market.notifications.views import bp as notifications_bp
     from market.orders.views import bp as orders_bp
@@ -102,3 +108,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(settlements_bp)
+    app.register_blueprint(exports_bp)

@@ -108,6 +108,15 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         # embedded default: Celery tasks then run eagerly, in the calling process.
         "REDIS_URL": env.get("REDIS_URL", ""),
     }
+    # The page cache (market/pagecache.py): CACHE_TYPE from the environment, else Redis when
+    # REDIS_URL is set (shared by every web process) or SimpleCache (this process's memory: the
+    # embedded one-process shop). CACHE_REDIS_URL defaults to REDIS_URL.
+    for name in ("CACHE_TYPE", "CACHE_REDIS_URL"):
+        if env.get(name):
+            config[name] = env[name]
+    config["CACHE_KEY_PREFIX"] = "market:"
+    config["CACHE_DEFAULT_TIMEOUT"] = int(env.get("CACHE_DEFAULT_TIMEOUT", "3600"))
+    config["CACHE_THRESHOLD"] = 2000  # SimpleCache's entry limit
     if env.get("CELERY_TASK_ALWAYS_EAGER"):
         config["CELERY_TASK_ALWAYS_EAGER"] = env["CELERY_TASK_ALWAYS_EAGER"] == "1"
     if overrides:
@@ -123,6 +132,8 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         raise ValueError("PRIVATE_UPLOAD_DIR must not lie inside UPLOAD_DIR (public at /media)")
     # Decided after the overrides, so that a test which sets REDIS_URL gets a real broker too.
     config.setdefault("CELERY_TASK_ALWAYS_EAGER", not config["REDIS_URL"])
+    config.setdefault("CACHE_TYPE", "RedisCache" if config["REDIS_URL"] else "SimpleCache")
+    config.setdefault("CACHE_REDIS_URL", config["REDIS_URL"])
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite serialises writers: wait for the lock rather than fail under light concurrency.
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 15}}

@@ -1,6 +1,7 @@
 """Flask extensions, created unbound here and bound in create_app."""
 
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -13,3 +14,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# The storefront's page cache (market/pagecache.py): Redis with REDIS_URL, else in-process.
+cache = Cache()

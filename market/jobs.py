@@ -28,9 +28,16 @@ def _close_due_group_buys() -> object:
     return close_due_group_buys()
 
 
+def _expire_exports() -> object:
+    from market.exports.services import expire_exports
+
+    return expire_exports()
+
+
 JOBS: list[Job] = [
     ("expire unpaid orders", _expire_unpaid),
     ("close due group-buys", _close_due_group_buys),
+    ("expire export jobs", _expire_exports),
 ]
 
 

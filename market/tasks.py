@@ -34,6 +34,8 @@ RECONCILE_AGAINST_PROVIDER = "market.reconcile_against_provider"
 SEND_MAIL = "market.send_mail"
 MAIL_RETRIES = 5
 PURGE_SESSIONS = "market.purge_sessions"
+RUN_EXPORT = "market.run_export"
+EXPIRE_EXPORTS = "market.expire_exports"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
 # message that waits longer than its interval (no worker up) is dropped rather than piled up:
@@ -54,6 +56,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": PURGE_SESSIONS,
         "schedule": crontab(hour=20, minute=0),
         "options": {"expires": 6 * 3600},
+    },
+    # Export jobs whose worker was lost are marked failed (retryable); old files are removed.
+    "expire-exports": {
+        "task": EXPIRE_EXPORTS,
+        "schedule": 300.0,
+        "options": {"expires": 300},
     },
     # Daily at 03:30 Beijing time (19:30 UTC), when few buyers are paying.
     "reconcile-against-provider": {
@@ -125,6 +133,20 @@ def send_mail(letters: list[dict]) -> int:
     return send_queued(letters)
 
 
+def run_export(job_id: int) -> str:
+    """Write an export job's file (market.exports.services.run_export)."""
+    from market.exports.services import run_export as run
+
+    return run(job_id)
+
+
+def expire_exports() -> int:
+    """Fail export jobs whose worker was lost; remove old export files."""
+    from market.exports.services import expire_exports as expire
+
+    return expire()
+
+
 def celery_for(app: Flask) -> Celery:
     """The Celery app of this Flask app, made on first use."""
     return app.extensions.get("celery") or make_celery(app)
@@ -167,6 +189,9 @@ def make_celery(app: Flask) -> Celery:
         max_retries=MAIL_RETRIES,
     )(send_mail)
     celery_app.task(name=PURGE_SESSIONS)(purge_sessions)
+    # No automatic retry: a failed export says so on its page and its owner retries it.
+    celery_app.task(name=RUN_EXPORT)(run_export)
+    celery_app.task(name=EXPIRE_EXPORTS)(expire_exports)
     app.extensions["celery"] = celery_app
     return celery_app
 

@@ -1,19 +1,22 @@
 """Images are accepted by what they contain, not by their names: Pillow must recognise a JPEG,
 PNG or WebP within the size limit. They are re-encoded (dropping EXIF, e.g. GPS) under random
 names: public pictures (products, villages) and their thumbnails under UPLOAD_DIR, served to
-anyone at /media; money documents (bank slips, refund and payout proofs, invoices) under
-PRIVATE_UPLOAD_DIR, served only by views that first check who may see them (`send_private`)."""
+anyone at /media; money documents (bank slips, refund and payout proofs, invoices) and export
+files under PRIVATE_UPLOAD_DIR, served only by views that first check who may see them
+(`send_private`)."""
 
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+import re
 import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Response, abort, current_app, send_file
+from flask import Response, abort, current_app, send_file, url_for
 from flask_babel import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
@@ -25,9 +28,15 @@ ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 MAX_PIXELS = 40_000_000
 FULL_SIZE = 1600
 THUMB_SIZE = 480
+# Square WebP thumbnails for the product cards (`srcset`): a card is 160-312 CSS px wide
+# (market/assets.py CARD_SIZES), so 320 px serves one-pixel-per-pixel screens, 400 px phones
+# with two device pixels per CSS pixel (a 390 px phone's card is 175 px), 480 px tablets and
+# 640 px phones with three.
+CARD_WIDTHS = (320, 400, 480, 640)
+CARD_THUMBNAIL = re.compile(r"^(?P<stem>.+)\.w(?P<width>\d+)\.webp$")
 # Folders of money documents. The public /media route refuses them even under UPLOAD_DIR, where
 # slips were stored before they became private (market/security/headers.py).
-PRIVATE_FOLDERS = frozenset({"transfers", "refunds", "payouts", "invoices"})
+PRIVATE_FOLDERS = frozenset({"transfers", "refunds", "payouts", "invoices", "exports"})
 PRIVATE_CACHE_CONTROL = "private, no-store"
 
 
@@ -90,7 +99,54 @@ def _save(upload: FileStorage, folder: str, root: Path, *, thumbnail: bool) -> S
             thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
             thumb_path = f"{folder}/{stem}.thumb.{extension}"
             thumb.save(root / thumb_path, format=image_format, quality=80)
+            for width in CARD_WIDTHS:
+                _save_card_thumbnail(image, root / card_thumbnail_path(path, width), width)
         return StoredImage(path, thumb_path, image.width, image.height)
+
+
+def card_thumbnail_path(path: str, width: int) -> str:
+    """The card thumbnail of a stored picture, named after it: products/3/ab12.jpg ->
+    products/3/ab12.w320.webp (no column holds it)."""
+    return f"{posixpath.splitext(path)[0]}.w{width}.webp"
+
+
+def card_srcset(path: str) -> str:
+    return ", ".join(
+        f"{url_for('web.media', filename=card_thumbnail_path(path, w))} {w}w" for w in CARD_WIDTHS
+    )
+
+
+def _save_card_thumbnail(image: Image.Image, target: Path, width: int) -> None:
+    thumb = ImageOps.fit(image, (width, width), Image.Resampling.LANCZOS)
+    if thumb.mode not in ("RGB", "RGBA"):
+        thumb = thumb.convert("RGBA" if "A" in thumb.getbands() else "RGB")
+    # Written beside, then renamed: two requests making the same thumbnail never serve half.
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    thumb.save(partial, format="WEBP", quality=70)
+    os.replace(partial, target)
+
+
+def ensure_card_thumbnail(filename: str) -> None:
+    """Pictures stored before card thumbnails existed get theirs the first time one is asked
+    for, from the picture it is named after (public pictures only; the caller refuses private
+    folders)."""
+    match = CARD_THUMBNAIL.match(filename)
+    if match is None or int(match["width"]) not in CARD_WIDTHS:
+        return
+    root = current_app.config["UPLOAD_DIR"]
+    target = safe_join(root, filename)
+    if target is None or Path(target).is_file():
+        return
+    for extension in ALLOWED_FORMATS.values():
+        original = safe_join(root, f"{match['stem']}.{extension}")
+        if original is not None and Path(original).is_file():
+            try:
+                with Image.open(original) as opened:
+                    opened.load()
+                    _save_card_thumbnail(opened, Path(target), int(match["width"]))
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                current_app.logger.warning("no card thumbnail from %s", original, exc_info=True)
+            return
 
 
 def store_image(upload: FileStorage, folder: str) -> StoredImage:
@@ -194,7 +250,10 @@ def send_private(path: str | None) -> Response:
 
 
 def remove_stored(*paths: str | None) -> None:
+    """Stored public pictures, with the card thumbnails named after them."""
     root = Path(current_app.config["UPLOAD_DIR"])
     for path in paths:
         if path:
             (root / path).unlink(missing_ok=True)
+            for width in CARD_WIDTHS:
+                (root / card_thumbnail_path(path, width)).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from market.extensions import db
 from market.idempotency import form_token_field
 from market.money import fen_to_yuan_text, format_fen
 from market.security.redirects import next_url
+from market.uploads import ensure_card_thumbnail
 
 bp = Blueprint("web", __name__)
 
@@ -54,6 +55,7 @@ def set_language():
 @bp.get("/media/<path:filename>")
 @requires(Access.PUBLIC)
 def media(filename: str):
+    ensure_card_thumbnail(filename)  # pictures stored before card thumbnails existed
     return send_from_directory(current_app.config["UPLOAD_DIR"], filename, max_age=86400 * 30)
 
 
@@ -164,8 +166,8 @@ def url_with_page(page: int) -> str:
 
 
 def content_security_policy() -> str:
-    """Scripts and styles from our own origin only (htmx needs no eval), plus Stripe.js and its
-    API when card payments are on; inline styles are allowed for Bootstrap; no framing."""
+    """Scripts and styles from our own origin only (no eval, no inline script), plus Stripe.js
+    and its API when card payments are on; inline styles are allowed for Bootstrap; no framing."""
     stripe = ""
     if current_app.config.get("STRIPE_SECRET_KEY"):
         from urllib.parse import urlsplit

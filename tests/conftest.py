@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from market import create_app
-from market.extensions import db
+from market.extensions import cache, db
 from market.security.throttle import limiter
 from tests import factories
 
@@ -91,6 +91,8 @@ def base_app(backend: str, tmp_path_factory) -> Iterator[Flask]:
                 # covers Redis); CI's REDIS_URL must not make tasks wait for a worker.
                 "RATELIMIT_STORAGE_URI": "memory://",
                 "CELERY_TASK_ALWAYS_EAGER": True,
+                # The page cache in this process's memory, emptied after each test.
+                "CACHE_TYPE": "SimpleCache",
             }
         )
         with app.app_context():
@@ -126,6 +128,7 @@ def app(base_app: Flask) -> Iterator[Flask]:
     yield base_app
     with base_app.app_context():
         _empty_all_tables()
+        cache.clear()
     limiter.reset()
 
 

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from market.accounts import passwords, sessions
 from market.accounts.models import PasswordReset, ResetChannel, User
@@ -206,6 +207,7 @@ def open_requests() -> list[PasswordReset]:
     return list(
         db.session.scalars(
             select(PasswordReset)
+            .options(joinedload(PasswordReset.user))  # the page names who is asking
             .where(
                 PasswordReset.channel == ResetChannel.ORGANIZER,
                 PasswordReset.used_at.is_(None),

@@ -15,20 +15,26 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User, UserSession
 from market.extensions import db
 from market.models import utcnow
+from market.transactions import commit_keeping_loaded
 
 # How stale `last_seen_at` may get before a request writes it again: one write a minute, not
 # one per request.
 TOUCH_EVERY = timedelta(seconds=60)
 # What survives sign-in from the anonymous session: the guest's cart and chosen language.
 KEPT_AT_SIGN_IN = ("cart_id", "lang")
+# Other sign-ins that end with the sessions (the API's tokens, market/api/tokens.py): each is
+# called as f(user_id, at=...) inside end_all's transaction.
+ENDED_WITH_SESSIONS: list = []
 
 
 def _hash(key: str) -> str:
@@ -78,15 +84,31 @@ def start(user: User, *, remember: bool = False) -> None:
     login_user(user, remember=remember, duration=idle_limit(True) if remember else None)
 
 
+@cache
+def _open_session_query():
+    """One round trip: the open session of a key hash, its person and the memberships every page's
+    menu and permission checks read. Built once (each request only binds the hash): building the
+    statement and its loader options cost as much as running it."""
+    user_options = joinedload(UserSession.user)
+    return (
+        select(UserSession)
+        .where(UserSession.key_hash == bindparam("key_hash"), UserSession.ended_at.is_(None))
+        .options(
+            user_options.joinedload(User.unit_memberships),
+            user_options.joinedload(User.coop_memberships),
+        )
+    )
+
+
 def load(cookie_id: str) -> User | None:
     """Flask-Login's user loader: the person of an open, recently used session, else None."""
     user_part, _sep, key = cookie_id.partition(":")
     if not user_part.isdigit() or not key or len(key) > 100:
         return None
-    record = db.session.scalar(
-        select(UserSession).where(
-            UserSession.key_hash == _hash(key), UserSession.ended_at.is_(None)
-        )
+    record = (
+        db.session.execute(_open_session_query(), {"key_hash": _hash(key)})
+        .unique()
+        .scalar_one_or_none()
     )
     if record is None or not hmac.compare_digest(str(record.user_id), user_part):
         return None
@@ -97,7 +119,7 @@ def load(cookie_id: str) -> User | None:
         return None
     if now - record.last_seen_at > TOUCH_EVERY:
         record.last_seen_at = now
-        db.session.commit()
+        commit_keeping_loaded()  # the person just read stays loaded for the request
     user = record.user
     if not user.is_active:
         return None
@@ -114,6 +136,8 @@ def end_all(user_id: int, *, at: datetime | None = None) -> int:
         .values(ended_at=at or utcnow())
         .execution_options(synchronize_session=False)
     )
+    for end in ENDED_WITH_SESSIONS:
+        end(user_id, at=at)
     return result.rowcount
 
 

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from market.accounts import services, sessions
 from market.accounts.forms import (
@@ -28,7 +28,14 @@ from market.accounts.forms import (
     LoginForm,
     RegisterForm,
 )
-from market.accounts.models import CoopRole, MembershipStatus, UnitMembership, UnitRole, User
+from market.accounts.models import (
+    CoopMembership,
+    CoopRole,
+    MembershipStatus,
+    UnitMembership,
+    UnitRole,
+    User,
+)
 from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Unit, Village
 from market.errors import DomainError
@@ -183,7 +190,15 @@ def decide_member(membership_id: int, decision: str):
 @requires(Access.ORGANIZER)
 def admin_users():
     q = request.args.get("q", "").strip()
-    query = select(User).order_by(User.id)
+    # Each row shows the person's unit and whether they run a co-op.
+    query = (
+        select(User)
+        .options(
+            selectinload(User.unit_memberships).joinedload(UnitMembership.unit),
+            selectinload(User.coop_memberships).joinedload(CoopMembership.coop),
+        )
+        .order_by(User.id)
+    )
     if q:
         query = query.where(
             or_(contains(User.name, q), contains(User.email, q), contains(User.phone, q))
@@ -201,7 +216,10 @@ def _appointment_forms():
     coop_form.coop_id.choices = [
         (c.id, f"{c.village.name} · {c.name}")
         for c in db.session.scalars(
-            select(Coop).join(Coop.village).order_by(Village.name, Coop.name)
+            select(Coop)
+            .join(Coop.village)
+            .options(contains_eager(Coop.village))
+            .order_by(Village.name, Coop.name)
         )
     ]
     return unit_form, coop_form
@@ -210,7 +228,14 @@ def _appointment_forms():
 @bp.get("/admin/users/<int:user_id>")
 @requires(Access.ORGANIZER)
 def admin_user(user_id: int):
-    user = db.get_or_404(User, user_id)
+    user = db.first_or_404(
+        select(User)
+        .where(User.id == user_id)
+        .options(
+            selectinload(User.unit_memberships).joinedload(UnitMembership.unit),
+            selectinload(User.coop_memberships).joinedload(CoopMembership.coop),
+        )
+    )
     unit_form, coop_form = _appointment_forms()
     flags_form = FlagsForm(prefix="flags", obj=user)
     return render_template(

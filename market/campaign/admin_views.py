@@ -9,6 +9,7 @@ from urllib.parse import quote
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -255,12 +256,31 @@ def _csv_response(stream, name: str) -> Response:
     )
 
 
+# Up to this many ledger lines the old GET links still download at once (a few seconds); past it
+# they offer the background export (market.exports), so that no request runs long.
+SYNC_EXPORT_MAX_ROWS = 20_000
+
+
+def _too_large_for_a_request(campaign: Campaign, filters: queries.Filters, kind: str):
+    rows, _last = queries.ledger_extent(filters)
+    limit = current_app.config.get("EXPORT_SYNC_MAX_ROWS", SYNC_EXPORT_MAX_ROWS)
+    if rows <= limit:
+        return None
+    args = dict(filters.as_args())
+    if kind == "campaign_xlsx" and request.args.get("on"):
+        args["on"] = request.args["on"][:10]
+    return render_template("exports/offer.html", campaign=campaign, rows=rows, kind=kind, args=args)
+
+
 @bp.get("/campaigns/<int:campaign_id>/export.xlsx")
 @requires(Access.ORGANIZER)
 def export_xlsx(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
     filters, _form = _filters(campaign)
     on, _on_form = _on(campaign)
+    offer = _too_large_for_a_request(campaign, filters, "campaign_xlsx")
+    if offer is not None:
+        return offer
     handle, name = exports.workbook(campaign, filters, on, queries.shanghai_today())
     response = send_file(
         handle, mimetype=exports.XLSX_MIMETYPE, as_attachment=True, download_name=name, max_age=0
@@ -282,6 +302,9 @@ def units_csv(campaign_id: int):
 def ledger_csv(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
     filters, _form = _filters(campaign)
+    offer = _too_large_for_a_request(campaign, filters, "ledger_csv")
+    if offer is not None:
+        return offer
     return _csv_response(*exports.ledger_csv(campaign, filters))
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from market import pagecache
 from market.accounts.permissions import Access, requires
 from market.campaign import queries, services
 from market.campaign.models import Campaign
@@ -32,12 +33,15 @@ def _chosen_campaign(allow_all: bool = False) -> Campaign | None:
 # -- the public page -----------------------------------------------------------------------------
 @bp.get("/campaign")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def public():
     campaign = queries.current_campaign(queries.shanghai_today())
     summary = (
         queries.public_summary(campaign, queries.shanghai_today()) if campaign is not None else None
     )
-    return render_template("campaign/public.html", summary=summary)
+    # The ledger's figures, the villages' and products' names.
+    deps = [pagecache.CAMPAIGN, pagecache.DIRECTORY, pagecache.CATALOG]
+    return pagecache.render("campaign/public.html", deps, summary=summary)
 
 
 # -- a unit coordinator's page -------------------------------------------------------------------

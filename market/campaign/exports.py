@@ -4,21 +4,25 @@ and the ledger detail) and CSV files (UTF-8 with a BOM, so that Excel opens them
 Every cell goes through market.spreadsheets: names come from co-ops, units and the directory, and
 text a spreadsheet would run as a formula is written as text (numbers stay numbers).
 
-Both stream: the workbook is written row by row (openpyxl's write-only mode) into a temporary
-file that is sent and then deleted; CSV is produced by a generator while the ledger is read in
-batches. Figures are the dashboard's own (market.campaign.queries), to the fen.
+Both stream: the workbook is written row by row (xlsxwriter's constant-memory mode) into a file,
+CSV by a generator while the ledger is read in batches; neither has a row cap (the ledger goes on
+over further sheets past a sheet's 1,048,576 rows). Small ones are sent from the request, large
+ones written by a background job (market.exports). Figures are the dashboard's own
+(market.campaign.queries), to the fen.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import IO
+from typing import IO, Any
 
 from flask_babel import gettext as _
 
@@ -28,17 +32,13 @@ from market.campaign.models import BASIS_LABELS, Campaign
 from market.models import utcnow
 from market.money import fen_to_yuan_text
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
-from market.spreadsheets import as_text, put, xlsx_value
+from market.spreadsheets import ILLEGAL_CHARACTERS, as_text, put, xlsx_value
 
 YUAN_FORMAT = "#,##0.00"
 PCT_FORMAT = "0.0%"
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_BATCH_ROWS = 500
-# A sheet holds 1,048,576 rows at most, and openpyxl writes some 3,000-4,000 ledger rows a second
-# (bench/dashboard.py): beyond this the workbook keeps the first rows of the ledger detail, so that
-# it is written within a request's time, and the streamed CSV has them all.
-MAX_XLSX_LEDGER_ROWS = 50_000
 
 
 def yuan(fen: int | None) -> Decimal | None:
@@ -151,86 +151,188 @@ def ledger_columns() -> list[Column]:
 
 
 # -- XLSX ----------------------------------------------------------------------------------------
-def _sheet(
-    workbook,
-    title: str,
-    columns: list[Column],
-    rows: Iterable,
-    total=None,
-    note: Callable[[], str] | None = None,
-) -> None:
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    sheet = workbook.create_sheet(title)
-    for index, (header, _fmt, _value) in enumerate(columns, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = max(10, len(header) * 2 + 2)
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDEBDD")
-    heading = []
-    for header, _fmt, _value in columns:
-        cell = put(WriteOnlyCell(sheet), header)
-        cell.font, cell.fill = bold, fill
-        cell.alignment = Alignment(horizontal="center")
-        heading.append(cell)
-    sheet.append(heading)
-
-    def row_of(item, font=None):
-        # Plain values where no format or font is needed: a styled cell costs several times more.
-        cells = []
-        for _header, fmt, value in columns:
-            if fmt is None and font is None:
-                cells.append(xlsx_value(sheet, value(item)))
-                continue
-            cell = put(WriteOnlyCell(sheet), value(item))
-            if fmt:
-                cell.number_format = fmt
-            if font is not None:
-                cell.font = font
-            cells.append(cell)
-        return cells
-
-    for item in rows:
-        sheet.append(row_of(item))
-    if total is not None:
-        sheet.append(row_of(total, bold))
-    text = note() if note else ""
-    if text:  # known only once the rows are written
-        sheet.append([put(WriteOnlyCell(sheet), text)])
+# A sheet holds 1,048,576 rows: the ledger detail goes on over "台账明细 2", "台账明细 3" ...
+LEDGER_SHEET_ROWS = 1_048_576 - 1
+# xlsxwriter's constant-memory mode writes some 8,000 ledger rows a second, openpyxl's write-only
+# mode some 5,000 (bench/export.py); both keep only the current row in memory.
+XLSX_ENGINES = ("xlsxwriter", "openpyxl")
 
 
-class _Capped:
-    """At most `limit` items of `rows`; remembers whether there were more."""
+class _OpenpyxlBook:
+    """openpyxl's write-only workbook (kept for bench/export.py's comparison)."""
 
-    def __init__(self, rows: Iterable, limit: int):
-        self.rows, self.limit, self.cut = rows, limit, False
+    def __init__(self, title: str):
+        from openpyxl import Workbook
 
-    def __iter__(self):
-        for count, item in enumerate(self.rows):
-            if count == self.limit:
-                self.cut = True
-                if hasattr(self.rows, "close"):
-                    self.rows.close()  # a generator reading the ledger: let go of its cursor
-                return
-            yield item
+        self.book = Workbook(write_only=True)
+        self.book.properties.title = title
+        self.book.properties.creator = "market"
+
+    def sheet(self, title: str, columns: list[Column], rows: Iterable, total=None) -> None:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font, PatternFill
+        from openpyxl.utils import get_column_letter
+
+        sheet = self.book.create_sheet(title)
+        for index, (header, _fmt, _value) in enumerate(columns, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = max(10, len(header) * 2 + 2)
+        sheet.freeze_panes = "A2"
+        bold = Font(bold=True)
+        fill = PatternFill("solid", fgColor="DDEBDD")
+        heading = []
+        for header, _fmt, _value in columns:
+            cell = put(WriteOnlyCell(sheet), header)
+            cell.font, cell.fill = bold, fill
+            cell.alignment = Alignment(horizontal="center")
+            heading.append(cell)
+        sheet.append(heading)
+
+        def row_of(item, font=None):
+            # Plain values where no format or font is needed: a styled cell costs several times
+            # more.
+            cells = []
+            for _header, fmt, value in columns:
+                if fmt is None and font is None:
+                    cells.append(xlsx_value(sheet, value(item)))
+                    continue
+                cell = put(WriteOnlyCell(sheet), value(item))
+                if fmt:
+                    cell.number_format = fmt
+                if font is not None:
+                    cell.font = font
+                cells.append(cell)
+            return cells
+
+        for item in rows:
+            sheet.append(row_of(item))
+        if total is not None:
+            sheet.append(row_of(total, bold))
+
+    def about(self, title: str, rows: list[tuple]) -> None:
+        sheet = self.book.create_sheet(title)
+        sheet.column_dimensions["A"].width = 24
+        sheet.column_dimensions["B"].width = 60
+        for row in rows:
+            sheet.append([xlsx_value(sheet, value) for value in row])
+
+    def save(self, target) -> None:
+        self.book.save(target)
 
 
-def workbook(
-    campaign: Campaign, filters: queries.Filters, on: date, today: date
-) -> tuple[IO[bytes], str]:
-    """The assessment workbook for a campaign and filters, with the laggard list as of `on`.
-    Returns an open temporary file (deleted when closed) and a file name."""
-    from openpyxl import Workbook
+class _XlsxWriterBook:
+    """xlsxwriter in constant-memory mode: each row is written out once the next one starts.
+    Text is always written as a string (never a formula, a URL or a number), neutralised like
+    every export's (market.spreadsheets) and without the characters XML cannot hold."""
 
-    board = queries.dashboard(campaign, filters, today)
+    def __init__(self, title: str, target):
+        import xlsxwriter
+
+        options: dict[str, Any] = {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        }
+        if isinstance(target, str):
+            # Each sheet's XML waits in a temporary file until the zip is written: beside the
+            # export (the private folder's disk), not in /tmp, which may be memory (tmpfs).
+            options["tmpdir"] = os.path.dirname(os.path.abspath(target))
+        self.book = xlsxwriter.Workbook(target, options)
+        self.book.set_properties({"title": title, "author": "market"})
+        self.heading = self.book.add_format(
+            {"bold": True, "bg_color": "#DDEBDD", "align": "center"}
+        )
+        self._formats: dict[tuple[str | None, bool], Any] = {}
+
+    def _format(self, fmt: str | None, bold: bool = False):
+        key = (fmt, bold)
+        if key not in self._formats:
+            spec: dict[str, Any] = {"num_format": fmt} if fmt else {}
+            if bold:
+                spec["bold"] = True
+            self._formats[key] = self.book.add_format(spec) if spec else None
+        return self._formats[key]
+
+    def _write(self, sheet, row: int, col: int, value, cell_format) -> None:
+        if value is None:
+            if cell_format is not None:
+                sheet.write_blank(row, col, None, cell_format)
+        elif isinstance(value, str):
+            sheet.write_string(row, col, as_text(ILLEGAL_CHARACTERS.sub("", value)), cell_format)
+        elif isinstance(value, datetime | date):
+            sheet.write_datetime(row, col, value, cell_format or self._format(TIME_FORMAT))
+        elif isinstance(value, bool):
+            sheet.write_boolean(row, col, value, cell_format)
+        else:  # int, float, Decimal (yuan to the fen: exact in a double)
+            sheet.write_number(row, col, value, cell_format)
+
+    def sheet(self, title: str, columns: list[Column], rows: Iterable, total=None) -> None:
+        sheet = self.book.add_worksheet(title)
+        for index, (header, _fmt, _value) in enumerate(columns):
+            sheet.set_column(index, index, max(10, len(header) * 2 + 2))
+        sheet.freeze_panes(1, 0)
+        for index, (header, _fmt, _value) in enumerate(columns):
+            sheet.write_string(0, index, as_text(header), self.heading)
+        write = self._write
+        plan = [(index, self._format(fmt), value) for index, (_h, fmt, value) in enumerate(columns)]
+        number = 0
+        for number, item in enumerate(rows, start=1):
+            for index, cell_format, value in plan:
+                write(sheet, number, index, value(item), cell_format)
+        if total is not None:
+            number += 1
+            for index, (_h, fmt, value) in enumerate(columns):
+                write(sheet, number, index, value(total), self._format(fmt, bold=True))
+
+    def about(self, title: str, rows: list[tuple]) -> None:
+        sheet = self.book.add_worksheet(title)
+        sheet.set_column(0, 0, 24)
+        sheet.set_column(1, 1, 60)
+        for number, row in enumerate(rows):
+            for index, value in enumerate(row):
+                self._write(sheet, number, index, value, None)
+
+    def save(self, _target) -> None:
+        self.book.close()
+
+
+def _chunks(rows: Iterable, size: int) -> Iterator[Iterator]:
+    """`rows` in consecutive runs of at most `size` (each consumed before the next is asked for);
+    at least one, empty if there are no rows."""
+    iterator = iter(rows)
+    for first in iterator:
+        yield itertools.chain([first], itertools.islice(iterator, size - 1))
+        break
+    else:
+        yield iter(())
+        return
+    for first in iterator:
+        yield itertools.chain([first], itertools.islice(iterator, size - 1))
+
+
+def write_workbook(
+    target,
+    campaign: Campaign,
+    filters: queries.Filters,
+    on: date,
+    today: date,
+    *,
+    engine: str = "xlsxwriter",
+    upto_id: int | None = None,
+    on_batch: Callable[[int], object] | None = None,
+    batch: int = 2000,
+) -> str:
+    """Write the assessment workbook for a campaign and filters, with the laggard list as of
+    `on` and every ledger entry (up to `upto_id`), into `target` (a path or a binary file).
+    `on_batch` hears the number of ledger lines written so far. Returns the file's name."""
+    board = queries.dashboard(campaign, filters, today, with_weeks=False)
     lagging = queries.laggards(campaign, on)
-    book = Workbook(write_only=True)
-    book.properties.title = campaign.name
-    book.properties.creator = "market"
+    if engine == "openpyxl":
+        book: _OpenpyxlBook | _XlsxWriterBook = _OpenpyxlBook(campaign.name)
+    else:
+        book = _XlsxWriterBook(campaign.name, target)
 
-    _sheet(book, _("单位"), unit_columns(campaign), board.units, _unit_total(board.totals))
+    book.sheet(_("单位"), unit_columns(campaign), board.units, _unit_total(board.totals))
     village_total = SimpleNamespace(
         town=_("合计"),
         name="",
@@ -239,30 +341,34 @@ def workbook(
         paired_fen=sum(v.paired_fen for v in board.villages),
         quantity=sum(v.quantity for v in board.villages),
     )
-    _sheet(book, _("村"), village_columns(), board.villages, village_total)
-    _sheet(book, _("镇"), town_columns(), board.towns)
-    _sheet(book, _("分类"), category_columns(board.totals.net_fen), board.categories)
-    _sheet(book, _("提醒约谈名单"), laggard_columns(), lagging.laggards)
-    ledger = _Capped(queries.ledger_lines(filters), MAX_XLSX_LEDGER_ROWS)
-    cut_note = _(
-        "台账明细超过 %(n)d 行，工作簿只含前 %(n)d 行；完整明细请下载台账 CSV。",
-        n=MAX_XLSX_LEDGER_ROWS,
-    )
-    _sheet(
-        book, _("台账明细"), ledger_columns(), ledger, note=lambda: cut_note if ledger.cut else ""
-    )
-    ledger_note = cut_note if ledger.cut else ""
-    _about_sheet(book, campaign, filters, lagging, ledger_note)
+    book.sheet(_("村"), village_columns(), board.villages, village_total)
+    book.sheet(_("镇"), town_columns(), board.towns)
+    book.sheet(_("分类"), category_columns(board.totals.net_fen), board.categories)
+    book.sheet(_("提醒约谈名单"), laggard_columns(), lagging.laggards)
+    lines = queries.ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
+    columns = ledger_columns()
+    for number, chunk in enumerate(_chunks(lines, LEDGER_SHEET_ROWS), start=1):
+        title = _("台账明细") if number == 1 else f"{_('台账明细')} {number}"
+        book.sheet(title, columns, chunk)
+    book.about(_("说明"), _about_rows(campaign, filters, lagging))
+    book.save(target)
+    return f"{campaign.name}-{today.isoformat()}.xlsx"
 
+
+def workbook(
+    campaign: Campaign, filters: queries.Filters, on: date, today: date
+) -> tuple[IO[bytes], str]:
+    """The assessment workbook as an open temporary file (deleted when closed) and a file name,
+    for a download in the request (a small ledger; market.exports writes large ones)."""
     # Closed (and so deleted) by the response that sends it.
     handle = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115
     try:
-        book.save(handle)
+        name = write_workbook(handle, campaign, filters, on, today)
         handle.seek(0)
     except BaseException:
         handle.close()
         raise
-    return handle, f"{campaign.name}-{today.isoformat()}.xlsx"
+    return handle, name
 
 
 def _unit_total(totals: queries.Totals) -> SimpleNamespace:
@@ -283,14 +389,9 @@ def _unit_total(totals: queries.Totals) -> SimpleNamespace:
     )
 
 
-def _about_sheet(
-    book, campaign: Campaign, filters: queries.Filters, lagging, ledger_note: str
-) -> None:
-    sheet = book.create_sheet(_("说明"))
-    sheet.column_dimensions["A"].width = 24
-    sheet.column_dimensions["B"].width = 60
+def _about_rows(campaign: Campaign, filters: queries.Filters, lagging) -> list[tuple]:
     town = dict(queries.towns()).get(filters.town_id, "") if filters.town_id else _("全部")
-    rows = [
+    return [
         (_("活动"), campaign.name),
         (_("年度"), campaign.year),
         (_("活动日期"), f"{campaign.starts_on.isoformat()} ~ {campaign.ends_on.isoformat()}"),
@@ -313,10 +414,6 @@ def _about_sheet(
         ),
         (_("金额单位"), _("元（销售额已扣除退款）")),
     ]
-    if ledger_note:
-        rows.append((_("台账明细"), ledger_note))
-    for row in rows:
-        sheet.append([xlsx_value(sheet, value) for value in row])
 
 
 # -- CSV -----------------------------------------------------------------------------------------
@@ -367,3 +464,20 @@ def laggards_csv(campaign: Campaign, on: date) -> tuple[Iterator[bytes], str]:
         csv_stream(laggard_columns(), lagging.laggards),
         f"{campaign.name}-{_('提醒约谈名单')}-{on.isoformat()}.csv",
     )
+
+
+def write_ledger_csv(
+    handle: IO[bytes],
+    campaign: Campaign,
+    filters: queries.Filters,
+    *,
+    upto_id: int | None = None,
+    on_batch: Callable[[int], object] | None = None,
+    batch: int = 2000,
+) -> str:
+    """The ledger CSV, every entry in the filters (up to `upto_id`), into an open binary file;
+    `on_batch` hears the number of lines written so far. Returns the file's name."""
+    lines = queries.ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
+    for chunk in csv_stream(ledger_columns(), lines):
+        handle.write(chunk)
+    return f"{campaign.name}-{_('台账明细')}.csv"

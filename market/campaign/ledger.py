@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from market.accounts.models import MembershipStatus, UnitMembership
+from market.campaign import rollups
 from market.campaign.models import AttributionEntry, AttributionRollup, Basis, Campaign
 from market.directory.models import Pairing
 from market.extensions import db
@@ -142,6 +143,7 @@ def record(movement: hook.MoneyMovement) -> None:
     day = shanghai_day(movement.at)
     sale_unit, sale_basis = attribute(order, movement.at)
     sale_campaign = campaign_on(day)
+    entries = []
     for part in movement.lines:
         line = db.session.get(OrderLine, part.order_line_id)
         unit_id, basis, campaign_id = sale_unit, sale_basis, sale_campaign
@@ -175,6 +177,8 @@ def record(movement: hook.MoneyMovement) -> None:
         )
         db.session.add(entry)
         _upsert_rollup(entry)
+        entries.append(entry)
+    rollups.add(entries)
     db.session.flush()
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -144,6 +145,113 @@ class AttributionRollup(db.Model):
     amount_fen: Mapped[int] = mapped_column(Integer, default=0)
     quantity: Mapped[int] = mapped_column(Integer, default=0)
     entries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- dashboard rollups: one row per figure the default dashboard shows, never per entry ----------
+# The fine rollup above grows with the ledger (its key has the day, the co-op, the category...).
+# These are keyed only by what the organizer's default dashboard, the laggard list, a unit's page
+# and the public page show, so that their size is bounded by the directory (units, villages,
+# categories, products, days of the campaign), not by the number of entries. Written in the same
+# transaction as the entries (market.campaign.rollups); entries without a campaign are left out.
+# Sums are BIGINT: a category's or a busy unit's year can pass 2^31 fen (¥21 million).
+
+
+class Distinct(enum.StrEnum):
+    """What an AttributionFirst row stands for: the first sale (amount > 0) of ..."""
+
+    ORDER = "order"  # ... an order credited to the unit
+    BUYER = "buyer"  # ... a buyer credited to the unit
+    REFERRAL_ORDER = "referral_order"  # ... an order credited through the unit's referral link
+    OWN_BUYER = "own_buyer"  # ... a buyer, with own money (not a unit purchase or custom order)
+    CAMPAIGN_ORDER = "campaign_order"  # ... an order in the campaign (unit_id 0: any unit or none)
+    CAMPAIGN_BUYER = "campaign_buyer"  # ... a buyer in the campaign (unit_id 0)
+
+
+class AttributionFirst(db.Model):
+    """An order or a buyer seen once per (campaign, kind, unit): inserted with ON CONFLICT DO
+    NOTHING, and when a row is new its AttributionCount goes up by one."""
+
+    __tablename__ = "attribution_firsts"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # an order or a user
+
+
+class AttributionCount(db.Model):
+    """How many AttributionFirst rows a (campaign, kind, unit) has: distinct orders and buyers
+    without counting them."""
+
+    __tablename__ = "attribution_counts"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnitTotal(db.Model):
+    """A unit's sums over the whole campaign (unit_id 0: sales credited to no unit)."""
+
+    __tablename__ = "attribution_unit_totals"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    paired_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    referral_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # basis `referral`
+
+
+class UnitDayTotal(db.Model):
+    """A unit's sums per day: the laggard list subtracts the days after the chosen one from the
+    unit's totals (few rows, since the chosen day is usually today)."""
+
+    __tablename__ = "attribution_unit_days"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    paired_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class VillageTotal(db.Model):
+    __tablename__ = "attribution_village_totals"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    attributed_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # credited to some unit
+    paired_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CategoryTotal(db.Model):
+    __tablename__ = "attribution_category_totals"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProductTotal(db.Model):
+    __tablename__ = "attribution_product_totals"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DayTotal(db.Model):
+    __tablename__ = "attribution_day_totals"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ReferralVisit(db.Model):

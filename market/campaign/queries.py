@@ -1,8 +1,13 @@
 """Read side of the campaign: the figures of the dashboards, the laggard list and the exports.
 
-Sums come from AttributionRollup (kept in the same transaction as the ledger, so they are exact
-and cheap at millions of entries); only what a rollup cannot say (distinct orders and buyers, a
-product) reads the ledger itself. Days are Shanghai calendar days, inclusive.
+Every figure comes from rollups kept in the same transaction as the ledger (market.campaign.
+rollups), so they are exact. The default view (the whole campaign, no filter), the laggard list, a
+unit's page and the public page read the dashboard rollups, whose size is bounded by the directory
+and the campaign's days, not by the number of entries. Filters by mode or town read the fine
+AttributionRollup (one row per unit, village, co-op, category, mode, paired flag and day), and with
+any filter the distinct orders and buyers are counted over the ledger itself: a count of distinct
+orders in an arbitrary slice cannot be added up from coarser rows. Days are Shanghai calendar
+days, inclusive.
 
 Rules the figures follow:
 - a unit's *net sales* are everything attributed to it (sales minus refunds) in the filters;
@@ -17,28 +22,49 @@ Rules the figures follow:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Select, case, distinct, func, select
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from market.accounts.models import MembershipStatus, UnitMembership
 from market.campaign.ledger import SHANGHAI
 from market.campaign.models import (
+    AttributionCount,
     AttributionEntry,
+    AttributionFirst,
     AttributionRollup,
     Basis,
     Campaign,
+    CategoryTotal,
+    DayTotal,
+    Distinct,
+    ProductTotal,
     ReferralVisit,
+    UnitDayTotal,
     UnitTarget,
+    UnitTotal,
+    VillageTotal,
 )
 from market.catalog.models import Category, Product
 from market.directory.models import Coop, Town, Unit, Village
 from market.extensions import db
-from market.orders.models import Order, OrderMode
+from market.orders.models import Order
 
 R = AttributionRollup
 E = AttributionEntry
@@ -52,6 +78,16 @@ class Filters:
     end: date | None = None
     mode: str | None = None
     town_id: int | None = None
+
+    @property
+    def whole_campaign(self) -> bool:
+        """No filter at all: the dashboard rollups answer every figure."""
+        return not (self.start or self.end or self.mode or self.town_id)
+
+    @property
+    def days_only(self) -> bool:
+        """At most a date range: the per-day dashboard rollups answer the sums."""
+        return not (self.mode or self.town_id)
 
     def as_args(self) -> dict[str, str]:
         """The filters as query-string arguments (for links to exports and back)."""
@@ -190,9 +226,27 @@ def _rank(rows: list[UnitRow]) -> list[UnitRow]:
     return rows
 
 
+def _counts(campaign_id: int, kinds: tuple[Distinct, ...], unit_id: int | None = None) -> dict:
+    """{(kind, unit): number} from the counters of the dashboard rollups."""
+    query = select(AttributionCount.kind, AttributionCount.unit_id, AttributionCount.total).where(
+        AttributionCount.campaign_id == campaign_id,
+        AttributionCount.kind.in_([kind.value for kind in kinds]),
+    )
+    if unit_id is not None:
+        query = query.where(AttributionCount.unit_id == unit_id)
+    return {(kind, unit): _int(total) for kind, unit, total in db.session.execute(query)}
+
+
 def _order_and_buyer_counts(filters: Filters, unit_id: int | None = None) -> dict[int, tuple]:
-    """Distinct orders and buyers with a sale, per unit: the one figure the rollups cannot give,
-    read from the ledger (the costliest query of the dashboard at scale)."""
+    """Distinct orders and buyers with a sale, per unit: from the counters for the whole
+    campaign; with filters, counted over the ledger (no coarser rows can say it)."""
+    if filters.whole_campaign:
+        counts = _counts(filters.campaign_id, (Distinct.ORDER, Distinct.BUYER), unit_id)
+        units = {unit for _kind, unit in counts}
+        return {
+            unit: (counts.get((Distinct.ORDER, unit), 0), counts.get((Distinct.BUYER, unit), 0))
+            for unit in units
+        }
     query = _entries(
         filters, E.unit_id, func.count(distinct(E.order_id)), func.count(distinct(E.buyer_id))
     ).where(E.unit_id.is_not(None), E.amount_fen > 0)
@@ -204,28 +258,72 @@ def _order_and_buyer_counts(filters: Filters, unit_id: int | None = None) -> dic
     }
 
 
+def _unit_sums(filters: Filters) -> dict[int, tuple[int, int]]:
+    """{unit: (net, paired)} in the filters, units credited with nothing left out."""
+    if not filters.days_only:
+        return {
+            unit_id: (_int(net), _int(paired))
+            for unit_id, net, paired in db.session.execute(
+                _rollups(filters, R.unit_id, func.sum(R.amount_fen), _paired_amount())
+                .where(R.unit_id != 0)
+                .group_by(R.unit_id)
+            )
+        }
+    D = UnitDayTotal
+    if filters.start is not None:
+        query = select(D.unit_id, func.sum(D.amount_fen), func.sum(D.paired_fen)).where(
+            D.campaign_id == filters.campaign_id, D.unit_id != 0, D.day >= filters.start
+        )
+        if filters.end is not None:
+            query = query.where(D.day <= filters.end)
+        return {
+            unit_id: (_int(net), _int(paired))
+            for unit_id, net, paired in db.session.execute(query.group_by(D.unit_id))
+        }
+    # From the start (the laggard list: through a day, usually today): the campaign's totals
+    # minus the days after the end, which are few.
+    sums = {
+        unit_id: [_int(net), _int(paired)]
+        for unit_id, net, paired in db.session.execute(
+            select(UnitTotal.unit_id, UnitTotal.amount_fen, UnitTotal.paired_fen).where(
+                UnitTotal.campaign_id == filters.campaign_id, UnitTotal.unit_id != 0
+            )
+        )
+    }
+    if filters.end is not None:
+        for unit_id, net, paired in db.session.execute(
+            select(D.unit_id, func.sum(D.amount_fen), func.sum(D.paired_fen))
+            .where(D.campaign_id == filters.campaign_id, D.unit_id != 0, D.day > filters.end)
+            .group_by(D.unit_id)
+        ):
+            row = sums.setdefault(unit_id, [0, 0])
+            row[0] -= _int(net)
+            row[1] -= _int(paired)
+    return {unit_id: (net, paired) for unit_id, (net, paired) in sums.items()}
+
+
 def unit_rows(campaign: Campaign, filters: Filters, with_counts: bool = True) -> list[UnitRow]:
     """Every unit of the directory with its figures in the filters, ranked. Without
     `with_counts` the orders and buyers stay 0 (ranks and amounts need the rollups only)."""
-    targets = targets_of(campaign.id)
-    sums = {
-        unit_id: (_int(net), _int(paired))
-        for unit_id, net, paired in db.session.execute(
-            _rollups(filters, R.unit_id, func.sum(R.amount_fen), _paired_amount())
-            .where(R.unit_id != 0)
-            .group_by(R.unit_id)
-        )
-    }
+    sums = _unit_sums(filters)
     counts = _order_and_buyer_counts(filters) if with_counts else {}
     rows = []
-    for unit_id, name in db.session.execute(select(Unit.id, Unit.name).order_by(Unit.name)):
+    # Each unit with its target (if it has one), in one read.
+    units = (
+        select(Unit.id, Unit.name, UnitTarget.amount_fen)
+        .outerjoin(
+            UnitTarget, and_(UnitTarget.unit_id == Unit.id, UnitTarget.campaign_id == campaign.id)
+        )
+        .order_by(Unit.name)
+    )
+    for unit_id, name, target_fen in db.session.execute(units):
         net, paired = sums.get(unit_id, (0, 0))
         orders, buyers = counts.get(unit_id, (0, 0))
         rows.append(
             UnitRow(
                 unit_id=unit_id,
                 name=name,
-                target_fen=targets.get(unit_id),
+                target_fen=target_fen,
                 net_fen=net,
                 paired_fen=paired,
                 counted_fen=paired if campaign.paired_only else net,
@@ -270,26 +368,41 @@ class CategoryRow:
 
 def village_rows(filters: Filters) -> list[VillageRow]:
     """Every village (of the town, if filtered) with its sales, most first."""
-    sums = {
-        village_id: (_int(net), _int(attributed), _int(paired), _int(quantity))
-        for village_id, net, attributed, paired, quantity in db.session.execute(
-            _rollups(
-                filters,
-                R.village_id,
-                func.sum(R.amount_fen),
-                func.sum(case((R.unit_id != 0, R.amount_fen), else_=0)),
-                _paired_amount(),
-                func.sum(R.quantity),
-            ).group_by(R.village_id)
-        )
-    }
     villages = select(Village.id, Village.name, Town.id, Town.name).join(Village.town)
     if filters.town_id:
         villages = villages.where(Village.town_id == filters.town_id)
-    rows = []
-    for village_id, name, town_id, town in db.session.execute(villages):
-        net, attributed, paired, quantity = sums.get(village_id, (0, 0, 0, 0))
-        rows.append(VillageRow(village_id, name, town_id, town, net, attributed, paired, quantity))
+    if filters.whole_campaign:
+        # Each village with its totals (if it sold), in one read.
+        V = VillageTotal
+        rows = [
+            VillageRow(village_id, name, town_id, town, *(_int(v) for v in sums))
+            for village_id, name, town_id, town, *sums in db.session.execute(
+                villages.add_columns(
+                    V.amount_fen, V.attributed_fen, V.paired_fen, V.quantity
+                ).outerjoin(
+                    V, and_(V.village_id == Village.id, V.campaign_id == filters.campaign_id)
+                )
+            )
+        ]
+    else:
+        query = _rollups(
+            filters,
+            R.village_id,
+            func.sum(R.amount_fen),
+            func.sum(case((R.unit_id != 0, R.amount_fen), else_=0)),
+            _paired_amount(),
+            func.sum(R.quantity),
+        ).group_by(R.village_id)
+        sums = {
+            village_id: (_int(net), _int(attributed), _int(paired), _int(quantity))
+            for village_id, net, attributed, paired, quantity in db.session.execute(query)
+        }
+        rows = []
+        for village_id, name, town_id, town in db.session.execute(villages):
+            net, attributed, paired, quantity = sums.get(village_id, (0, 0, 0, 0))
+            rows.append(
+                VillageRow(village_id, name, town_id, town, net, attributed, paired, quantity)
+            )
     rows.sort(key=lambda r: (-r.net_fen, r.town, r.name))
     return rows
 
@@ -307,9 +420,15 @@ def town_rows(villages: list[VillageRow]) -> list[TownRow]:
 
 
 def category_rows(filters: Filters) -> list[CategoryRow]:
-    rows = [
-        CategoryRow(category_id, name, _int(net), _int(quantity))
-        for category_id, name, net, quantity in db.session.execute(
+    if filters.whole_campaign:
+        C = CategoryTotal
+        query = (
+            select(C.category_id, Category.name, C.amount_fen, C.quantity)
+            .join(Category, Category.id == C.category_id)
+            .where(C.campaign_id == filters.campaign_id)
+        )
+    else:
+        query = (
             _rollups(
                 filters,
                 R.category_id,
@@ -320,6 +439,9 @@ def category_rows(filters: Filters) -> list[CategoryRow]:
             .join(Category, Category.id == R.category_id)
             .group_by(R.category_id, Category.name)
         )
+    rows = [
+        CategoryRow(category_id, name, _int(net), _int(quantity))
+        for category_id, name, net, quantity in db.session.execute(query)
     ]
     return sorted(rows, key=lambda r: (-r.net_fen, r.name))
 
@@ -339,12 +461,17 @@ def monday_of(day: date) -> date:
 def weekly_trend(campaign: Campaign, filters: Filters, today: date) -> list[Week]:
     """Net sales per calendar week (Monday to Sunday) over the filtered period, through the
     later of today and the last day with sales (never past the period's end)."""
-    daily = {
-        day: _int(amount)
-        for day, amount in db.session.execute(
-            _rollups(filters, R.day, func.sum(R.amount_fen)).group_by(R.day)
+    if filters.days_only:
+        query = select(DayTotal.day, DayTotal.amount_fen).where(
+            DayTotal.campaign_id == filters.campaign_id
         )
-    }
+        if filters.start:
+            query = query.where(DayTotal.day >= filters.start)
+        if filters.end:
+            query = query.where(DayTotal.day <= filters.end)
+    else:
+        query = _rollups(filters, R.day, func.sum(R.amount_fen)).group_by(R.day)
+    daily = {day: _int(amount) for day, amount in db.session.execute(query)}
     # Within the campaign's period: a filter of 1900-01-01 lists its weeks, not 6,000 others.
     first = clamp_to_campaign(campaign, filters.start or campaign.starts_on)
     last = clamp_to_campaign(campaign, filters.end or campaign.ends_on)
@@ -387,12 +514,23 @@ class Totals:
         return self.counted_fen * 100 / self.target_fen if self.target_fen else None
 
 
-def totals(filters: Filters, units: list[UnitRow], villages: list[VillageRow]) -> Totals:
+def _campaign_orders_and_buyers(filters: Filters) -> tuple[int, int]:
+    """Distinct orders and buyers with a sale, credited to a unit or not."""
+    if filters.whole_campaign:
+        counts = _counts(filters.campaign_id, (Distinct.CAMPAIGN_ORDER, Distinct.CAMPAIGN_BUYER))
+        return counts.get((Distinct.CAMPAIGN_ORDER, 0), 0), counts.get(
+            (Distinct.CAMPAIGN_BUYER, 0), 0
+        )
     orders, buyers = db.session.execute(
         _entries(filters, func.count(distinct(E.order_id)), func.count(distinct(E.buyer_id))).where(
             E.amount_fen > 0
         )
     ).one()
+    return _int(orders), _int(buyers)
+
+
+def totals(filters: Filters, units: list[UnitRow], villages: list[VillageRow]) -> Totals:
+    orders, buyers = _campaign_orders_and_buyers(filters)
     return Totals(
         net_fen=sum(v.net_fen for v in villages),
         attributed_fen=sum(u.net_fen for u in units),
@@ -437,8 +575,11 @@ class Dashboard:
         }
 
 
-def dashboard(campaign: Campaign, filters: Filters, today: date) -> Dashboard:
-    """The organizer's dashboard: every figure, for one campaign and the filters."""
+def dashboard(
+    campaign: Campaign, filters: Filters, today: date, *, with_weeks: bool = True
+) -> Dashboard:
+    """The organizer's dashboard: every figure, for one campaign and the filters (without the
+    weekly trend if not `with_weeks`: the workbook has no chart)."""
     units = unit_rows(campaign, filters)
     villages = village_rows(filters)
     return Dashboard(
@@ -449,7 +590,7 @@ def dashboard(campaign: Campaign, filters: Filters, today: date) -> Dashboard:
         villages=villages,
         towns=town_rows(villages),
         categories=category_rows(filters),
-        weeks=weekly_trend(campaign, filters, today),
+        weeks=weekly_trend(campaign, filters, today) if with_weeks else [],
     )
 
 
@@ -540,19 +681,60 @@ def _names(model, *columns) -> dict[int, Any]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def ledger_lines(filters: Filters, batch: int = 2000) -> Iterator[LedgerLine]:
+def _ledger_names() -> tuple[dict, dict, dict, dict, dict]:
+    """The names a ledger line shows, {id: name} of units, villages (name, town), co-ops,
+    products and categories: one read (a UNION ALL tagged by table)."""
+    no_town = cast(null(), String)
+    tagged = union_all(
+        select(literal_column("0"), Village.id, Village.name, Town.name).join(Village.town),
+        *(
+            select(literal_column(str(tag)), model.id, model.name, no_town)
+            for tag, model in enumerate((Unit, Coop, Product, Category), start=1)
+        ),
+    )
+    names: tuple[dict, ...] = ({}, {}, {}, {}, {})
+    for tag, key, name, town in db.session.execute(tagged):
+        names[tag][key] = (name, town) if tag == 0 else name
+    villages, units, coops, products, categories = names
+    return units, villages, coops, products, categories
+
+
+def ledger_extent(filters: Filters) -> tuple[int, int]:
+    """(how many entries, the last entry's id) in the filters: what an export of them will hold,
+    the ledger being append-only."""
+    count, last = db.session.execute(_entries(filters, func.count(E.id), func.max(E.id))).one()
+    return int(count or 0), int(last or 0)
+
+
+def _keyset_batches(query: Select, batch: int, upto_id: int | None, on_batch) -> Iterator:
+    """The rows of `query` (ordered by entry id) in batches of their own, each one short read,
+    so that `on_batch(rows so far)` may commit between them (an export's progress)."""
+    if upto_id is not None:
+        query = query.where(E.id <= upto_id)
+    last, done = 0, 0
+    while True:
+        rows = db.session.execute(query.where(E.id > last).limit(batch)).all()
+        yield from rows
+        done += len(rows)
+        if rows:
+            last = rows[-1].id
+        if on_batch is not None:
+            on_batch(done)
+        if len(rows) < batch:
+            return
+
+
+def ledger_lines(
+    filters: Filters,
+    batch: int = 2000,
+    *,
+    upto_id: int | None = None,
+    on_batch: Callable[[int], object] | None = None,
+) -> Iterator[LedgerLine]:
     """Every entry of the campaign in the filters, oldest first, read in batches (for exports of
-    any size)."""
-    units = _names(Unit, Unit.name)
-    villages = {
-        village_id: (name, town)
-        for village_id, name, town in db.session.execute(
-            select(Village.id, Village.name, Town.name).join(Village.town)
-        )
-    }
-    coops = _names(Coop, Coop.name)
-    products = _names(Product, Product.name)
-    categories = _names(Category, Category.name)
+    any size). With `on_batch` (or `upto_id`, the last entry to include) each batch is a query
+    of its own, and `on_batch` hears how many lines were read after each."""
+    units, villages, coops, products, categories = _ledger_names()
     query = (
         _entries(
             filters,
@@ -572,9 +754,12 @@ def ledger_lines(filters: Filters, batch: int = 2000) -> Iterator[LedgerLine]:
         )
         .outerjoin(Order, Order.id == E.order_id)  # (always there; the bench has no orders)
         .order_by(E.id)
-        .execution_options(yield_per=batch)
     )
-    for entry in db.session.execute(query):
+    if on_batch is None and upto_id is None:
+        rows = db.session.execute(query.execution_options(yield_per=batch))
+    else:
+        rows = _keyset_batches(query, batch, upto_id, on_batch)
+    for entry in rows:
         number = entry.number or ""
         village, town = villages.get(entry.village_id, ("", ""))
         yield LedgerLine(
@@ -626,21 +811,42 @@ def unit_progress(campaign: Campaign, unit_id: int) -> UnitProgress:
     filters = Filters(campaign.id)
     rows = unit_rows(campaign, filters, with_counts=False)
     row = next(r for r in rows if r.unit_id == unit_id)
-    row.orders, row.buyers = _order_and_buyer_counts(filters, unit_id).get(unit_id, (0, 0))
+    # The whole campaign's counters: orders, buyers and orders through the referral link.
+    kinds = (Distinct.ORDER, Distinct.BUYER, Distinct.REFERRAL_ORDER)
+    counts = _counts(campaign.id, kinds, unit_id)
+    row.orders, row.buyers, referral_orders = (counts.get((k, unit_id), 0) for k in kinds)
     members = select(UnitMembership.user_id).where(
         UnitMembership.unit_id == unit_id, UnitMembership.status == MembershipStatus.CONFIRMED
     )
-    member_count = db.session.scalar(select(func.count()).select_from(members.subquery()))
-    member_buyers = db.session.scalar(
-        _entries(filters, func.count(distinct(E.buyer_id))).where(
-            E.unit_id == unit_id,
-            E.amount_fen > 0,
-            E.buyer_id.in_(members),
-            # With their own money: a unit purchase or custom order is the unit's, not its
-            # coordinator's, though the coordinator placed it.
-            E.mode.notin_([OrderMode.UNIT_PURCHASE.value, OrderMode.CUSTOM.value]),
+    member_count = select(func.count()).select_from(members.subquery())
+    # Members who bought with their own money (a unit purchase or custom order is the unit's,
+    # not its coordinator's, though the coordinator placed it): one look-up per member.
+    member_buyers = (
+        select(func.count(distinct(UnitMembership.user_id)))
+        .join(
+            AttributionFirst,
+            and_(
+                AttributionFirst.campaign_id == campaign.id,
+                AttributionFirst.kind == Distinct.OWN_BUYER.value,
+                AttributionFirst.unit_id == unit_id,
+                AttributionFirst.ref_id == UnitMembership.user_id,
+            ),
+        )
+        .where(
+            UnitMembership.unit_id == unit_id, UnitMembership.status == MembershipStatus.CONFIRMED
         )
     )
+    start, end = _utc_bounds(campaign.starts_on, campaign.ends_on)
+    visits = select(func.count(ReferralVisit.id)).where(
+        ReferralVisit.unit_id == unit_id, ReferralVisit.at >= start, ReferralVisit.at < end
+    )
+    referral_fen = select(UnitTotal.referral_fen).where(
+        UnitTotal.campaign_id == campaign.id, UnitTotal.unit_id == unit_id
+    )
+    # Four figures of four tables, read in one statement.
+    member_count, member_buyers, visits, referral_fen = db.session.execute(
+        select(*(q.scalar_subquery() for q in (member_count, member_buyers, visits, referral_fen)))
+    ).one()
     by_village = {
         village_id: (_int(net), _int(paired), _int(quantity))
         for village_id, net, paired, quantity in db.session.execute(
@@ -665,19 +871,6 @@ def unit_progress(campaign: Campaign, unit_id: int) -> UnitProgress:
             net, paired, quantity = by_village[village_id]
             villages.append(VillageRow(village_id, name, town_id, town, net, net, paired, quantity))
         villages.sort(key=lambda v: (-v.net_fen, v.name))
-    start, end = _utc_bounds(campaign.starts_on, campaign.ends_on)
-    visits = db.session.scalar(
-        select(func.count(ReferralVisit.id)).where(
-            ReferralVisit.unit_id == unit_id, ReferralVisit.at >= start, ReferralVisit.at < end
-        )
-    )
-    referral_orders, referral_fen = db.session.execute(
-        _entries(
-            filters,
-            func.count(distinct(case((E.amount_fen > 0, E.order_id)))),
-            func.sum(E.amount_fen),
-        ).where(E.unit_id == unit_id, E.basis == Basis.REFERRAL)
-    ).one()
     return UnitProgress(
         campaign=campaign,
         row=row,
@@ -765,24 +958,17 @@ def public_summary(campaign: Campaign, today: date, top: int = 10) -> PublicSumm
     """What everyone may see: the total helped, the villages and products bought most."""
     filters = Filters(campaign.id)
     villages = [v for v in village_rows(filters) if v.net_fen > 0]
-    orders = db.session.scalar(
-        _entries(filters, func.count(distinct(E.order_id))).where(E.amount_fen > 0)
-    )
+    orders, _buyers = _campaign_orders_and_buyers(filters)
     units = db.session.scalar(
-        select(func.count()).select_from(
-            _rollups(filters, R.unit_id)
-            .where(R.unit_id != 0)
-            .group_by(R.unit_id)
-            .having(func.sum(R.amount_fen) > 0)
-            .subquery()
+        select(func.count()).where(
+            UnitTotal.campaign_id == campaign.id, UnitTotal.unit_id != 0, UnitTotal.amount_fen > 0
         )
     )
+    P = ProductTotal
     best = (
-        _entries(filters, E.product_id, func.sum(E.amount_fen).label("net"))
-        .add_columns(func.sum(E.quantity).label("quantity"))
-        .group_by(E.product_id)
-        .having(func.sum(E.amount_fen) > 0)
-        .order_by(func.sum(E.amount_fen).desc(), E.product_id)
+        select(P.product_id, P.amount_fen.label("net"), P.quantity.label("quantity"))
+        .where(P.campaign_id == campaign.id, P.amount_fen > 0)
+        .order_by(P.amount_fen.desc(), P.product_id)
         .limit(top)
         .subquery()
     )

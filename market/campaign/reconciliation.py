@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from market.campaign.models import AttributionEntry
-from market.extensions import db
 from market.settlements import reconciliation as settlements
 from market.settlements.models import SettlementEntry
 from market.settlements.reconciliation import Difference, OrderNumbers, Totals
+
+E = AttributionEntry
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,10 @@ class MoneyReconciliation:
         return not self.differences
 
 
-def _sums(query) -> dict:
-    return {key: int(value or 0) for key, value in db.session.execute(query) if value}
-
-
 def money_reconcile() -> MoneyReconciliation:
     totals, found = settlements.check()
     numbers = OrderNumbers()
-    for scope, column, other, name in (
+    scopes = (
         ("payment", AttributionEntry.payment_id, SettlementEntry.payment_id, lambda k: f"#{k}"),
         (
             "order",
@@ -45,9 +42,22 @@ def money_reconcile() -> MoneyReconciliation:
             lambda k: f"order {numbers[k]}",
         ),
         ("coop", AttributionEntry.coop_id, SettlementEntry.coop_id, lambda k: f"#{k}"),
-    ):
-        ledger = _sums(select(column, func.sum(AttributionEntry.amount_fen)).group_by(column))
-        entries = _sums(select(other, func.sum(SettlementEntry.amount_fen)).group_by(other))
+    )
+    # The ledger and the settlement entries per scope, and the ledger's total: one read.
+    queries = {
+        "ledger_total": select(literal_column("0").label("everything"), func.sum(E.amount_fen))
+    }
+    for scope, column, other, _name in scopes:
+        queries[f"ledger {scope}"] = select(column, func.sum(E.amount_fen)).group_by(column)
+        queries[f"entries {scope}"] = select(other, func.sum(SettlementEntry.amount_fen)).group_by(
+            other
+        )
+    sums = {
+        name: {key: value for key, value in found_sums.items() if value}
+        for name, found_sums in settlements.keyed_sums(queries).items()
+    }
+    for scope, _column, _other, name in scopes:
+        ledger, entries = sums[f"ledger {scope}"], sums[f"entries {scope}"]
         for key in sorted(set(ledger) | set(entries), key=str):
             if entries.get(key, 0) != ledger.get(key, 0):
                 found.append(
@@ -59,7 +69,7 @@ def money_reconcile() -> MoneyReconciliation:
                         ledger.get(key, 0),
                     )
                 )
-    ledger_total = int(db.session.scalar(select(func.sum(AttributionEntry.amount_fen))) or 0)
+    ledger_total = sum(sums["ledger_total"].values())
     if ledger_total != totals.net_fen:
         found.append(
             Difference(

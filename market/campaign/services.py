@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
+from market.campaign import rollups
 from market.campaign.ledger import ROLLUP_KEY
 from market.campaign.models import AttributionEntry, AttributionRollup, ReferralVisit
 from market.directory.models import Unit
@@ -16,6 +17,7 @@ from market.errors import NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.payments.models import Payment, Refund, RefundStatus
+from market.settlements.reconciliation import keyed_sums
 
 REFERRAL_DAYS = 30
 
@@ -30,7 +32,9 @@ def follow_referral(code: str) -> Unit:
     return unit
 
 
-def _rollups_from_ledger() -> dict[tuple, tuple[int, int, int]]:
+def _fine_rollups_select():
+    """The fine rollups' rows as the ledger says them: key (ROLLUP_KEY), amount, quantity,
+    entries."""
     key_columns = [
         func.coalesce(AttributionEntry.campaign_id, 0),
         func.coalesce(AttributionEntry.unit_id, 0),
@@ -41,14 +45,16 @@ def _rollups_from_ledger() -> dict[tuple, tuple[int, int, int]]:
         AttributionEntry.paired,
         AttributionEntry.day,
     ]
-    rows = db.session.execute(
-        select(
-            *key_columns,
-            func.sum(AttributionEntry.amount_fen),
-            func.sum(AttributionEntry.quantity),
-            func.count(),
-        ).group_by(*key_columns)
-    )
+    return select(
+        *key_columns,
+        func.sum(AttributionEntry.amount_fen),
+        func.sum(AttributionEntry.quantity),
+        func.count(),
+    ).group_by(*key_columns)
+
+
+def _rollups_from_ledger() -> dict[tuple, tuple[int, int, int]]:
+    rows = db.session.execute(_fine_rollups_select())
     return {tuple(row[:8]): (int(row[8]), int(row[9]), int(row[10])) for row in rows}
 
 
@@ -61,14 +67,22 @@ def _rollups_stored() -> dict[tuple, tuple[int, int, int]]:
 
 
 def rollups_agree() -> bool:
-    return _rollups_from_ledger() == _rollups_stored()
+    """The fine rollups and the dashboard rollups (market.campaign.rollups) equal the ledger."""
+    stored = select(
+        *(AttributionRollup.__table__.c[name] for name in ROLLUP_KEY),
+        AttributionRollup.amount_fen,
+        AttributionRollup.quantity,
+        AttributionRollup.entries,
+    )
+    return rollups.agree((stored, _fine_rollups_select()))
 
 
 def rebuild_rollups() -> tuple[bool, int]:
     """Recompute every rollup from the ledger. Returns whether the stored ones were equal, and
-    how many rows there are now."""
+    how many rows there are now (fine rollups; the dashboard rollups are rebuilt too)."""
     fresh = _rollups_from_ledger()
-    equal = fresh == _rollups_stored()
+    equal = fresh == _rollups_stored() and rollups.agree()
+    rollups.rebuild()
     db.session.execute(delete(AttributionRollup))
     for key, (amount, quantity, entries) in fresh.items():
         db.session.add(
@@ -90,27 +104,24 @@ class Difference:
     money_fen: int
 
 
-def _sums(query) -> dict[int, int]:
-    return {key: int(total or 0) for key, total in db.session.execute(query)}
-
-
 def reconcile() -> tuple[int, int, list[Difference]]:
     """The ledger against payments received minus refunds, per order and overall."""
-    ledger = _sums(
-        select(AttributionEntry.order_id, func.sum(AttributionEntry.amount_fen)).group_by(
-            AttributionEntry.order_id
-        )
+    sums = keyed_sums(
+        {
+            "ledger": select(
+                AttributionEntry.order_id, func.sum(AttributionEntry.amount_fen)
+            ).group_by(AttributionEntry.order_id),
+            "received": select(Payment.order_id, func.sum(Payment.received_fen)).group_by(
+                Payment.order_id
+            ),
+            "refunded": select(Payment.order_id, func.sum(Refund.amount_fen))
+            .join(Refund.payment)
+            # Decided refunds, sent or still owed: the ledger reverses a sale when it is decided.
+            .where(Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
+            .group_by(Payment.order_id),
+        }
     )
-    received = _sums(
-        select(Payment.order_id, func.sum(Payment.received_fen)).group_by(Payment.order_id)
-    )
-    refunded = _sums(
-        select(Payment.order_id, func.sum(Refund.amount_fen))
-        .join(Refund.payment)
-        # Decided refunds, sent or still owed: the ledger reverses a sale when it is decided.
-        .where(Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
-        .group_by(Payment.order_id)
-    )
+    ledger, received, refunded = sums["ledger"], sums["received"], sums["refunded"]
     differences = []
     for order_id in sorted(set(ledger) | set(received) | set(refunded)):
         money = int(received.get(order_id) or 0) - int(refunded.get(order_id) or 0)
@@ -155,10 +166,16 @@ def reconciliation() -> Reconciliation:
     from market.orders.models import Order
 
     ledger, money, differences = reconcile()
-    numbers = dict(
-        db.session.execute(
-            select(Order.id, Order.number).where(Order.id.in_([d.order_id for d in differences]))
-        ).all()
+    numbers = (
+        dict(
+            db.session.execute(
+                select(Order.id, Order.number).where(
+                    Order.id.in_([d.order_id for d in differences])
+                )
+            ).all()
+        )
+        if differences
+        else {}
     )
     return Reconciliation(
         ledger_fen=ledger,

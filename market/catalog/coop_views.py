@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 
 from market.accounts.forms import ActionForm
 from market.accounts.permissions import Access, requires
@@ -92,7 +93,11 @@ def _bundle_form(product: Product, form: BundleForm | None = None) -> BundleForm
             parts=[{"coop_id": p.coop_id, "share": p.share} for p in product.bundle_parts]
         )
     coops = db.session.scalars(
-        select(Coop).join(Coop.village).where(Coop.approved).order_by(Village.name, Coop.name)
+        select(Coop)
+        .join(Coop.village)
+        .options(contains_eager(Coop.village))
+        .where(Coop.approved)
+        .order_by(Village.name, Coop.name)
     )
     form.set_coop_choices([(c.id, f"{c.village.name} · {c.name}") for c in coops])
     return form

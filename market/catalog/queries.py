@@ -38,6 +38,7 @@ def search_products(
     category: Category | None = None,
     village_id: int | None = None,
     page: int = 1,
+    per_page: int | None = None,
 ):
     """Listed products matching words in the product, co-op, village, town or category name.
     Works for Chinese text: a plain substring match, every word must match somewhere; a word
@@ -63,7 +64,7 @@ def search_products(
     return db.paginate(
         query,
         page=page,
-        per_page=current_app.config["PRODUCTS_PER_PAGE"],
+        per_page=per_page or current_app.config["PRODUCTS_PER_PAGE"],  # the API chooses
         max_per_page=100,
         error_out=False,
     )

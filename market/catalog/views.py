@@ -8,6 +8,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
+from market import pagecache
 from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.catalog.models import Category, ProductStatus
@@ -20,10 +21,13 @@ bp = Blueprint("catalog", __name__)
 
 @bp.get("/")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def home():
-    return render_template(
+    featured = queries.featured_products()
+    return pagecache.render(
         "catalog/home.html",
-        featured=queries.featured_products(),
+        pagecache.listing_deps(featured),
+        featured=featured,
         categories=queries.categories_with_counts(),
         villages=queries.villages_with_products(),
     )
@@ -32,25 +36,32 @@ def home():
 @bp.get("/products")
 @requires(Access.PUBLIC)
 @limit("LIMIT_SEARCH", exempt_when=lambda: not request.args.get("q"))
+@pagecache.cached_page
 def search():
     q = request.args.get("q", "").strip()[:50]
     village_id = int_arg("village")
     page = queries.search_products(q or None, village_id=village_id, page=page_arg())
-    return render_template("catalog/listing.html", page=page, q=q, category=None)
+    return pagecache.render(
+        "catalog/listing.html", pagecache.listing_deps(page.items), page=page, q=q, category=None
+    )
 
 
 @bp.get("/category/<slug>")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def category(slug: str):
     found = db.session.scalar(select(Category).where(Category.slug == slug))
     if found is None:
         abort(404)
     page = queries.search_products(category=found, page=page_arg())
-    return render_template("catalog/listing.html", page=page, q="", category=found)
+    return pagecache.render(
+        "catalog/listing.html", pagecache.listing_deps(page.items), page=page, q="", category=found
+    )
 
 
 @bp.get("/products/<int:product_id>")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def product(product_id: int):
     item = queries.product_for_page(product_id)
     if item is None:
@@ -67,4 +78,8 @@ def product(product_id: int):
         if not own:
             abort(404)
     units = queries.units_paired_with(item.coop.village_id, date.today())
-    return render_template("catalog/product.html", product=item, units=units)
+    if item.status != ProductStatus.LISTED:  # its own co-op's view: not for everyone
+        return render_template("catalog/product.html", product=item, units=units)
+    return pagecache.render(
+        "catalog/product.html", pagecache.product_deps(item.id), product=item, units=units
+    )

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.permissions import Access, requires
 from market.directory import services
@@ -111,7 +111,11 @@ def villages():
     rows = db.session.scalars(
         select(Village)
         .join(Village.town)
-        .options(joinedload(Village.town))
+        # The page names each village's current units: load them all in one go.
+        .options(
+            joinedload(Village.town),
+            selectinload(Village.pairings).joinedload(Pairing.unit),
+        )
         .order_by(Town.name, Village.name)
     ).all()
     return render_template("admin/villages.html", villages=rows, today=date.today())

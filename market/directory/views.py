@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
+from market import pagecache
 from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.directory.models import Town, Village
@@ -19,6 +20,7 @@ bp = Blueprint("directory", __name__)
 
 @bp.get("/villages")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def villages():
     towns = db.session.scalars(select(Town).options(selectinload(Town.villages))).all()
     # In pinyin order (白 before 曹 before 古), the towns and the villages within each.
@@ -26,11 +28,12 @@ def villages():
         (town, sorted(town.villages, key=lambda v: pinyin_key(v.name)))
         for town in sorted(towns, key=lambda t: pinyin_key(t.name))
     ]
-    return render_template("directory/villages.html", towns=listing)
+    return pagecache.render("directory/villages.html", [pagecache.DIRECTORY], towns=listing)
 
 
 @bp.get("/villages/<int:village_id>")
 @requires(Access.PUBLIC)
+@pagecache.cached_page
 def village(village_id: int):
     found = db.session.scalar(
         select(Village)
@@ -41,4 +44,10 @@ def village(village_id: int):
         abort(404)
     page = queries.search_products(village_id=found.id, page=1)
     units = queries.units_paired_with(found.id, date.today())
-    return render_template("directory/village.html", village=found, page=page, units=units)
+    return pagecache.render(
+        "directory/village.html",
+        pagecache.listing_deps(page.items),
+        village=found,
+        page=page,
+        units=units,
+    )

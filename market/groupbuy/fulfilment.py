@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import User
+from market.catalog.models import Sku
+from market.directory.models import Coop, Village
 from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.groupbuy.closing import sold_by_item, tier_prices
@@ -29,7 +31,7 @@ from market.groupbuy.services import (
 )
 from market.models import utcnow
 from market.notifications.services import notify
-from market.orders.models import Order, OrderStatus, ShipmentStatus
+from market.orders.models import OrderStatus, ShipmentStatus
 from market.payments import services as payments
 
 
@@ -57,23 +59,10 @@ def consolidated_lines(group_buy: GroupBuy) -> list[ConsolidatedLine]:
 
 
 def pickup_list(group_buy: GroupBuy) -> list[Participation]:
-    return list(
-        db.session.scalars(
-            select(Participation)
-            .where(
-                Participation.group_buy_id == group_buy.id,
-                Participation.status.in_(
-                    (ParticipationStatus.READY, ParticipationStatus.PICKED_UP)
-                ),
-            )
-            .options(
-                selectinload(Participation.user),
-                selectinload(Participation.order).selectinload(Order.lines),
-                selectinload(Participation.lines),
-            )
-            .order_by(Participation.id)
-        )
-    )
+    """Who comes to pick up, from the group-buy's participations (loaded with their lines and
+    orders by `own_group_buy`)."""
+    waiting = (ParticipationStatus.READY, ParticipationStatus.PICKED_UP)
+    return sorted((p for p in group_buy.participations if p.status in waiting), key=lambda p: p.id)
 
 
 def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) -> Participation:
@@ -130,7 +119,7 @@ def coop_group_buys(user: User) -> CoopGroupBuys:
         .options(
             selectinload(GroupBuy.unit),
             selectinload(GroupBuy.items).selectinload(GroupBuyItem.tiers),
-            selectinload(GroupBuy.items).selectinload(GroupBuyItem.sku),
+            selectinload(GroupBuy.items).selectinload(GroupBuyItem.sku).selectinload(Sku.product),
         )
         .order_by(GroupBuy.closes_at)
     ).all()
@@ -147,8 +136,17 @@ def coop_group_buys(user: User) -> CoopGroupBuys:
     )
 
 
-def coop_group_buy(user: User, group_buy_id: int) -> GroupBuy:
-    group_buy = db.session.get(GroupBuy, group_buy_id)
+# What the packing list prints: the co-op and its village, the unit, each item's product.
+PACKING_LIST_LOADS = (
+    joinedload(GroupBuy.coop).joinedload(Coop.village).joinedload(Village.town),
+    joinedload(GroupBuy.unit),
+    selectinload(GroupBuy.items).selectinload(GroupBuyItem.tiers),
+    selectinload(GroupBuy.items).selectinload(GroupBuyItem.sku).selectinload(Sku.product),
+)
+
+
+def coop_group_buy(user: User, group_buy_id: int, *, options=()) -> GroupBuy:
+    group_buy = db.session.get(GroupBuy, group_buy_id, options=options)
     if group_buy is None:
         raise NotFound(_("找不到该团购"))
     if not user.is_admin and group_buy.coop_id not in {c.id for c in user.managed_coops()}:
@@ -228,7 +226,13 @@ def unit_group_buys(unit_id: int) -> list[GroupBuy]:
         db.session.scalars(
             select(GroupBuy)
             .where(GroupBuy.unit_id == unit_id)
-            .options(selectinload(GroupBuy.items))
+            # The list shows each one's progress: its items' tiers and quantities.
+            .options(
+                selectinload(GroupBuy.items).options(
+                    selectinload(GroupBuyItem.tiers),
+                    selectinload(GroupBuyItem.sku).selectinload(Sku.product),
+                )
+            )
             .order_by(GroupBuy.id.desc())
         )
     )

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import (
     CoopMembership,
@@ -40,7 +40,7 @@ from market.accounts.models import (
 )
 from market.audit import services as audit
 from market.catalog.models import Product, ProductStatus, Sku
-from market.directory.models import Pairing
+from market.directory.models import Coop, Pairing, Village
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.groupbuy.models import (
@@ -131,7 +131,7 @@ def candidate_skus(user: User) -> list[tuple[Sku, bool]]:
         select(Sku)
         .join(Sku.product)
         .where(Sku.active, Product.status == ProductStatus.LISTED)
-        .options(selectinload(Sku.product).selectinload(Product.coop))
+        .options(selectinload(Sku.product).selectinload(Product.coop).joinedload(Coop.village))
         .order_by(Product.name, Sku.id)
     ).all()
     ranked = [(sku, sku.product.coop.village_id in paired_villages) for sku in skus]
@@ -407,11 +407,26 @@ def _knows_unopened(group_buy: GroupBuy, user: User) -> bool:
     )
 
 
+# What the group-buy's page shows: its unit, the co-op's village, the items with their tiers.
+_SHOWN = (
+    joinedload(GroupBuy.unit),
+    joinedload(GroupBuy.coop).joinedload(Coop.village).joinedload(Village.town),
+    selectinload(GroupBuy.items).options(
+        selectinload(GroupBuyItem.tiers),
+        joinedload(GroupBuyItem.sku).joinedload(Sku.product),
+    ),
+)
+
+
 def group_buy_for(user: User, group_buy_id: int, *, for_update: bool = False) -> GroupBuy:
     """A group-buy as an employee (or a buyer with the link) may see it: one the co-op has not
     accepted does not exist for them."""
     group_buy = db.session.get(
-        GroupBuy, group_buy_id, with_for_update=for_update, populate_existing=for_update
+        GroupBuy,
+        group_buy_id,
+        with_for_update=for_update,
+        populate_existing=for_update,
+        options=() if for_update else _SHOWN,
     )
     if group_buy is None:
         raise NotFound(_("找不到该团购"))
@@ -420,6 +435,14 @@ def group_buy_for(user: User, group_buy_id: int, *, for_update: bool = False) ->
     if not visible_to(group_buy, user):
         raise NotAllowed(_("该团购仅限 %(unit)s 的职工参加", unit=group_buy.unit.name))
     return group_buy
+
+
+# What a group-buy's card shows of its items (the product's name, the tier prices): loaded in
+# a few queries for any number of cards, not one per item.
+GROUP_BUY_CARD_LOADS = (
+    selectinload(GroupBuy.items).selectinload(GroupBuyItem.tiers),
+    selectinload(GroupBuy.items).selectinload(GroupBuyItem.sku).selectinload(Sku.product),
+)
 
 
 def open_for_unit(unit_id: int, now: datetime | None = None) -> list[GroupBuy]:
@@ -433,7 +456,7 @@ def open_for_unit(unit_id: int, now: datetime | None = None) -> list[GroupBuy]:
                 GroupBuy.opens_at <= now,
                 GroupBuy.closes_at > now,
             )
-            .options(selectinload(GroupBuy.items).selectinload(GroupBuyItem.tiers))
+            .options(*GROUP_BUY_CARD_LOADS)
             .order_by(GroupBuy.closes_at)
         )
     )
@@ -458,9 +481,9 @@ def current_group_buys(limit: int = 200) -> list[GroupBuy]:
 
 def participation_of(group_buy_id: int, user_id: int) -> Participation | None:
     return db.session.scalar(
-        select(Participation).where(
-            Participation.group_buy_id == group_buy_id, Participation.user_id == user_id
-        )
+        select(Participation)
+        .where(Participation.group_buy_id == group_buy_id, Participation.user_id == user_id)
+        .options(selectinload(Participation.lines), joinedload(Participation.order))
     )
 
 
@@ -705,8 +728,51 @@ def is_secured(participation: Participation) -> bool:
 
 
 # -- the coordinator's changes before the deadline ---------------------------------------------
+def secured_by_participation(participations: list[Participation]) -> dict[int, bool]:
+    """`is_secured` of many participations, with one look at their orders' payments."""
+    order_ids = [
+        p.order_id
+        for p in participations
+        if p.order_id is not None and p.group_buy.payment_mode != PaymentMode.PICKUP
+    ]
+    authorized = (
+        set(
+            db.session.scalars(
+                select(Payment.order_id).where(
+                    Payment.order_id.in_(order_ids), Payment.status == PaymentStatus.AUTHORIZED
+                )
+            )
+        )
+        if order_ids
+        else set()
+    )
+    return {
+        p.id: p.group_buy.payment_mode == PaymentMode.PICKUP
+        or (
+            p.order is not None and (p.order.status == OrderStatus.PAID or p.order_id in authorized)
+        )
+        for p in participations
+    }
+
+
+# The coordinator's pages list every participant with their lines and order (the pickup list
+# its lines' prices), the items with their tiers, and the co-op's village.
+_MANAGED = (
+    selectinload(GroupBuy.coop).joinedload(Coop.village).joinedload(Village.town),
+    selectinload(GroupBuy.participations).options(
+        joinedload(Participation.user),
+        joinedload(Participation.order).selectinload(Order.lines),
+        selectinload(Participation.lines),
+    ),
+    selectinload(GroupBuy.items).options(
+        selectinload(GroupBuyItem.tiers),
+        joinedload(GroupBuyItem.sku).joinedload(Sku.product),
+    ),
+)
+
+
 def own_group_buy(coordinator: User, group_buy_id: int) -> GroupBuy:
-    group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True)
+    group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, options=_MANAGED)
     if group_buy is None:
         raise NotFound(_("找不到该团购"))
     unit = coordinator.unit

@@ -34,7 +34,6 @@ from market.groupbuy.forms import (
 )
 from market.groupbuy.models import (
     GroupBuy,
-    GroupBuyItem,
     GroupBuyStatus,
     Participation,
     ParticipationStatus,
@@ -142,16 +141,24 @@ def _my_participations(user_id: int) -> list[Participation]:
                 Participation.user_id == user_id,
                 Participation.status != ParticipationStatus.LEFT,
             )
-            .options(
-                selectinload(Participation.group_buy)
-                .selectinload(GroupBuy.items)
-                .selectinload(GroupBuyItem.tiers),
-                selectinload(Participation.lines),
-            )
+            .options(selectinload(Participation.lines))
             .order_by(Participation.id.desc())
             .limit(50)
         )
     )
+
+
+def _group_buy_cards(group_buy_ids: list[int]) -> list[GroupBuy]:
+    """The group-buys of these ids, in this order, loaded for their cards."""
+    if not group_buy_ids:
+        return []
+    found = db.session.scalars(
+        select(GroupBuy)
+        .where(GroupBuy.id.in_(group_buy_ids))
+        .options(*services.GROUP_BUY_CARD_LOADS)
+    )
+    by_id = {g.id: g for g in found}
+    return [by_id[i] for i in group_buy_ids if i in by_id]
 
 
 @bp.get("/group-buys")
@@ -161,7 +168,8 @@ def index():
     open_here = services.open_for_unit(unit.id) if unit is not None else []
     mine = {p.group_buy_id: p for p in _my_participations(current_user.id)}
     shown = {g.id for g in open_here}
-    joined_elsewhere = [p.group_buy for p in mine.values() if p.group_buy_id not in shown]
+    # Only the group-buys not already on the page are loaded again (with their items' cards).
+    joined_elsewhere = _group_buy_cards([i for i in mine if i not in shown])
     return render_template(
         "groupbuy/index.html", open_here=open_here, joined=joined_elsewhere, mine=mine, unit=unit
     )
@@ -354,11 +362,9 @@ def _manage_page(
     cancel_form: ReasonForm | None = None,
 ):
     participations = [p for p in group_buy.participations if p.status != ParticipationStatus.LEFT]
-    secured = {
-        p.id: services.is_secured(p)
-        for p in participations
-        if p.status == ParticipationStatus.ACTIVE
-    }
+    secured = services.secured_by_participation(
+        [p for p in participations if p.status == ParticipationStatus.ACTIVE]
+    )
     return render_template(
         "groupbuy/manage.html",
         group_buy=group_buy,
@@ -547,7 +553,9 @@ def admin_cancel(group_buy_id: int):
 @bp.get("/coop/group-buys/<int:group_buy_id>/packing-list")
 @requires(Access.COOP_MANAGER)
 def packing_list(group_buy_id: int):
-    group_buy = fulfilment.coop_group_buy(current_user, group_buy_id)
+    group_buy = fulfilment.coop_group_buy(
+        current_user, group_buy_id, options=fulfilment.PACKING_LIST_LOADS
+    )
     lines = fulfilment.consolidated_lines(group_buy)
     return render_template(
         "groupbuy/packing_list.html",

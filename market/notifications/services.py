@@ -131,14 +131,14 @@ def unread_count(user_id: int) -> int:
     )
 
 
-def recent(user_id: int, page: int):
+def recent(user_id: int, page: int, per_page: int = PER_PAGE):
     """A user's notifications, newest first, a page at a time."""
     query = (
         select(Notification)
         .where(Notification.user_id == user_id)
         .order_by(Notification.created_at.desc(), Notification.id.desc())
     )
-    return db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
 def mark_read(user: User, notification_id: int) -> Notification:

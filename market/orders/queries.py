@@ -37,7 +37,7 @@ def _with_details(query: Select) -> Select:
     )
 
 
-def buyer_orders(buyer_id: int, page: int):
+def buyer_orders(buyer_id: int, page: int, per_page: int = 20):
     """The buyer's own orders; unit purchases and custom orders they placed for their unit are
     the unit's and are followed on its purchase and custom-request pages."""
     query = _with_details(
@@ -48,7 +48,7 @@ def buyer_orders(buyer_id: int, page: int):
         )
         .order_by(Order.id.desc())
     )
-    return db.paginate(query, page=clamp_page(page), per_page=20, error_out=False)
+    return db.paginate(query, page=clamp_page(page), per_page=per_page, error_out=False)
 
 
 def order_by_number(number: str) -> Order | None:
@@ -60,7 +60,14 @@ def _invoice_outstanding():
     return select(Invoice.order_id).where(Invoice.status == InvoiceStatus.REQUESTED)
 
 
-def coop_inbox(coop_ids: list[int], tab: str, page: int, *, invoice_outstanding: bool = False):
+def coop_inbox(
+    coop_ids: list[int],
+    tab: str,
+    page: int,
+    *,
+    invoice_outstanding: bool = False,
+    per_page: int = 30,
+):
     """A co-op's parcels in one tab; with `invoice_outstanding`, only those of orders waiting
     for their invoice, whatever their status."""
     statuses = INBOX_TABS.get(tab, INBOX_TABS["to_ship"])
@@ -76,7 +83,7 @@ def coop_inbox(coop_ids: list[int], tab: str, page: int, *, invoice_outstanding:
         .options(selectinload(Shipment.lines), selectinload(Shipment.order))
         .order_by(Shipment.id.desc())
     )
-    return db.paginate(query, page=clamp_page(page), per_page=30, error_out=False)
+    return db.paginate(query, page=clamp_page(page), per_page=per_page, error_out=False)
 
 
 @dataclass(frozen=True)

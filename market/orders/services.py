@@ -25,10 +25,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import User
-from market.catalog.models import Product, ProductStatus, Sku
+from market.catalog.models import BundlePart, Product, ProductStatus, Sku
 from market.directory.models import Coop
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -48,6 +48,7 @@ from market.orders.models import (
     Shipment,
     ShipmentStatus,
 )
+from market.transactions import commit_keeping_loaded
 
 MAX_QUANTITY = 9999
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -67,11 +68,38 @@ class PricesChanged(Conflict):
 
 
 # -- cart --------------------------------------------------------------------------------------
-def cart_for(user: User | None, guest_cart_id: int | None) -> Cart | None:
+def _cart_options(lines: bool, for_order: bool) -> list:
+    """The cart with its items in the same query; with `lines` each item's SKU, product and
+    co-op too (what the cart and checkout pages show); with `for_order` also a gift box's
+    co-op shares (what placing the order splits the price by)."""
+    items = joinedload(Cart.items)
+    if not (lines or for_order):
+        return [items]
+    product = items.joinedload(CartItem.sku).joinedload(Sku.product)
+    options = [product.joinedload(Product.coop)]
+    if for_order:
+        options.append(product.joinedload(Product.bundle_parts).joinedload(BundlePart.coop))
+    return options
+
+
+def cart_for(
+    user: User | None,
+    guest_cart_id: int | None,
+    *,
+    lines: bool = False,
+    for_order: bool = False,
+) -> Cart | None:
+    """The signed-in user's cart, or the guest's (by the id the cookie session keeps); loaded
+    in one query with its items (and, see `_cart_options`, what they show)."""
+    options = _cart_options(lines, for_order)
     if user is not None and user.is_authenticated:
-        return db.session.scalar(select(Cart).where(Cart.user_id == user.id))
+        return (
+            db.session.execute(select(Cart).where(Cart.user_id == user.id).options(*options))
+            .unique()
+            .scalar_one_or_none()
+        )
     if guest_cart_id:
-        cart = db.session.get(Cart, guest_cart_id)
+        cart = db.session.get(Cart, guest_cart_id, options=options)
         return cart if cart is not None and cart.user_id is None else None
     return None
 
@@ -86,7 +114,7 @@ def _ensure_cart(user: User | None, guest_cart_id: int | None) -> Cart:
 
 
 def _sellable_sku(sku_id: int) -> Sku:
-    sku = db.session.get(Sku, sku_id)
+    sku = db.session.get(Sku, sku_id, options=[joinedload(Sku.product)])
     if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
         raise NotFound(_("该商品已下架或不存在"))
     return sku
@@ -125,7 +153,7 @@ def add_to_cart(user: User | None, guest_cart_id: int | None, sku_id: int, quant
         cart.items.append(CartItem(sku=sku, quantity=wanted))
     else:
         item.quantity = wanted
-    db.session.commit()
+    commit_keeping_loaded()  # all changed through the ORM; the redirect needs nothing reloaded
     return cart
 
 
@@ -330,6 +358,46 @@ class Delivery:
     note: str = ""  # the buyer's 备注 at checkout, for the co-op
 
 
+def delivery_for(
+    user: User,
+    *,
+    method: DeliveryMethod | str,
+    address_id: int | None,
+    recipient: str | None,
+    phone: str | None,
+    region: str | None,
+    detail: str | None,
+    note: str | None,
+    addresses: list[Address],
+) -> Delivery:
+    """How the order reaches the buyer (the checkout page and the API): pickup at the buyer's
+    own unit (members only, with a recipient and phone), one of the buyer's saved `addresses`,
+    or a new address, which is saved. Raises a DomainError naming the field to fix."""
+    note = (note or "").strip()
+    if method == DeliveryMethod.PICKUP:
+        unit = user.unit
+        if unit is None:
+            raise DomainError(_("加入单位后才能到单位自提"), field="delivery_method")
+        if not recipient or not phone:
+            raise DomainError(_("请填写取货人和手机号"), field="recipient")
+        return Delivery(
+            DeliveryMethod.PICKUP, recipient, phone, f"{unit.name} {unit.address}".strip(), note
+        )
+    if address_id:
+        address = next((a for a in addresses if a.id == address_id), None)
+        if address is None:
+            raise DomainError(_("请选择收货地址"), field="address_id")
+        return Delivery(
+            DeliveryMethod.DELIVERY, address.recipient, address.phone, address.one_line, note
+        )
+    wanted = {"recipient": recipient, "phone": phone, "region": region, "detail": detail}
+    for name, value in wanted.items():
+        if not value:
+            raise DomainError(_("请填写完整的收货地址"), field=name)
+    save_address(user, recipient=recipient, phone=phone, region=region, detail=detail)
+    return Delivery(DeliveryMethod.DELIVERY, recipient, phone, f"{region}{detail}", note)
+
+
 @dataclass(frozen=True)
 class WantedLine:
     sku_id: int
@@ -392,6 +460,7 @@ def build_order(
     expires: bool = True,
     allow_unlisted: bool = False,
     shown_prices: Mapping[int, int] | None = None,
+    skus: Mapping[int, Sku] | None = None,
 ) -> Order:
     """Create an order with its lines and one shipment per co-op, taking the stock. Prices are
     the server's (`prices` only for modes where a price was agreed, e.g. a group-buy's).
@@ -400,21 +469,23 @@ def build_order(
     product's agreed quote). `shown_prices` (sku id -> the unit price the buyer confirmed):
     any line whose price is not that one, or that is no longer for sale though it was shown for
     sale, raises PricesChanged; a line neither for sale nor shown (the page showed it as gone)
-    is left out. Flushes only: the caller commits."""
+    is left out. `skus` (sku id -> Sku with its product, co-op and gift-box parts loaded, e.g.
+    the cart's) spares reading them again. Flushes only: the caller commits."""
     if not wanted:
         raise DomainError(_("购物车是空的"))
     merged: dict[int, int] = defaultdict(int)
     for line in wanted:
         check_quantity(line.quantity)
         merged[line.sku_id] += line.quantity
-    skus = {
-        sku.id: sku
-        for sku in db.session.scalars(
-            select(Sku)
-            .where(Sku.id.in_(merged))
-            .options(selectinload(Sku.product).selectinload(Product.coop))
-        )
-    }
+    if skus is None or not set(merged) <= set(skus):
+        skus = {
+            sku.id: sku
+            for sku in db.session.scalars(
+                select(Sku)
+                .where(Sku.id.in_(merged))
+                .options(selectinload(Sku.product).selectinload(Product.coop))
+            )
+        }
 
     def price_of(sku: Sku) -> int:
         return prices.get(sku.id, sku.price_fen) if prices else sku.price_fen
@@ -470,6 +541,8 @@ def build_order(
                 raise PricesChanged({sku.id})
             _check_stock(sku, quantity)  # names what is left
             raise SoldOut(_("%(name)s 已售罄", name=sku.product.name))
+        if holds_stock:
+            db.session.expire(sku, ["stock"])  # taken in SQL: read it again if asked
         product = sku.product
         shipment = shipments.get(product.coop_id)
         if shipment is None:
@@ -513,19 +586,27 @@ def place_order(
     *,
     shown_prices: Mapping[int, int],
     referral_unit_id: int | None = None,
+    key_is_new: bool = False,
+    cart: Cart | None = None,
 ) -> Order:
     """Checkout: the cart becomes one order, its stock taken at once, at exactly the prices the
     checkout page showed (`shown_prices`, see build_order); if any changed, PricesChanged and
     nothing is placed, taken or emptied. Submitting the same form twice (same idempotency key)
     returns the first order and takes nothing more; a refused submit stores nothing, so its key
-    still places the order once the buyer confirms the new prices."""
+    still places the order once the buyer confirms the new prices. A caller that has just, in
+    this transaction, looked the key up and found no order says so (`key_is_new`: a twin
+    submitted since is still caught, by the unique index on the key), and may pass the buyer's
+    cart it loaded with `cart_for(..., for_order=True)`, so neither is read twice."""
     if not idempotency_key or len(idempotency_key) > 64:
         raise DomainError(_("请刷新结算页后再提交"))
-    already = existing_order(buyer, idempotency_key)
-    if already is not None:
-        return already
-    cart = cart_for(buyer, None)
-    wanted = [WantedLine(i.sku_id, i.quantity) for i in (cart.items if cart else [])]
+    if not key_is_new:
+        already = existing_order(buyer, idempotency_key)
+        if already is not None:
+            return already
+    if cart is None or cart.user_id != buyer.id:
+        cart = cart_for(buyer, None, for_order=True)
+    items = cart.items if cart else []
+    wanted = [WantedLine(i.sku_id, i.quantity) for i in items]
     try:
         order = build_order(
             buyer,
@@ -534,9 +615,17 @@ def place_order(
             idempotency_key,
             referral_unit_id=referral_unit_id,
             shown_prices=shown_prices,
+            skus={item.sku_id: item.sku for item in items},
         )
-        db.session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
-        db.session.commit()
+        db.session.execute(
+            delete(CartItem)
+            .where(CartItem.cart_id == cart.id)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.expire(cart, ["items"])  # emptied in SQL
+        # Stock taken in SQL is expired by build_order; the order, its parcels and lines were
+        # written through the ORM, so the redirect to the order reads them from memory.
+        commit_keeping_loaded()
     except IntegrityError:
         # A concurrent submit with the same key won the race: return its order.
         db.session.rollback()

@@ -28,7 +28,6 @@ from market.orders.forms import (
 from market.orders.models import (
     ORDER_MODE_LABELS,
     ORDER_STATUS_LABELS,
-    DeliveryMethod,
     OrderMode,
     OrderStatus,
 )
@@ -64,7 +63,7 @@ def _merge_cart_at_login(sender, user, **extra) -> None:
 @bp.get("/cart")
 @requires(Access.PUBLIC)
 def cart():
-    current = services.cart_for(_viewer(), _guest_cart_id())
+    current = services.cart_for(_viewer(), _guest_cart_id(), lines=True)
     groups = services.cart_groups(current)
     return render_template(
         "orders/cart.html",
@@ -110,9 +109,8 @@ def update_cart_item(item_id: int):
 
 
 # -- checkout ----------------------------------------------------------------------------------
-def _checkout_form() -> CheckoutForm:
+def _checkout_form(addresses: list) -> CheckoutForm:
     form = CheckoutForm()
-    addresses = services.addresses_of(current_user)
     form.address_id.choices = [(0, _("使用新地址"))] + [
         (a.id, f"{a.recipient} {a.phone} {a.one_line}") for a in addresses
     ]
@@ -124,63 +122,37 @@ def _checkout_form() -> CheckoutForm:
     return form
 
 
-def _delivery(form: CheckoutForm) -> services.Delivery:
+def _delivery(form: CheckoutForm, addresses: list) -> services.Delivery:
     """Turn the form into a delivery, or raise a DomainError naming the field to fix."""
-    note = (form.note.data or "").strip()
-    if form.delivery_method.data == DeliveryMethod.PICKUP:
-        unit = current_user.unit
-        if unit is None:
-            raise DomainError(_("加入单位后才能到单位自提"), field="delivery_method")
-        if not form.recipient.data or not form.phone.data:
-            raise DomainError(_("请填写取货人和手机号"), field="recipient")
-        return services.Delivery(
-            DeliveryMethod.PICKUP,
-            form.recipient.data,
-            form.phone.data,
-            f"{unit.name} {unit.address}".strip(),
-            note,
-        )
-    if form.address_id.data:
-        address = next(
-            (a for a in services.addresses_of(current_user) if a.id == form.address_id.data), None
-        )
-        if address is None:
-            raise DomainError(_("请选择收货地址"), field="address_id")
-        return services.Delivery(
-            DeliveryMethod.DELIVERY, address.recipient, address.phone, address.one_line, note
-        )
-    for name in ("recipient", "phone", "region", "detail"):
-        if not getattr(form, name).data:
-            raise DomainError(_("请填写完整的收货地址"), field=name)
-    services.save_address(
+    return services.delivery_for(
         current_user,
+        method=form.delivery_method.data,
+        address_id=form.address_id.data,
         recipient=form.recipient.data,
         phone=form.phone.data,
         region=form.region.data,
         detail=form.detail.data,
-    )
-    return services.Delivery(
-        DeliveryMethod.DELIVERY,
-        form.recipient.data,
-        form.phone.data,
-        f"{form.region.data}{form.detail.data}",
-        note,
+        note=form.note.data,
+        addresses=addresses,
     )
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
 @requires(Access.SIGNED_IN)
 def checkout():
-    if request.method == "POST":
+    posted = request.method == "POST"
+    # One query for the cart and all it shows; a submit also loads what placing it needs.
+    current = services.cart_for(current_user, None, lines=True, for_order=posted)
+    if posted:
         # A double submit finds the order the first submit made, even though the cart is empty.
         already = services.existing_order(current_user, request.form.get("idempotency_key", ""))
         if already is not None:
             return redirect(url_for("payments.pay", number=already.number), 303)
-    current = services.cart_for(current_user, None)
     if not services.cart_groups(current):
         flash(_("购物车是空的"), "info")
         return redirect(url_for(".cart"))
-    form = _checkout_form()
+    addresses = services.addresses_of(current_user)
+    form = _checkout_form(addresses)
     # What the submitted page showed; a page without it showed nothing, so all is to confirm.
     shown = services.parse_prices(form.shown_prices.data) if request.method == "POST" else None
     status = 400 if request.method == "POST" else 200
@@ -188,10 +160,12 @@ def checkout():
         try:
             order = services.place_order(
                 current_user,
-                _delivery(form),
+                _delivery(form, addresses),
                 form.idempotency_key.data,
                 shown_prices=shown,
                 referral_unit_id=_referral_unit_id(),
+                key_is_new=True,  # looked up above, in this transaction
+                cart=current,
             )
         except services.PricesChanged:
             db.session.rollback()
@@ -201,7 +175,9 @@ def checkout():
             show_domain_error(form, error)
         else:
             return redirect(url_for("payments.pay", number=order.number), 303)
-    summary = services.checkout_summary(services.cart_for(current_user, None), shown)
+    if status != 200:  # refused and rolled back: what the page shows is read again
+        current = services.cart_for(current_user, None, lines=True)
+    summary = services.checkout_summary(current, shown)
     # The form sends back exactly the prices this page shows (the idempotency key stays).
     form.shown_prices.data = summary.prices_field
     return render_template("orders/checkout.html", form=form, summary=summary), status

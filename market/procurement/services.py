@@ -17,11 +17,12 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import UnitRole, User
 from market.catalog.models import Product, ProductStatus, Sku
-from market.directory.models import Coop, Pairing, Unit
+from market.directory.models import Coop, Pairing, Unit, Village
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
@@ -74,10 +75,20 @@ class PurchaseData:
     lines: dict[int, int]  # sku id -> quantity
 
 
+_PURCHASE_LINES = (
+    selectinload(UnitPurchase.lines).joinedload(UnitPurchaseLine.sku).joinedload(Sku.product),
+)
+
+
 def purchase_for(user: User, purchase_id: int, *, for_update: bool = False) -> UnitPurchase:
     """A purchase of the user's own unit (or any, for organizers); others are a 404."""
     purchase = db.session.get(
-        UnitPurchase, purchase_id, with_for_update=for_update, populate_existing=for_update
+        UnitPurchase,
+        purchase_id,
+        with_for_update=for_update,
+        populate_existing=for_update,
+        # Its page lists the lines with their products.
+        options=() if for_update else _PURCHASE_LINES,
     )
     unit = user.unit
     if purchase is None or not (
@@ -310,6 +321,15 @@ def unit_purchases(unit_id: int) -> list[UnitPurchase]:
         db.session.scalars(
             select(UnitPurchase)
             .where(UnitPurchase.unit_id == unit_id)
+            # The list shows who drafted each, its lines with their products, its total (its
+            # lines' prices) and the orders it became.
+            .options(
+                selectinload(UnitPurchase.lines)
+                .joinedload(UnitPurchaseLine.sku)
+                .joinedload(Sku.product),
+                selectinload(UnitPurchase.orders),
+                joinedload(UnitPurchase.created_by),
+            )
             .order_by(UnitPurchase.id.desc())
         )
     )
@@ -452,19 +472,36 @@ def requests_for_coops(user: User) -> list[tuple[CustomRequest, Coop]]:
     open_requests = db.session.scalars(
         select(CustomRequest)
         .where(CustomRequest.status == RequestStatus.OPEN)
+        # The page names each request's unit and whether it is paired with the co-op.
+        .options(
+            selectinload(CustomRequest.unit).selectinload(Unit.pairings).joinedload(Pairing.village)
+        )
         .order_by(CustomRequest.id.desc())
     ).all()
+    paired_by_coop = {coop.id: _paired_unit_ids(coop) for coop in user.managed_coops()}
     for coop in user.managed_coops():
-        paired = _paired_unit_ids(coop)
+        paired = paired_by_coop[coop.id]
         for request in open_requests:
             if request.open_to_all or request.unit_id in paired:
                 found.append((request, coop))
-    return sorted(found, key=lambda pair: pair[0].unit_id not in _paired_unit_ids(pair[1]))
+    return sorted(found, key=lambda pair: pair[0].unit_id not in paired_by_coop[pair[1].id])
 
 
 def request_for_unit(user: User, request_id: int, *, for_update: bool = False) -> CustomRequest:
     request = db.session.get(
-        CustomRequest, request_id, with_for_update=for_update, populate_existing=for_update
+        CustomRequest,
+        request_id,
+        with_for_update=for_update,
+        populate_existing=for_update,
+        # Its page lists the quotes with their co-ops and villages.
+        options=()
+        if for_update
+        else (
+            selectinload(CustomRequest.quotes)
+            .joinedload(Quote.coop)
+            .joinedload(Coop.village)
+            .joinedload(Village.town),
+        ),
     )
     unit = user.unit
     if request is None or not (
@@ -633,6 +670,7 @@ def unit_requests(unit_id: int) -> list[CustomRequest]:
         db.session.scalars(
             select(CustomRequest)
             .where(CustomRequest.unit_id == unit_id)
+            .options(selectinload(CustomRequest.quotes))  # the list counts them
             .order_by(CustomRequest.id.desc())
         )
     )

@@ -125,7 +125,7 @@ def _candidate_skus(unit: Unit) -> list[tuple[Sku, bool]]:
         select(Sku)
         .join(Sku.product)
         .where(Sku.active, Product.status == ProductStatus.LISTED)
-        .options(selectinload(Sku.product).selectinload(Product.coop))
+        .options(selectinload(Sku.product).selectinload(Product.coop).joinedload(Coop.village))
         .order_by(Product.name, Sku.id)
     ).all()
     ranked = [(sku, sku.product.coop.village_id in paired) for sku in skus]

@@ -11,10 +11,10 @@ per payment, per order, per co-op, per statement and overall. The attribution le
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select, union_all
 
 from market.extensions import db
 from market.orders.models import Order
@@ -78,8 +78,18 @@ class OrderNumbers(dict):
         return self[order_id]
 
 
-def _sums(query) -> dict:
-    return {key: int(value or 0) for key, value in db.session.execute(query)}
+def keyed_sums(queries: dict[str, Any]) -> dict[str, dict]:
+    """Several (key, amount) SELECTs read in one statement, a UNION ALL of each tagged with its
+    position: {name: {key: amount}}. The keys are ids (or one constant for an overall total)."""
+    names = list(queries)
+    parts = []
+    for position, name in enumerate(names):
+        key, amount = queries[name].subquery().c
+        parts.append(select(literal_column(str(position)), key, amount))
+    found: dict[str, dict] = {name: {} for name in names}
+    for position, key, amount in db.session.execute(union_all(*parts)):
+        found[names[position]][key] = int(amount or 0)
+    return found
 
 
 def _compare(found: list[Difference], scope: str, what: str, left: dict, right: dict, name):
@@ -96,19 +106,12 @@ def check() -> tuple[Totals, list[Difference]]:
     def order_name(order_id):
         return f"order {numbers[order_id]}"
 
+    # Every table's figures in one read (a page shows this; each sum is its own SELECT).
+    sums = keyed_sums(_check_sums())
+
     # Per payment: its own counters, its refunds, and the entries written when money moved.
-    received = _sums(select(Payment.id, Payment.received_fen))
-    refunded = _sums(select(Payment.id, Payment.refunded_fen))
-    refunds_all = _sums(
-        select(Refund.payment_id, func.sum(Refund.amount_fen))
-        .where(Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
-        .group_by(Refund.payment_id)
-    )
-    entries_by_payment = _sums(
-        select(SettlementEntry.payment_id, func.sum(SettlementEntry.amount_fen)).group_by(
-            SettlementEntry.payment_id
-        )
-    )
+    received, refunded = sums["received"], sums["refunded"]
+    refunds_all, entries_by_payment = sums["refunds"], sums["entries_by_payment"]
     payment_net = {pid: received.get(pid, 0) - refunded.get(pid, 0) for pid in received}
     _compare(
         found,
@@ -128,23 +131,8 @@ def check() -> tuple[Totals, list[Difference]]:
     )
 
     # Per order: the order's counters against its payments and its entries.
-    order_net = {
-        oid: paid - refunded_
-        for oid, paid, refunded_ in db.session.execute(
-            select(Order.id, Order.paid_fen, Order.refunded_fen)
-        )
-        if paid - refunded_
-    }
-    payments_by_order = _sums(
-        select(Payment.order_id, func.sum(Payment.received_fen - Payment.refunded_fen)).group_by(
-            Payment.order_id
-        )
-    )
-    entries_by_order = _sums(
-        select(SettlementEntry.order_id, func.sum(SettlementEntry.amount_fen)).group_by(
-            SettlementEntry.order_id
-        )
-    )
+    order_net = {oid: net for oid, net in sums["order_net"].items() if net}
+    payments_by_order, entries_by_order = sums["payments_by_order"], sums["entries_by_order"]
     _compare(
         found,
         "order",
@@ -165,22 +153,10 @@ def check() -> tuple[Totals, list[Difference]]:
     # Per statement: its totals against its lines, its lines against its entries, the carry
     # from the previous statement, and the payout against what was payable.
     line_sums = {
-        sid: (int(r or 0), int(f or 0), int(fee or 0))
-        for sid, r, f, fee in db.session.execute(
-            select(
-                StatementLine.statement_id,
-                func.sum(StatementLine.received_fen),
-                func.sum(StatementLine.refunded_fen),
-                func.sum(StatementLine.fee_fen),
-            ).group_by(StatementLine.statement_id)
-        )
+        sid: (received_, sums["line_refunded"].get(sid, 0), sums["line_fee"].get(sid, 0))
+        for sid, received_ in sums["line_received"].items()
     }
-    entry_sums = _sums(
-        select(SettlementEntry.statement_id, func.sum(SettlementEntry.amount_fen))
-        .where(SettlementEntry.statement_id.is_not(None))
-        .group_by(SettlementEntry.statement_id)
-    )
-    payouts = _sums(select(Payout.statement_id, Payout.amount_fen))
+    entry_sums, payouts = sums["entries_by_statement"], sums["payouts"]
     previous_closing: dict[int, int] = {}
     for statement in db.session.scalars(
         select(Statement)
@@ -224,7 +200,7 @@ def check() -> tuple[Totals, list[Difference]]:
                     accounted,
                 )
             )
-    totals = _totals(per_coop)
+    totals = _totals(per_coop, sums)
     if totals.net_fen != totals.accounted_fen:
         found.append(
             Difference(
@@ -238,17 +214,60 @@ def check() -> tuple[Totals, list[Difference]]:
     return totals, found
 
 
-def _totals(per_coop: dict[int, Balance]) -> Totals:
-    refunds = defaultdict(int)
-    for status, amount in db.session.execute(
-        select(Refund.status, func.sum(Refund.amount_fen)).group_by(Refund.status)
-    ):
-        refunds[status] = int(amount or 0)
+def _check_sums() -> dict[str, Any]:
+    """What `check` compares, as (key, amount) SELECTs for `keyed_sums`."""
+    decided = Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED))
+    line = StatementLine
+    everything = literal_column("0").label("everything")  # the key of an overall total
+
+    def total(amount, *where):
+        return select(everything, func.sum(amount)).where(*where)
+
+    return {
+        "received": select(Payment.id, Payment.received_fen),
+        "refunded": select(Payment.id, Payment.refunded_fen),
+        "refunds": select(Refund.payment_id, func.sum(Refund.amount_fen))
+        .where(decided)
+        .group_by(Refund.payment_id),
+        "entries_by_payment": select(
+            SettlementEntry.payment_id, func.sum(SettlementEntry.amount_fen)
+        ).group_by(SettlementEntry.payment_id),
+        "order_net": select(Order.id, (Order.paid_fen - Order.refunded_fen).label("net")),
+        "payments_by_order": select(
+            Payment.order_id, func.sum(Payment.received_fen - Payment.refunded_fen)
+        ).group_by(Payment.order_id),
+        "entries_by_order": select(
+            SettlementEntry.order_id, func.sum(SettlementEntry.amount_fen)
+        ).group_by(SettlementEntry.order_id),
+        "line_received": select(line.statement_id, func.sum(line.received_fen)).group_by(
+            line.statement_id
+        ),
+        "line_refunded": select(line.statement_id, func.sum(line.refunded_fen)).group_by(
+            line.statement_id
+        ),
+        "line_fee": select(line.statement_id, func.sum(line.fee_fen)).group_by(line.statement_id),
+        "entries_by_statement": select(
+            SettlementEntry.statement_id, func.sum(SettlementEntry.amount_fen)
+        )
+        .where(SettlementEntry.statement_id.is_not(None))
+        .group_by(SettlementEntry.statement_id),
+        "payouts": select(Payout.statement_id, Payout.amount_fen),
+        "received_total": total(Payment.received_fen),
+        "refunds_sent": total(Refund.amount_fen, Refund.status == RefundStatus.SUCCEEDED),
+        "refunds_owed": total(Refund.amount_fen, Refund.status == RefundStatus.PENDING),
+        "paid_out_total": total(Payout.amount_fen),
+    }
+
+
+def _totals(per_coop: dict[int, Balance], sums: dict[str, dict]) -> Totals:
+    def overall(name: str) -> int:
+        return sum(sums[name].values())
+
     return Totals(
-        received_fen=int(db.session.scalar(select(func.sum(Payment.received_fen))) or 0),
-        refunds_sent_fen=refunds[RefundStatus.SUCCEEDED],
-        refunds_owed_fen=refunds[RefundStatus.PENDING],
-        paid_out_fen=int(db.session.scalar(select(func.sum(Payout.amount_fen))) or 0),
+        received_fen=overall("received_total"),
+        refunds_sent_fen=overall("refunds_sent"),
+        refunds_owed_fen=overall("refunds_owed"),
+        paid_out_fen=overall("paid_out_total"),
         fee_fen=sum(b.fee_fen for b in per_coop.values()),
         owed_to_coops_fen=sum(b.owed_fen for b in per_coop.values()),
         due_fen=sum(b.due_fen for b in per_coop.values()),

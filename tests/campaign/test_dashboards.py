@@ -228,7 +228,9 @@ def test_the_dashboard_page_shows_the_figures_charts_and_a_sortable_table(
         "蜂蜜": 17_600,
     }
     assert sum(chart["trend"]["amount_fen"]) == 35_400
-    assert "vendor/echarts/echarts.min.js" in page and "js/charts.js" in page
+    # The scripts by their fingerprinted names (market/assets.py), cached for a year.
+    assert re.search(r"/static/dist/vendor/echarts/echarts\.min\.[0-9a-f]{12}\.js", page)
+    assert re.search(r"/static/dist/js/charts\.[0-9a-f]{12}\.js", page)
     assert "<script>" not in page  # no inline script: the CSP forbids it
 
 

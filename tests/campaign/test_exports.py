@@ -155,17 +155,21 @@ def test_paired_only_campaigns_export_the_counted_column(app, client_as, world, 
     assert _fen(unit["计入目标（元）"]) == 16_600 and _fen(unit["净销售额（元）"]) == 25_500
 
 
-def test_a_ledger_too_large_for_a_sheet_points_to_the_csv(
+def test_a_ledger_longer_than_a_sheet_goes_on_over_the_next_sheets(
     app, client_as, world, campaign, refunded, monkeypatch
 ):
+    """No row cap: past a sheet's rows (1,048,575 below the header; 3 here) the ledger detail
+    continues on "台账明细 2", "台账明细 3" ..., every entry once, in order."""
     from market.campaign import exports
 
-    monkeypatch.setattr(exports, "MAX_XLSX_LEDGER_ROWS", 2)
+    monkeypatch.setattr(exports, "LEDGER_SHEET_ROWS", 3)
     book = _workbook(client_as("organizer"), campaign.id)
-    rows = list(book["台账明细"].iter_rows(values_only=True))
-    assert len(rows) == 1 + 2 + 1
-    assert rows[-1][0].startswith("台账明细超过 2 行") and "台账 CSV" in rows[-1][0]
-    assert "完整明细请下载台账 CSV" in dict(book["说明"].iter_rows(values_only=True))["台账明细"]
+    assert book.sheetnames == [*SHEETS[:6], "台账明细 2", "说明"]
+    first, second = _rows(book["台账明细"]), _rows(book["台账明细 2"])
+    assert (len(first), len(second)) == (3, 1)
+    ids = [row["编号"] for row in first + second]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert sum(_fen(r["金额（元）"]) for r in first + second) == 34_400
     # The other sheets are whole.
     assert _fen(_rows(book["单位"])[-1]["净销售额（元）"]) == 34_400
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import subprocess
 from decimal import Decimal
@@ -80,7 +81,14 @@ def _column(rows: list[list[str]], header: str) -> list[str]:
     return [row[index] for row in rows[1:] if len(row) > index]
 
 
+def _ooxml_unescape(text: str) -> str:
+    """Text as Excel and LibreOffice read it: OOXML writes control characters as _xHHHH_ (Excel
+    itself writes a CR so, as does xlsxwriter); openpyxl hands the escape back as it is."""
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
 def _lines(text: str) -> str:
+    text = _ooxml_unescape(text)
     return text.replace("\r\n", "\n").replace("\r", "\n")  # breaks come back from XML as LF
 
 
