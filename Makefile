@@ -73,3 +73,8 @@ bench: setup
 clean:
 	rm -rf $(VENV) node_modules static/vendor static/dist .pytest_cache .ruff_cache
 
+# The API's OpenAPI document, committed for client generators; tests/api/test_openapi.py fails
+# when it is not current.
+.PHONY: openapi
+openapi: install
+	$(BIN)/python -m market.api.export docs/openapi.json

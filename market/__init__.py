@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     assets.init_app(app)  # after ProxyFix: WhiteNoise answers static files before the app
     _register_blueprints(app)
 
-    from market import cli, errorpages, pagecache, web
+    from market import api, cli, errorpages, pagecache, web
     from market.accounts import menu
     from market.campaign import ledger
     from market.settlements import ledger as settlement_ledger
@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     pagecache.init_app(app)  # storefront pages from the cache
     menu.init_app(app)  # the signed-in header menu, stored per person and page
     errorpages.init_app(app)
+    api.init_app(app)  # the JSON API at /api/v1: bearer tokens, no CSRF, errors of its own
     cli.init_app(app)
     if os.environ.get("MARKET_IN_PROCESS_JOBS") == "1" and not app.config.get("TESTING"):
         from market import jobs

@@ -29,7 +29,9 @@ def test_every_post_route_refuses_a_missing_token(csrf_app, world):
     exempt = {"payments.stripe_webhook"}
     special = {"decision": "confirm", "provider": "offline"}
     for rule in posts:
-        if rule.endpoint in exempt:
+        # The JSON API signs in by bearer token only, never by cookie, so there is no forged
+        # request to refuse (tests/api/test_tokens.py: a cookie session is a 401 there).
+        if rule.endpoint in exempt or rule.endpoint.startswith("api_"):
             continue
         values = {arg: special.get(arg, 1) for arg in rule.arguments}
         path = adapter.build(rule.endpoint, values)

@@ -1,0 +1,50 @@
+"""The docs page works in a real browser under the shop's CSP: Swagger UI from the package's
+own files renders every operation of the document, and the browser reports no blocked script."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as tests/e2e use it
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server"]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_swagger_ui_renders_the_document(app):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(message.text)
+                    if "Content Security Policy" in message.text
+                    else None
+                ),
+            )
+            page.goto(f"http://127.0.0.1:{server.server_port}/api/v1/docs")
+            page.wait_for_selector(".swagger-ui .info .title")
+            spec = app.test_client().get("/api/v1/openapi.json").get_json()
+            operations = sum(
+                1 for item in spec["paths"].values() for method in item if method != "parameters"
+            )
+            assert page.locator(".opblock").count() == operations
+            assert problems == []
+            browser.close()
+    finally:
+        server.shutdown()
+        thread.join()
