@@ -130,6 +130,10 @@ def app(base_app: Flask) -> Iterator[Flask]:
         _empty_all_tables()
         cache.clear()
     limiter.reset()
+    # A test that built a Celery app of its own (a real worker's broker, a memory broker with no
+    # worker) leaves it in app.extensions, where market.tasks.celery_for would hand it to every
+    # later test: the next one gets the eager one made from the app's config again.
+    base_app.extensions.pop("celery", None)
 
 
 @pytest.fixture

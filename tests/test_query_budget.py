@@ -634,6 +634,10 @@ class Builder:
             found = re.search(r"/exports/(\d+)", response.headers.get("Location", ""))
             assert found, (kind, response.status_code)
             self.ids["job_id"] = int(found.group(1))
+            # Built before the answer (tests run the task eagerly): a job that did not finish
+            # says why here, rather than as a 404 of its download in the walk.
+            status = organizer.get(f"/exports/{self.ids['job_id']}/status").get_json()
+            assert status["status"] == "done", (kind, status)
 
     def collect_ids(self) -> None:
         from market.campaign.models import Campaign
