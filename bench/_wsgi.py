@@ -14,7 +14,7 @@ import os
 from flask import Flask
 
 from market import create_app
-from market.accounts.permissions import Access, requires
+from market.security.access import Access, requires
 
 TRIVIAL = "/_bench/trivial"
 

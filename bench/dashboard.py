@@ -46,11 +46,23 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from market import create_app  # noqa: E402
-from market.campaign import queries, rollups  # noqa: E402
-from market.campaign.ledger import SHANGHAI  # noqa: E402
+from market import clock, create_app  # noqa: E402
+from market.campaign import rollups  # noqa: E402
 from market.campaign.models import AttributionRollup, Campaign, UnitTarget  # noqa: E402
+from market.campaign.read.dashboard import (  # noqa: E402
+    category_rows,
+    dashboard_of,
+    totals,
+    town_rows,
+    unit_rows,
+    village_rows,
+    weekly_trend,
+)
+from market.campaign.read.filters import Filters  # noqa: E402
+from market.campaign.read.laggards import laggards_on  # noqa: E402
+from market.campaign.read.public import public_summary  # noqa: E402
 from market.catalog.models import Product, ProductStatus  # noqa: E402
+from market.clock import SHANGHAI  # noqa: E402
 from market.demo import default_data_dir, seed_demo  # noqa: E402
 from market.directory.models import Coop, Pairing, Unit, Village  # noqa: E402
 from market.extensions import db  # noqa: E402
@@ -238,7 +250,7 @@ class Generator:
 
 # -- setup -------------------------------------------------------------------------------------
 def prepare(app) -> None:
-    today = queries.shanghai_today()
+    today = clock.today()
     with app.app_context():
         db.create_all()
         seed_demo(default_data_dir())
@@ -327,28 +339,28 @@ def timed_queries(app) -> dict[str, Callable[[], object]]:
             .limit(1)
         )
         db.session.expunge(campaign)
-    today = queries.shanghai_today()
-    everything = queries.Filters(campaign.id)
-    narrowed = queries.Filters(
+    today = clock.today()
+    everything = Filters(campaign.id)
+    narrowed = Filters(
         campaign.id, start=today - timedelta(days=89), end=today, mode="retail", town_id=town_id
     )
 
     def units():
-        return queries.unit_rows(campaign, everything)
+        return unit_rows(campaign, everything)
 
     def villages():
-        return queries.village_rows(everything)
+        return village_rows(everything)
 
     return {
-        "dashboard (whole page)": lambda: queries.dashboard(campaign, everything, today),
+        "dashboard (whole page)": lambda: dashboard_of(campaign, everything, today),
         "  units table": units,
-        "  villages + towns": lambda: queries.town_rows(villages()),
-        "  categories": lambda: queries.category_rows(everything),
-        "  weekly trend": lambda: queries.weekly_trend(campaign, everything, today),
-        "  totals (distinct)": lambda: queries.totals(everything, [], []),
-        "dashboard, filtered": lambda: queries.dashboard(campaign, narrowed, today),
-        "laggard list": lambda: queries.laggards(campaign, today),
-        "public page": lambda: queries.public_summary(campaign, today),
+        "  villages + towns": lambda: town_rows(villages()),
+        "  categories": lambda: category_rows(everything),
+        "  weekly trend": lambda: weekly_trend(campaign, everything, today),
+        "  totals (distinct)": lambda: totals(everything, [], []),
+        "dashboard, filtered": lambda: dashboard_of(campaign, narrowed, today),
+        "laggard list": lambda: laggards_on(campaign, today),
+        "public page": lambda: public_summary(campaign, today),
     }
 
 
@@ -360,8 +372,8 @@ def measure_exports(app) -> dict[str, float]:
     results = {}
     with app.test_request_context():
         campaign = db.session.scalar(select(Campaign))
-        filters = queries.Filters(campaign.id)
-        today = queries.shanghai_today()
+        filters = Filters(campaign.id)
+        today = clock.today()
         started = time.perf_counter()
         handle, _name = exports.workbook(campaign, filters, today, today)
         handle.close()
@@ -412,7 +424,7 @@ def main() -> int:
         try:
             prepare(app)
             with app.app_context():
-                generator = Generator(World(queries.shanghai_today()))
+                generator = Generator(World(clock.today()))
             print(f"PostgreSQL database {make_url(url).database}; repeat {args.repeat}, median")
             measured: dict[int, dict[str, float]] = {}
             have = 0

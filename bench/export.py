@@ -55,8 +55,9 @@ from dashboard import (  # noqa: E402  (bench/dashboard.py: the same generated l
 )
 from sqlalchemy import select  # noqa: E402
 
-from market import create_app  # noqa: E402
-from market.campaign import queries  # noqa: E402
+from market import clock, create_app  # noqa: E402
+from market.campaign.read.filters import Filters  # noqa: E402
+from market.campaign.read.ledger_lines import ledger_extent  # noqa: E402
 from market.extensions import db  # noqa: E402
 
 RUNS = ("job-csv", "job-xlsx", "openpyxl", "xlsxwriter")
@@ -232,9 +233,9 @@ def _direct_run(app, engine: str, tmp: str) -> dict:
     target = Path(tmp) / f"direct-{engine}.xlsx"
     with app.app_context():
         campaign = db.session.scalar(select(Campaign))
-        filters = queries.Filters(campaign.id)
-        rows, last = queries.ledger_extent(filters)
-        today = queries.shanghai_today()
+        filters = Filters(campaign.id)
+        rows, last = ledger_extent(filters)
+        today = clock.today()
         sampler = RssSampler()
         sampler.start()
         started = time.perf_counter()
@@ -311,7 +312,7 @@ def main() -> int:
             with app.app_context():
                 _organizer_id()
             with app.app_context():
-                generator = Generator(World(queries.shanghai_today()))
+                generator = Generator(World(clock.today()))
             load = add_entries(app, generator, args.rows)
             *counts, rebuild = rebuild_rollups(app)  # (fine, dashboard rollup rows, seconds)
             rollups = sum(counts)

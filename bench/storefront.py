@@ -55,7 +55,7 @@ WRK = shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() el
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"  # a db of its own: flushed before and after the run
 CACHE_PREFIX = "market:"  # CACHE_KEY_PREFIX (market/config.py)
-STATS_KEY = "pagecache_stats:"  # market/pagecache.py, counted with PAGECACHE_STATS on
+STATS_KEY = "pagecache_stats:"  # market/pagecache/, counted with PAGECACHE_STATS on
 PRODUCT_CARD = re.compile(r'class="[^"]*\bproduct-card\b')
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 SMALL_PAGE = 4  # products per page for the "does the query count grow" comparison
@@ -427,7 +427,7 @@ def load_wrk(
 
 
 class HitCounter:
-    """The page cache's shared counts (market/pagecache.py, PAGECACHE_STATS): one INCR per page
+    """The page cache's shared counts (market/pagecache/, PAGECACHE_STATS): one INCR per page
     served, by hit / miss / bypass, read before and after each URL."""
 
     def __init__(self, redis_url: str) -> None:

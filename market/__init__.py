@@ -82,8 +82,8 @@ def _register_blueprints(app: Flask) -> None:
     from market.catalog.admin_views import bp as catalog_admin_bp
     from market.catalog.coop_views import bp as coop_bp
     from market.catalog.views import bp as catalog_bp
+    from market.catalog.village_views import bp as villages_bp
     from market.directory.admin_views import bp as directory_admin_bp
-    from market.directory.views import bp as directory_bp
     from market.exports.views import bp as exports_bp
     from market.groupbuy.views import bp as groupbuy_bp
     from market.notifications.views import bp as notifications_bp
@@ -93,7 +93,7 @@ def _register_blueprints(app: Flask) -> None:
     from market.settlements.views import bp as settlements_bp
 
     app.register_blueprint(catalog_bp)
-    app.register_blueprint(directory_bp)
+    app.register_blueprint(villages_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(passwords_bp)
     app.register_blueprint(coop_bp)

@@ -108,7 +108,7 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         # embedded default: Celery tasks then run eagerly, in the calling process.
         "REDIS_URL": env.get("REDIS_URL", ""),
     }
-    # The page cache (market/pagecache.py): CACHE_TYPE from the environment, else Redis when
+    # The page cache (market/pagecache/): CACHE_TYPE from the environment, else Redis when
     # REDIS_URL is set (shared by every web process) or SimpleCache (this process's memory: the
     # embedded one-process shop). CACHE_REDIS_URL defaults to REDIS_URL.
     for name in ("CACHE_TYPE", "CACHE_REDIS_URL"):

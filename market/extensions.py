@@ -14,5 +14,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-# The storefront's page cache (market/pagecache.py): Redis with REDIS_URL, else in-process.
+# The storefront's page cache (market/pagecache/): Redis with REDIS_URL, else in-process.
 cache = Cache()

@@ -93,18 +93,30 @@ def render_migration_item(type_: str, obj, autogen_context):
 
 
 class StateMachine:
-    """An explicit state machine on a model's `status` (DESIGN.md §4): `TRANSITIONS` says which
-    moves are allowed; an illegal one raises InvalidTransition in the user's words, built from
-    `STATUS_LABELS` and `TRANSITION_MESSAGE` (with %(current)s and %(target)s)."""
+    """An explicit state machine on a model's `status` (DESIGN.md §4), the one way a status
+    changes: `TRANSITIONS` says which moves are allowed (every status a key, a final one mapping
+    to an empty set); an illegal one raises InvalidTransition in the user's words, built from
+    `STATUS_LABELS` and `TRANSITION_MESSAGE` (with %(current)s and %(target)s).
+
+    A model whose rows may widen the table (Order: 先货后款 by mode) overrides `allowed_moves`,
+    never `move_to`. A conditional UPDATE that moves rows for concurrency (claiming a row for
+    one worker) puts `Model.may_become(target)` in its WHERE, so it obeys the same table."""
 
     TRANSITIONS: ClassVar[dict]
     STATUS_LABELS: ClassVar[dict]
     TRANSITION_MESSAGE: ClassVar[str]
 
+    def allowed_moves(self) -> set:
+        """The statuses this row may move to now."""
+        return self.TRANSITIONS[self.status]
+
+    def may_move_to(self, status) -> bool:
+        return status in self.allowed_moves()
+
     def move_to(self, status) -> None:
         from market.errors import InvalidTransition
 
-        if status not in self.TRANSITIONS[self.status]:
+        if not self.may_move_to(status):
             raise InvalidTransition(
                 self.TRANSITION_MESSAGE
                 % {
@@ -113,6 +125,20 @@ class StateMachine:
                 }
             )
         self.status = status
+
+    @classmethod
+    def sources_of(cls, target) -> set:
+        """The statuses the table lets move to `target`."""
+        return {source for source, targets in cls.TRANSITIONS.items() if target in targets}
+
+    @classmethod
+    def may_become(cls, target) -> ColumnElement[bool]:
+        """The WHERE of a conditional `UPDATE ... SET status = target`: the row's status is one
+        the table lets move to `target` (the shared table; a row's own widening is not seen)."""
+        sources = cls.sources_of(target)
+        if not sources:
+            raise ValueError(f"{cls.__name__}: nothing may move to {target}")
+        return cls.status.in_(sorted(sources))
 
     @property
     def status_label(self) -> str:

@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 MAX_PRICE_FEN = 100_000_000  # ¥1,000,000.00; nothing sold here costs more
 
 _AMOUNT = re.compile(r"^\s*(\d{1,9})(?:\.(\d{1,2}))?\s*$")
+# What people type around an amount: currency signs, the unit, thousands separators (ASCII or
+# full-width, as a Chinese keyboard gives them).
+_DECORATION = str.maketrans("", "", "¥￥元,，")
 
 
 class InvalidAmount(ValueError):
-    pass
+    """Not an amount of yuan; `reason` says why: "format", "negative" or "too_large"."""
+
+    def __init__(self, text: object, reason: str = "format") -> None:
+        super().__init__(text)
+        self.reason = reason
 
 
-def parse_yuan(text: str | None) -> int:
-    """Parse '12.5' or '12.50' or '12' (yuan) into fen: 1250. No sign, at most two decimals."""
-    if text is None:
-        raise InvalidAmount("empty")
-    cleaned = str(text).replace("¥", "").replace("￥", "").replace(",", "")
+def parse_yuan(value: str | int | float | Decimal | None, *, max_fen: int = MAX_PRICE_FEN) -> int:
+    """Parse an amount of yuan into fen: '12.5', '12.50', '¥1,234', '50，000元' or a
+    spreadsheet's number (30000, 1234.5) -> 1250, 1250, 123400, 5000000, 3000000, 123450.
+    No sign, at most two decimals, at most `max_fen`: one parser for prices and targets."""
+    if value is None or isinstance(value, bool):
+        raise InvalidAmount(value)
+    cleaned = str(value).translate(_DECORATION)
+    if cleaned.strip().startswith("-"):
+        raise InvalidAmount(value, "negative")
     match = _AMOUNT.match(cleaned)
     if not match:
-        raise InvalidAmount(text)
+        raise InvalidAmount(value)
     yuan, cents = match.groups()
     fen = int(yuan) * 100 + int((cents or "0").ljust(2, "0"))
-    if fen > MAX_PRICE_FEN:
-        raise InvalidAmount(text)
+    if fen > max_fen:
+        raise InvalidAmount(value, "too_large")
     return fen
 
 

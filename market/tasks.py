@@ -36,6 +36,7 @@ MAIL_RETRIES = 5
 PURGE_SESSIONS = "market.purge_sessions"
 RUN_EXPORT = "market.run_export"
 EXPIRE_EXPORTS = "market.expire_exports"
+RECORD_REFERRAL_VISIT = "market.record_referral_visit"
 
 # Group-buys close "within a minute" of their deadline, so beat sends the close every 30 s. A
 # message that waits longer than its interval (no worker up) is dropped rather than piled up:
@@ -147,6 +148,16 @@ def expire_exports() -> int:
     return expire()
 
 
+def record_referral_visit(unit_id: int, at: str) -> None:
+    """Count a visit through a unit's referral link, sent after the link's response
+    (market.campaign.views): the GET itself writes nothing."""
+    from datetime import datetime
+
+    from market.campaign.services import record_referral_visit as record
+
+    record(unit_id, datetime.fromisoformat(at))
+
+
 def celery_for(app: Flask) -> Celery:
     """The Celery app of this Flask app, made on first use."""
     return app.extensions.get("celery") or make_celery(app)
@@ -192,6 +203,7 @@ def make_celery(app: Flask) -> Celery:
     # No automatic retry: a failed export says so on its page and its owner retries it.
     celery_app.task(name=RUN_EXPORT)(run_export)
     celery_app.task(name=EXPIRE_EXPORTS)(expire_exports)
+    celery_app.task(name=RECORD_REFERRAL_VISIT)(record_referral_visit)
     app.extensions["celery"] = celery_app
     return celery_app
 

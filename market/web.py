@@ -20,12 +20,13 @@ from flask import (
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from sqlalchemy import text
+from wtforms import FieldList
 
-from market.accounts.permissions import Access, can, requires
 from market.errors import DomainError
 from market.extensions import db
 from market.idempotency import form_token_field
 from market.money import fen_to_yuan_text, format_fen
+from market.security.access import Access, can, requires
 from market.security.redirects import next_url
 from market.uploads import ensure_card_thumbnail
 
@@ -98,14 +99,13 @@ def reraise_access_errors(error: DomainError) -> None:
 
 
 def _book(act: Callable[[], Any], done: str | Callable[[Any], str]) -> None:
-    """Call one service and flash its outcome, or its refusal (rolled back); someone else's
-    object (or a missing one) stays a 403/404."""
+    """Call one service and flash its outcome, or its refusal (the service rolled back);
+    someone else's object (or a missing one) stays a 403/404."""
     try:
         result = act()
     except DomainError as error:
-        db.session.rollback()
         reraise_access_errors(error)
-        flash(str(error), "danger")
+        show_error(None, error)
     else:
         flash(done(result) if callable(done) else done, "success")
 
@@ -129,11 +129,16 @@ def run_form(form, act: Callable[[], Any], done: str | Callable[[Any], str]) -> 
         flash_form_errors(form)
 
 
-def show_domain_error(form, error: DomainError) -> None:
-    """Put a service's refusal next to the field it names, or flash it for the whole form."""
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
+def show_error(form, error: DomainError, *, on_form: bool = False) -> None:
+    """The one place a service's refusal becomes what the person sees (the service has rolled
+    its work back): next to the form's field it names; else, with `on_form`, in the form's own
+    list of errors (pages that show `form.form_errors` above the form, and a list of rows
+    whose field is the list); else as a flash message. `form` is None for a bare button."""
+    field = getattr(form, error.field, None) if form is not None and error.field else None
+    if field is not None and not isinstance(field, FieldList) and hasattr(field, "errors"):
         field.errors = [*field.errors, str(error)]
+    elif on_form and form is not None:
+        form.form_errors.append(str(error))
     else:
         flash(str(error), "danger")
 
@@ -144,7 +149,7 @@ def edit_form_page(form, title: str, save: Callable[[], object], back: str, **co
         try:
             save()
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("已保存"), "success")
             return redirect(url_for(back))

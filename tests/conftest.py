@@ -1,6 +1,7 @@
 """Test fixtures: the real app on a real database (SQLite, and PostgreSQL when TEST_DATABASE_URL
 is set), emptied between tests; a small world of units, villages, co-ops and people; a client
-signed in per role."""
+signed in per role through the real sign-in form (`client_as`); the money movements the payments
+hook reported (`movements`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from market import create_app
 from market.extensions import cache, db
+from market.payments import hook
 from market.security.throttle import limiter
 from tests import factories
 
@@ -152,12 +154,25 @@ def world(app: Flask) -> SimpleNamespace:
 
 @pytest.fixture
 def client_as(app: Flask, world: SimpleNamespace):
-    """client_as("coop") -> a test client signed in as that person of the world."""
+    """client_as("coop_manager") -> a new test client signed in, through the real sign-in form
+    (factories.sign_in), as that person of the world; client_as(user_id) as anyone else (with
+    `password=` when theirs is not factories.PASSWORD; `remember=True` ticks 记住我)."""
 
-    def make(role: str):
-        return factories.signed_in_client(app, getattr(world, role))
+    def make(user_or_role: str | int, password: str = factories.PASSWORD, *, remember=False):
+        user_id = getattr(world, user_or_role) if isinstance(user_or_role, str) else user_or_role
+        return factories.signed_in_client(app, user_id, password, remember=remember)
 
     return make
+
+
+@pytest.fixture
+def movements() -> Iterator[list[hook.MoneyMovement]]:
+    """Every money movement the payments hook reported during the test (market/payments/hook.py:
+    money received or refunded, as the attribution ledger and the settlements hear it)."""
+    seen: list[hook.MoneyMovement] = []
+    listener = hook.subscribe(seen.append)
+    yield seen
+    hook.unsubscribe(listener)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import itertools
+import re
 from datetime import date
 from types import SimpleNamespace
 
 from flask import Flask
 from PIL import Image
+from werkzeug.security import generate_password_hash
 
 from market.accounts.models import (
     CoopMembership,
@@ -23,16 +26,15 @@ from market.extensions import db
 from market.models import utcnow
 
 PASSWORD = "correct-horse-9"
-# Hashing is deliberately slow; hash the shared test password once per run.
-_PASSWORD_HASH: list[str] = []
+# The shop hashes passwords deliberately slowly (werkzeug's scrypt, about 0.1-0.2 s a check), and
+# every test signs in through the real form, so the people made here carry a cheap hash of the
+# shared password. check_password_hash reads the method from the stored hash: the sign-in code
+# is the production one, and a password set through the pages (User.set_password) is still scrypt.
+_PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 
 
 def make_user(name: str, email: str | None = None, phone: str | None = None, **flags) -> User:
-    user = User(name=name, email=email, phone=phone, **flags)
-    if not _PASSWORD_HASH:
-        user.set_password(PASSWORD)
-        _PASSWORD_HASH.append(user.password_hash)
-    user.password_hash = _PASSWORD_HASH[0]
+    user = User(name=name, email=email, phone=phone, password_hash=_PASSWORD_HASH, **flags)
     db.session.add(user)
     db.session.flush()
     return user
@@ -154,16 +156,48 @@ def make_world() -> SimpleNamespace:
     return SimpleNamespace(**{name: obj.id for name, obj in objects.items()})
 
 
-def signed_in_client(app: Flask, user_id: int):
-    """A test client signed in as the person, with a real session (market/accounts/sessions.py)."""
-    from market.accounts.sessions import open_session
+# Every sign-in comes from an address of its own: a test that signs in many people (or the same
+# person many times) is many devices, and not what the sign-in rate limit is about
+# (tests/security/test_throttling.py is).
+_SIGN_IN_ADDRESSES = itertools.count(1)
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
-    client = app.test_client()
+
+def sign_in(client, login: str, password: str = PASSWORD, *, remember: bool = False) -> str:
+    """Sign in through the real sign-in form, as a person would: open /login, read the form's
+    CSRF token (when the app checks it), post the email or phone and the password, and land on
+    "my account" (where the welcome message is shown once, as in a browser, so that the test's
+    own first page does not carry it). Returns that page."""
+    page = client.get("/login")
+    assert page.status_code == 200, page.status_code
+    form = {"email": login, "password": password, "next": "/account"}
+    if remember:
+        form["remember"] = "y"
+    token = CSRF_FIELD.search(page.get_data(as_text=True))
+    if client.application.config.get("WTF_CSRF_ENABLED", True):
+        assert token, "the sign-in form carries a CSRF token"
+    if token:
+        form["csrf_token"] = token.group(1)
+    n = next(_SIGN_IN_ADDRESSES)
+    address = f"10.{200 + n // 65536 % 50}.{n // 256 % 256}.{n % 256}"
+    response = client.post("/login", data=form, environ_overrides={"REMOTE_ADDR": address})
+    assert response.status_code == 302, (login, response.status_code)
+    assert response.headers["Location"] == "/account", response.headers["Location"]
+    landed = client.get("/account")
+    assert landed.status_code == 200, (login, landed.status_code)
+    return landed.get_data(as_text=True)
+
+
+def signed_in_client(app: Flask, user_id: int, password: str = PASSWORD, *, remember: bool = False):
+    """A new test client (a device of its own) signed in as the person through the real sign-in
+    form (`sign_in`), with their email, or their phone when they have no email."""
     with app.app_context():
-        cookie_id = open_session(user_id)
-    with client.session_transaction() as session:
-        session["_user_id"] = cookie_id
-        session["_fresh"] = True
+        user = db.session.get(User, user_id)
+        assert user is not None, f"no person {user_id}"
+        login, name = user.login_name, user.name
+    client = app.test_client()
+    page = sign_in(client, login, password, remember=remember)
+    assert name in page, f"{login} landed on someone else's account page"
     return client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from market import create_app
-from market.accounts.permissions import Access, requires
+from market.security.access import Access, requires
 
 
 def test_health_checks_the_database(client):
@@ -71,7 +71,9 @@ def test_every_view_declares_who_may_use_it(app):
 
 
 def test_every_state_change_is_a_post(app):
-    """GET routes never change anything: the only mutating verbs are POST."""
+    """The only mutating verb is POST: no route takes PUT, PATCH or DELETE. That GET routes never
+    change anything is checked on the demo data, page by page and role by role, by
+    tests/test_query_budget.py::test_get_routes_never_change_anything."""
     for rule in app.url_map.iter_rules():
         assert not (rule.methods or set()) & {"PUT", "PATCH", "DELETE"}, rule
 

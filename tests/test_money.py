@@ -26,6 +26,36 @@ def test_bad_amounts_are_refused(text):
         parse_yuan(text)
 
 
+@pytest.mark.parametrize(
+    ("value", "fen"),
+    [
+        ("50，000元", 5_000_000),  # a Chinese keyboard's comma, and the unit
+        ("￥1,234.5", 123_450),
+        (30000, 3_000_000),  # a spreadsheet's cell
+        (1234.5, 123_450),
+        (30000.0, 3_000_000),
+    ],
+)
+def test_the_one_parser_reads_what_people_type_and_spreadsheets_hold(value, fen):
+    assert parse_yuan(value, max_fen=1_000_000_000) == fen
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("-5", "negative"), (-5.0, "negative"), ("1000001", "too_large"), (True, "format")],
+)
+def test_a_refused_amount_says_why(value, reason):
+    with pytest.raises(InvalidAmount) as refused:
+        parse_yuan(value)
+    assert refused.value.reason == reason
+
+
+def test_the_bound_is_the_callers():
+    assert parse_yuan("1000001", max_fen=1_000_000_000) == 100_000_100
+    with pytest.raises(InvalidAmount):
+        parse_yuan("1000001")  # above a price's bound
+
+
 def test_fen_is_shown_as_yuan_with_two_decimals():
     assert format_fen(1250) == "¥12.50"
     assert format_fen(5) == "¥0.05"

@@ -1,7 +1,10 @@
-"""A query budget on every page (issue 13, point 6): every GET route of the URL map, requested
-by each role that may use it, on the demo data at two sizes (x1, and x5 the products, orders,
-users, group-buys, purchases...), makes the same number of SQL statements at both sizes and at
-most BUDGET. A page whose count grows with the data has an N+1 (a lazy load per row).
+"""A query budget on every page (issue 13, point 6), and GET never writes (issue 14, point 5):
+every GET route of the URL map, requested by each role that may use it, on the demo data at two
+sizes (x1, and x5 the products, orders, users, group-buys, purchases...), makes the same number
+of SQL statements at both sizes and at most BUDGET, and runs no INSERT, UPDATE or DELETE (but
+the session's once-a-minute `last_seen_at` touch). A page whose count grows with the data has an
+N+1 (a lazy load per row); a page that writes changes the shop when a crawler, a prefetching
+browser or a reload asks for it.
 
 Each size is built once for the module (seed-demo, then the shop's activity through the real
 services), every page is requested once per role at each size, and the tests compare the two
@@ -37,7 +40,13 @@ from market.accounts.models import (
     User,
 )
 from market.catalog.models import Category, Product, ProductImage, ProductStatus, Sku
-from market.demo import DEMO_COOP_NAME, DEMO_UNIT_NAME, default_data_dir, seed_demo
+from market.demo import (
+    DEMO_COOP_NAME,
+    DEMO_PASSWORD,
+    DEMO_UNIT_NAME,
+    default_data_dir,
+    seed_demo,
+)
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.extensions import db
 from market.models import utcnow
@@ -67,6 +76,7 @@ ROLES_OF_ENDPOINT = {
     "catalog.product": ("anonymous", "buyer"),
     "groupbuy.index": ("employee",),
     "groupbuy.detail": ("employee",),
+    "api_groupbuys.group_buy": ("employee",),
     "accounts.account": ("buyer", "coordinator"),
 }
 # Not requested: what they answer is no page, and reaching them needs another server.
@@ -626,7 +636,7 @@ class Builder:
 
         with self.ctx():
             campaign_id = db.session.scalar(select(func.max(Campaign.id)))
-        organizer = factories.signed_in_client(self.app, self.people["organizer"])
+        organizer = factories.signed_in_client(self.app, self.people["organizer"], DEMO_PASSWORD)
         from market.exports.models import ExportKind
 
         for kind in ExportKind:
@@ -684,6 +694,80 @@ class Counted:
     status: int
     queries: int
     where: str  # the URL asked for
+    writes: tuple[str, ...] = ()  # the statements that changed the database (writes_of)
+
+
+WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|MERGE|TRUNCATE|CREATE|DROP|ALTER)\b", re.I)
+# The one write a GET may make: a signed-in request refreshes its session's `last_seen_at` once a
+# minute (market/accounts/sessions.py, TOUCH_EVERY), so that an idle session can end. Only that
+# column, of one row by its id.
+SESSION_TOUCH = re.compile(
+    r"UPDATE user_sessions SET last_seen_at=\S+ WHERE user_sessions\.id = \S+", re.I
+)
+
+
+# And one write after a GET, not in it: a referral link's visit is counted by the Celery task
+# market.record_referral_visit, queued once the response is built (campaign/views.py); a worker
+# runs it in production, the embedded shop (and this walk, eager) at once, in a transaction of
+# its own. Only that table, one row.
+REFERRAL_VISIT = re.compile(
+    r"INSERT INTO referral_visits \(unit_id, at\) VALUES \([^;]+\)( RETURNING [\w.]+)?", re.I
+)
+
+
+def writes_of(statements: list[str]) -> tuple[str, ...]:
+    """The statements that changed the database, but the session's `last_seen_at` touch and a
+    referral visit counted after the response."""
+    flat = (" ".join(statement.split()) for statement in statements)
+    return tuple(
+        statement
+        for statement in flat
+        if WRITE.match(statement)
+        and not SESSION_TOUCH.fullmatch(statement)
+        and not REFERRAL_VISIT.fullmatch(statement)
+    )
+
+
+@contextmanager
+def statements_run(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement sent to the app's database meanwhile, by any session or connection."""
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def walked_rules(app: Flask):
+    """The GET routes of the URL map the walk requests, each with the roles that ask for it: a
+    new route is walked (and, without an object for its URL arguments, reported) by itself."""
+    from market.security.access import Access
+
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "GET" not in (rule.methods or ()) or rule.endpoint in NOT_WALKED:
+            continue
+        access = getattr(app.view_functions[rule.endpoint], "access", frozenset())
+        roles = ROLES_OF_ENDPOINT.get(rule.endpoint) or sorted(
+            {ROLE_OF_ACCESS[a.value] for a in access if a is not Access.ADMIN} or {"admin"}
+        )
+        yield rule, roles
+
+
+def measure(app: Flask, client, path: str, headers: dict[str, str] | None = None) -> Counted:
+    """One GET as the client: its status, its SQL statement count and what it wrote."""
+    _clear_cache(app)
+    with statements_run(app) as statements:
+        response = client.get(path, headers=headers or {})
+        response.get_data()  # a streamed body is made now
+        response.close()
+    return Counted(response.status_code, len(statements), path, writes_of(statements))
 
 
 def args_for(endpoint: str, real: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
@@ -692,6 +776,7 @@ def args_for(endpoint: str, real: dict[str, Any], ids: dict[str, Any]) -> dict[s
         "api_docs.asset": {"filename": "swagger-ui.css"},
         "api_orders.transfer_details": {"number": ids["unpaid"]},
         "groupbuy.detail": {"group_buy_id": ids["open_group_buy"]},
+        "api_groupbuys.group_buy": {"group_buy_id": ids["open_group_buy"]},
         "groupbuy.manage": {"group_buy_id": ids["closed_group_buy"]},
         "groupbuy.pickup_list": {"group_buy_id": ids["closed_group_buy"]},
         "groupbuy.packing_list": {"group_buy_id": ids["closed_group_buy"]},
@@ -706,9 +791,7 @@ def args_for(endpoint: str, real: dict[str, Any], ids: dict[str, Any]) -> dict[s
 
 
 def walk(app: Flask, builder: Builder) -> dict[tuple[str, str], Counted]:
-    """Every GET page by each of its roles: its status and SQL statement count."""
-    from market.accounts.permissions import Access
-
+    """Every GET page by each of its roles: its status, SQL statement count and writes."""
     clients: dict[str, Any] = {}
 
     def client(role: str):
@@ -716,7 +799,7 @@ def walk(app: Flask, builder: Builder) -> dict[tuple[str, str], Counted]:
             clients[role] = (
                 app.test_client()
                 if role == "anonymous"
-                else factories.signed_in_client(app, builder.people[role])
+                else factories.signed_in_client(app, builder.people[role], DEMO_PASSWORD)
             )
         return clients[role]
 
@@ -734,47 +817,26 @@ def walk(app: Flask, builder: Builder) -> dict[tuple[str, str], Counted]:
             tokens[role] = {"Authorization": f"Bearer {issued.access_token}"}
         return tokens[role]
 
-    counter = [0]
-
-    def count(*_args: Any) -> None:
-        counter[0] += 1
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
     results: dict[tuple[str, str], Counted] = {}
-    try:
-        for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-            if "GET" not in (rule.methods or ()) or rule.endpoint in NOT_WALKED:
+    for rule, roles in walked_rules(app):
+        for choice in _choices(rule):
+            if f"{rule.endpoint}/{choice}" in NOT_WALKED:
                 continue
-            access = getattr(app.view_functions[rule.endpoint], "access", frozenset())
-            roles = ROLES_OF_ENDPOINT.get(rule.endpoint) or sorted(
-                {ROLE_OF_ACCESS[a.value] for a in access if a is not Access.ADMIN} or {"admin"}
-            )
-            for choice in _choices(rule):
-                if f"{rule.endpoint}/{choice}" in NOT_WALKED:
-                    continue
-                values = args_for(rule.endpoint, builder.args, builder.ids)
-                missing = sorted(set(rule.arguments) - set(values) - {"kind", "provider"})
-                if missing:  # a new route: give the builder an object for it
-                    for role in roles:
-                        results[(rule.rule, role)] = Counted(0, 0, f"no value for {missing}")
-                    continue
-                path = _path(rule, values, choice)
+            values = args_for(rule.endpoint, builder.args, builder.ids)
+            missing = sorted(set(rule.arguments) - set(values) - {"kind", "provider"})
+            if missing:  # a new route: give the builder an object for it
                 for role in roles:
-                    _clear_cache(app)
-                    counter[0] = 0
-                    n = len(results)
-                    c = client(role)
-                    c.environ_base["REMOTE_ADDR"] = f"10.13.{n // 256 % 256}.{n % 256}"
-                    extra = api_headers(role) if rule.endpoint.startswith("api") else {}
-                    response = c.get(path, headers=extra)
-                    response.get_data()  # a streamed body is made now
-                    response.close()
-                    key = (rule.rule + (f" [{choice}]" if choice else ""), role)
-                    results[key] = Counted(response.status_code, counter[0], path)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+                    results[(rule.rule, role)] = Counted(0, 0, f"no value for {missing}")
+                continue
+            path = _path(rule, values, choice)
+            for role in roles:
+                # Signing in and the API token are not the page's: made before it is measured.
+                c = client(role)
+                extra = api_headers(role) if rule.endpoint.startswith("api") else {}
+                n = len(results)
+                c.environ_base["REMOTE_ADDR"] = f"10.13.{n // 256 % 256}.{n % 256}"
+                key = (rule.rule + (f" [{choice}]" if choice else ""), role)
+                results[key] = measure(app, c, path, extra)
     return results
 
 
@@ -841,8 +903,11 @@ def table(counts: dict[int, dict[tuple[str, str], Counted]], keys) -> str:
 
 
 def test_every_page_is_answered(counts) -> None:
-    """The walk measured real pages: every role was let in and every object found."""
-    bad = [key for k in SIZES for key, got in counts[k].items() if got.status >= 400]
+    """The walk measured real pages: every role was let in and every object found (a route the
+    builder has no object for, status 0, was not requested at all)."""
+    bad = [
+        key for k in SIZES for key, got in counts[k].items() if got.status >= 400 or not got.status
+    ]
     assert not bad, "pages not answered:\n" + table(counts, sorted(set(bad)))
 
 
@@ -856,3 +921,93 @@ def test_every_page_makes_the_same_queries_at_both_sizes(counts) -> None:
 def test_every_page_stays_within_the_budget(counts) -> None:
     over = sorted({key for k in SIZES for key, got in counts[k].items() if got.queries > BUDGET})
     assert not over, f"pages over {BUDGET} queries:\n" + table(counts, over)
+
+
+# -- GET never writes ------------------------------------------------------------------------------
+def test_get_routes_never_change_anything(counts) -> None:
+    """GET routes never change anything: while each GET page of the URL map was answered, for
+    each of its roles, at both sizes, no INSERT, UPDATE or DELETE ran (but the session's
+    `last_seen_at` touch, SESSION_TOUCH)."""
+    wrote = {(k, *key): got.writes for k in SIZES for key, got in counts[k].items() if got.writes}
+    assert not wrote, "GET pages that wrote:\n" + "\n".join(
+        f"x{k} {route} as {role}: {'; '.join(statements)}"
+        for (k, route, role), statements in sorted(wrote.items())
+    )
+
+
+@pytest.fixture
+def throwaway_app(tmp_path) -> Iterator[Flask]:
+    """A shop of its own with two throwaway GET pages that write (the shared app cannot take new
+    routes once it has answered a request)."""
+    from market import create_app
+    from market.security.access import Access, requires
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'throwaway.db'}",
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+            "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "CELERY_TASK_ALWAYS_EAGER": True,
+            "CACHE_TYPE": "SimpleCache",
+        }
+    )
+
+    @app.get("/throwaway/new-town")
+    @requires(Access.PUBLIC)
+    def new_town():
+        db.session.add(Town(name="路过镇"))
+        db.session.commit()
+        return "ok"
+
+    @app.get("/throwaway/end-my-session")
+    @requires(Access.SIGNED_IN)
+    def end_my_session():
+        from market.accounts.models import UserSession
+
+        db.session.execute(update(UserSession).values(ended_at=utcnow()))
+        db.session.commit()
+        return "ok"
+
+    with app.app_context():
+        db.create_all()
+        factories.make_user("周买家", "buyer@example.com")
+        db.session.commit()
+    limiter.init_app(app)
+    yield app
+    limiter.reset()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_walk_catches_a_new_get_that_writes(throwaway_app: Flask) -> None:
+    """The checker can fail: a new GET route is walked by itself, and what it writes is reported,
+    while the session's `last_seen_at` touch alone is not."""
+    from market.accounts.models import UserSession
+
+    walked = {rule.rule: roles for rule, roles in walked_rules(throwaway_app)}
+    assert walked["/throwaway/new-town"] == ["anonymous"]
+    assert walked["/throwaway/end-my-session"] == ["buyer"]
+
+    got = measure(throwaway_app, throwaway_app.test_client(), "/throwaway/new-town")
+    assert got.status == 200
+    assert len(got.writes) == 1 and got.writes[0].startswith("INSERT INTO towns")
+
+    buyer = factories.signed_in_client(throwaway_app, 1)
+    quiet = measure(throwaway_app, buyer, "/account")
+    assert quiet.status == 200 and quiet.writes == ()
+    # Idle for two minutes: the next page touches the session, and that is allowed.
+    with throwaway_app.app_context():
+        db.session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(minutes=2)))
+        db.session.commit()
+    with statements_run(throwaway_app) as statements:
+        touched = measure(throwaway_app, buyer, "/account")
+    assert touched.status == 200 and touched.writes == ()
+    assert any(SESSION_TOUCH.fullmatch(" ".join(s.split())) for s in statements)
+    # Any other change of the session row is a write.
+    ended = measure(throwaway_app, buyer, "/throwaway/end-my-session")
+    assert ended.status == 200
+    assert len(ended.writes) == 1 and ended.writes[0].startswith("UPDATE user_sessions SET ended")

@@ -123,10 +123,10 @@ def test_the_refund_limit_is_written_with_the_thousands_separator(app, client_as
 
 
 def test_the_laggard_column_says_it_is_a_percentage(app, client_as, world):
+    from market import clock
     from market.campaign.models import Campaign
-    from market.campaign.queries import shanghai_today
 
-    today = shanghai_today()
+    today = clock.today()
     with app.app_context():
         made = Campaign(
             name="我为果农办实事",
@@ -145,10 +145,10 @@ def test_the_laggard_column_says_it_is_a_percentage(app, client_as, world):
 
 
 def test_participation_counts_people_who_bought_with_their_own_money(app, client_as, world):
+    from market import clock
     from market.campaign.models import Campaign
-    from market.campaign.queries import shanghai_today
 
-    today = shanghai_today()
+    today = clock.today()
     with app.app_context():
         db.session.add(
             Campaign(

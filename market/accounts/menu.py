@@ -23,7 +23,9 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup, escape
 
-from market.accounts.permissions import Access, allows
+from market import pagecache
+from market.pagecache import placeholders
+from market.security.access import Access, allows
 
 MAX_ENTRIES = 2000  # menus kept per process (a few KB each); all dropped when full
 _TOKEN = secrets.token_hex(6)
@@ -97,13 +99,12 @@ def _key(user) -> tuple:
 
 def _draw() -> str:
     """_nav.html with the per-request parts as placeholders (the CSRF token too)."""
-    was = g.get("pagecache_capture", False)
-    g.menu_capture = g.pagecache_capture = True
+    g.menu_capture = True
     try:
-        return render_template("_nav.html")
+        with placeholders.storing():
+            return render_template("_nav.html")
     finally:
         g.menu_capture = False
-        g.pagecache_capture = was
 
 
 def render_menu() -> Markup:
@@ -122,15 +123,14 @@ def render_menu() -> Markup:
         .replace(QUERY, escape(request.args.get("q", "")))
         .replace(PATH, escape(request.full_path))
     )
-    if not g.get("pagecache_capture"):  # a page being stored keeps the placeholder
-        from market.pagecache import _token
-
-        html = _token(html)
+    if not placeholders.is_storing():  # a page being stored keeps the placeholder
+        html = placeholders.fill_token(html)
     return Markup(html)
 
 
 def init_app(app: Flask) -> None:
     app.extensions["menu_cache"] = _Store()
+    pagecache.draw_region_with(app, "nav", render_menu)  # a signed-in page's menu, from here
     app.jinja_env.globals.update(
         personal_menu=render_menu,
         menu_unread=menu_unread,

@@ -6,16 +6,16 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from market.directory.models import Coop, Unit
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum
+from market.security.access import Access
 
 
 class UnitRole(enum.StrEnum):
@@ -29,6 +29,14 @@ class MembershipStatus(enum.StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     ENDED = "ended"
+
+
+MEMBERSHIP_STATUS_LABELS = {
+    MembershipStatus.PENDING: _l("待联络员确认"),
+    MembershipStatus.CONFIRMED: _l("已确认"),
+    MembershipStatus.REJECTED: _l("已驳回"),
+    MembershipStatus.ENDED: _l("已结束"),
+}
 
 
 class CoopRole(enum.StrEnum):
@@ -108,11 +116,31 @@ class User(UserMixin, TimestampMixin, db.Model):
     def managed_coops(self) -> list[Coop]:
         return [m.coop for m in self.coop_memberships if m.role == CoopRole.MANAGER]
 
+    def may(self, access: Access) -> bool:
+        """Whether this person holds `access` (market.security.access asks): an admin holds
+        every one, and anyone signed in holds SIGNED_IN."""
+        if access is Access.PUBLIC or self.is_admin or access is Access.SIGNED_IN:
+            return True
+        match access:
+            case Access.EMPLOYEE:
+                return self.confirmed_unit_membership() is not None
+            case Access.COORDINATOR:
+                return self.has_unit_role(UnitRole.COORDINATOR)
+            case Access.APPROVER:
+                return self.has_unit_role(UnitRole.APPROVER)
+            case Access.COOP_MANAGER:
+                return bool(self.managed_coops())
+            case Access.ORGANIZER:
+                return self.is_organizer
+            case Access.FINANCE:
+                return self.is_finance
+        return False
+
     def coop_ids(self) -> set[int]:
         return {m.coop_id for m in self.coop_memberships}
 
 
-class UnitMembership(TimestampMixin, db.Model):
+class UnitMembership(StateMachine, TimestampMixin, db.Model):
     """An employee of a unit. Joining with the invite code makes it pending; a coordinator
     confirms it. The role says what the person may do for the unit."""
 
@@ -125,6 +153,8 @@ class UnitMembership(TimestampMixin, db.Model):
         MembershipStatus.REJECTED: set(),
         MembershipStatus.ENDED: set(),
     }
+    STATUS_LABELS = MEMBERSHIP_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("该成员当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -141,11 +171,6 @@ class UnitMembership(TimestampMixin, db.Model):
 
     user: Mapped[User] = relationship(back_populates="unit_memberships", foreign_keys=[user_id])
     unit: Mapped[Unit] = relationship()
-
-    def move_to(self, status: MembershipStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(_("该申请已处理过，不能再更改"))
-        self.status = status
 
 
 class CoopMembership(TimestampMixin, db.Model):

@@ -16,11 +16,11 @@ from market.accounts.forms import (
     ResetWithCodeForm,
 )
 from market.accounts.models import ResetChannel, User
-from market.accounts.permissions import Access, requires
 from market.errors import DomainError
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.throttle import limit
-from market.web import show_domain_error
+from market.web import show_error
 
 bp = Blueprint("passwords", __name__)
 
@@ -38,7 +38,7 @@ def change():
         try:
             recovery.change_password(current_user, form.current.data, form.password.data)
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             # Every session has ended, this one too: sign this browser in again, afresh.
             sessions.start(db.session.get(User, current_user.id))
@@ -56,7 +56,7 @@ def forgot():
         try:
             channel = recovery.request_reset(form.account.data)
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             # The same answer whether or not the account exists.
             return render_template(
@@ -74,14 +74,14 @@ def reset_with_link(token: str):
     try:
         user = recovery.check_link(token)
     except recovery.ResetRefused as error:
-        flash(str(error), "danger")
+        show_error(None, error)
         return redirect(url_for(".forgot"), 303)
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
             recovery.reset_with_link(token, form.password.data)
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("密码已重设，请用新密码登录"), "success")
             return redirect(url_for("accounts.login"), 303)
@@ -97,7 +97,7 @@ def reset_with_code():
         try:
             recovery.reset_with_code(form.account.data, form.code.data, form.password.data)
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("密码已重设，请用新密码登录"), "success")
             return redirect(url_for("accounts.login"), 303)

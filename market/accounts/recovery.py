@@ -31,6 +31,7 @@ from market.errors import DomainError, NotFound
 from market.extensions import db
 from market.models import utcnow
 from market.security import throttle
+from market.transactions import unit_of_work
 
 CODE_DIGITS = 8
 MAX_CODE_TRIES = 5
@@ -73,6 +74,7 @@ def _set_password(user: User, new_password: str, actor: User | None, action: str
 
 
 # -- change --------------------------------------------------------------------------------------
+@unit_of_work
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """修改密码: needs the current password (guesses are rate-limited like sign-in)."""
     throttle.consume("LIMIT_PASSWORD_CHECK", "change", str(user.id))
@@ -92,6 +94,7 @@ def channel_for(user: User) -> ResetChannel:
     return ResetChannel.ORGANIZER
 
 
+@unit_of_work
 def request_reset(identifier: str) -> ResetChannel | None:
     """忘记密码. Says nothing about whether the account exists: the page answers the same
     either way. Returns the channel used (None when there is no such account)."""
@@ -191,6 +194,7 @@ def check_link(token: str) -> User:
     return reset.user
 
 
+@unit_of_work
 def reset_with_link(token: str, new_password: str) -> User:
     reset, _nonce = _reset_of_link(token)
     _check_open(reset)
@@ -218,6 +222,7 @@ def open_requests() -> list[PasswordReset]:
     )
 
 
+@unit_of_work
 def issue_code(organizer: User, user_id: int) -> str:
     """An organizer who has checked who is asking issues a one-time code for them. The code is
     returned once, to be told to the person; only its hash is kept."""
@@ -248,6 +253,7 @@ def issue_code(organizer: User, user_id: int) -> str:
     return code
 
 
+@unit_of_work
 def reset_with_code(identifier: str, code: str, new_password: str) -> User:
     """The person types the organizer's code: good once, for PASSWORD_RESET_MINUTES, and void
     after MAX_CODE_TRIES wrong tries."""

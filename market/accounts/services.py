@@ -26,7 +26,7 @@ from market.models import utcnow
 from market.notifications import recipients
 from market.notifications.services import notify
 from market.security import throttle
-from market.transactions import commit_unique
+from market.transactions import commit_unique, unit_of_work
 
 PHONE = re.compile(r"^1\d{10}$")  # mainland mobile numbers
 
@@ -42,6 +42,7 @@ def find_user(identifier: str) -> User | None:
     return db.session.scalar(select(User).where(or_(User.email == key, User.phone == key)))
 
 
+@unit_of_work
 def register(*, name: str, email: str | None, phone: str | None, password: str) -> User:
     """A person signs up with an email or a mobile number (or both) and a password."""
     email = normalise_login(email or "") or None
@@ -90,6 +91,7 @@ def authenticate(identifier: str, password: str, address: str) -> User:
 
 
 # -- units -------------------------------------------------------------------------------------
+@unit_of_work
 def join_unit(user: User, invite_code: str) -> UnitMembership:
     """An employee asks to join a unit with its invite code; a coordinator confirms later.
     A person belongs to one unit at a time."""
@@ -130,6 +132,7 @@ def _membership_of_my_unit(coordinator: User, membership_id: int) -> UnitMembers
     return membership
 
 
+@unit_of_work
 def decide_membership(coordinator: User, membership_id: int, *, confirm: bool) -> UnitMembership:
     """A coordinator confirms or rejects a pending request to join their own unit."""
     membership = _membership_of_my_unit(coordinator, membership_id)
@@ -157,6 +160,7 @@ def decide_membership(coordinator: User, membership_id: int, *, confirm: bool) -
     return membership
 
 
+@unit_of_work
 def end_membership(coordinator: User, membership_id: int) -> UnitMembership:
     """A coordinator removes someone who has left the unit (not themself)."""
     membership = _membership_of_my_unit(coordinator, membership_id)
@@ -168,6 +172,7 @@ def end_membership(coordinator: User, membership_id: int) -> UnitMembership:
     return membership
 
 
+@unit_of_work
 def appoint_unit_role(
     user_id: int, unit_id: int, role: UnitRole, actor: User | None = None
 ) -> UnitMembership:
@@ -211,6 +216,7 @@ def appoint_unit_role(
     return membership
 
 
+@unit_of_work
 def appoint_coop_role(
     user_id: int, coop_id: int, role: CoopRole | None, actor: User | None = None
 ) -> None:
@@ -246,6 +252,7 @@ def _flags(user: User) -> dict[str, bool]:
     }
 
 
+@unit_of_work
 def set_flags(
     actor: User, user_id: int, *, is_organizer: bool, is_admin: bool, is_finance: bool | None = None
 ) -> User:

@@ -36,15 +36,15 @@ from market.accounts.models import (
     UnitRole,
     User,
 )
-from market.accounts.permissions import Access, requires
 from market.directory.models import Coop, Unit, Village
 from market.errors import DomainError
 from market.extensions import db, login_manager
 from market.models import contains
+from market.security.access import Access, requires
 from market.security.inputs import int_arg, page_arg
 from market.security.redirects import next_url
 from market.security.throttle import TooManyAttempts, client_address, limit
-from market.web import show_domain_error
+from market.web import show_error
 
 bp = Blueprint("accounts", __name__)
 
@@ -65,12 +65,12 @@ def login():
         try:
             user = services.authenticate(form.email.data, form.password.data, client_address())
         except TooManyAttempts as error:
-            flash(str(error), "danger")
+            show_error(None, error)
             response = make_response(render_template("accounts/login.html", form=form), 429)
             response.headers["Retry-After"] = str(error.retry_after)
             return response
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             sessions.start(user, remember=form.remember.data)
             flash(_("欢迎回来，%(name)s", name=user.name), "success")
@@ -103,7 +103,7 @@ def register():
                 password=form.password.data,
             )
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             sessions.start(user)
             flash(_("注册成功"), "success")
@@ -130,7 +130,7 @@ def join_unit():
         try:
             membership = services.join_unit(current_user, form.invite_code.data)
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(
                 _("已申请加入 %(unit)s，等待单位联络员确认", unit=membership.unit.name), "success"

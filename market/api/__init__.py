@@ -86,9 +86,9 @@ def _no_store(response):
 
 
 def init_app(app: Flask) -> None:
-    from market.accounts.permissions import Access  # noqa: F401  (views import it)
     from market.api import models, tokens  # noqa: F401  (the table is part of the metadata)
     from market.extensions import csrf, login_manager
+    from market.security.access import Access  # noqa: F401  (views import it)
     from market.security.inputs import MAX_ID, IdConverter
 
     config = app.config

@@ -8,11 +8,11 @@ from flask_login import current_user
 from marshmallow import Schema, fields, validate
 
 from market.accounts import services as accounts
-from market.accounts.permissions import Access, requires
 from market.api import blueprint, tokens, wechat
 from market.api.errors import error_response
 from market.api.schemas import ErrorSchema, MessageSchema, local_time
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.throttle import client_address, limit
 
 blp = blueprint("api_auth", "Sign-in by token, and who I am")
@@ -133,7 +133,7 @@ def revoke_tokens():
 
 
 def _roles(user) -> list[str]:
-    from market.accounts.permissions import allows
+    from market.security.access import allows
 
     return [
         access.value for access in Access if access is not Access.PUBLIC and allows(user, access)

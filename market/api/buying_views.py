@@ -7,16 +7,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.catalog_views import stock_state
 from market.api.errors import error_response
 from market.api.order_views import OrderSchema, dump_order
 from market.api.schemas import ErrorSchema, MoneySchema, money
-from market.errors import DomainError
-from market.extensions import db
 from market.orders import services
 from market.orders.models import DeliveryMethod
+from market.security.access import Access, requires
 
 blp = blueprint("api_cart", "Cart and checkout")
 
@@ -259,27 +257,24 @@ def checkout(headers, data):
     if not services.cart_groups(current):
         return error_response(409, _("购物车是空的"), code="cart_empty")
     shown = {line["sku_id"]: line["unit_price_fen"] for line in data["shown_prices"]}
-    try:
-        delivery = services.delivery_for(
-            current_user,
-            method=data["delivery_method"],
-            address_id=data.get("address_id"),
-            recipient=data.get("recipient"),
-            phone=data.get("phone"),
-            region=data.get("region"),
-            detail=data.get("detail"),
-            note=data.get("note"),
-            addresses=services.addresses_of(current_user),
-        )
-        order = services.place_order(
-            current_user,
-            delivery,
-            key,
-            shown_prices=shown,
-            key_is_new=True,
-            cart=current,
-        )
-    except DomainError:
-        db.session.rollback()
-        raise
+    delivery = services.delivery_for(
+        current_user,
+        method=data["delivery_method"],
+        address_id=data.get("address_id"),
+        recipient=data.get("recipient"),
+        phone=data.get("phone"),
+        region=data.get("region"),
+        detail=data.get("detail"),
+        note=data.get("note"),
+        addresses=services.addresses_of(current_user),
+    )
+    # A refusal is rolled back by place_order and answered by the API's one error handler.
+    order = services.place_order(
+        current_user,
+        delivery,
+        key,
+        shown_prices=shown,
+        key_is_new=True,
+        cart=current,
+    )
     return dump_order(order), 201

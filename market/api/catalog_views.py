@@ -3,8 +3,6 @@ and images, villages and co-ops with the units paired with them, and search with
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import abort, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -13,16 +11,18 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.errors import error_response
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, money, paged
 from market.catalog import queries
 from market.catalog.models import Category, Product, ProductStatus
-from market.directory.models import Coop, Town, Village
+from market.clock import today
+from market.directory.models import Coop, Town
 from market.directory.names import pinyin_key
+from market.directory.queries import village_with_coops
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.throttle import limit
 
 blp = blueprint("api_catalog", "The catalogue: categories, products, villages, co-ops")
@@ -191,7 +191,7 @@ def dump_card(product: Product) -> dict:
 def _units(village_id: int) -> list[dict]:
     return [
         {"id": unit.id, "name": unit.name}
-        for unit in queries.units_paired_with(village_id, date.today())
+        for unit in queries.units_paired_with(village_id, today())
     ]
 
 
@@ -304,11 +304,7 @@ def villages():
 @blp.alt_response(404, schema=ErrorSchema)
 def village(village_id: int):
     """A village with its story, co-ops and the units paired with it today."""
-    found = db.session.scalar(
-        select(Village)
-        .where(Village.id == village_id)
-        .options(joinedload(Village.town), selectinload(Village.coops))
-    )
+    found = village_with_coops(village_id)
     if found is None:
         abort(404)
     return {

@@ -7,7 +7,6 @@ from __future__ import annotations
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.catalog_views import SkuSchema, dump_sku
 from market.api.groupbuy_views import GroupBuySummarySchema, dump_summary
@@ -20,6 +19,7 @@ from market.groupbuy import fulfilment
 from market.groupbuy import services as groupbuy
 from market.orders import queries
 from market.orders import services as orders
+from market.security.access import Access, requires
 
 blp = blueprint("api_coop", "For co-ops: parcels to ship, stock")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, jsonify, render_template_string, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from market.accounts.permissions import Access, requires
+from market.security.access import Access, requires
 
 bp = Blueprint("api_docs", __name__, url_prefix="/api/v1")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.order_views import PaymentSchema, dump_payment
 from market.api.paging import slice_of
@@ -19,6 +18,7 @@ from market.groupbuy.views import progress, time_left
 from market.models import utcnow
 from market.payments import providers
 from market.payments import services as payments
+from market.security.access import Access, requires
 
 blp = blueprint("api_groupbuys", "爱心团购 group-buys")
 

@@ -7,12 +7,14 @@ from flask import abort, url_for
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
+from market import clock
 from market.api import blueprint
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
-from market.campaign import queries as campaign_queries
+from market.campaign.read.filters import current_campaign
+from market.campaign.read.unit_progress import progress_of
 from market.notifications import services as notifications
+from market.security.access import Access, requires
 
 blp = blueprint("api_me", "My notifications and my unit's campaign")
 
@@ -138,7 +140,7 @@ def unit_campaign(args):
         if campaign is None:
             abort(404)
     else:
-        campaign = campaign_queries.current_campaign(campaign_queries.shanghai_today())
+        campaign = current_campaign(clock.today())
     body = {
         "unit_id": unit.id,
         "unit_name": unit.name,
@@ -155,7 +157,7 @@ def unit_campaign(args):
     body.update(dict.fromkeys(empty.split()))
     if campaign is None:
         return body
-    progress = campaign_queries.unit_progress(campaign, unit.id)
+    progress = progress_of(campaign, unit.id)
     row = progress.row
     body.update(
         campaign_id=campaign.id,

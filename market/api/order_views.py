@@ -9,7 +9,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.errors import error_response
 from market.api.paging import from_pagination
@@ -19,6 +18,7 @@ from market.orders import services as orders
 from market.orders.models import OrderStatus
 from market.payments import providers
 from market.payments import services as payments
+from market.security.access import Access, requires
 
 blp = blueprint("api_orders", "My orders and paying them")
 

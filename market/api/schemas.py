@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
+from market.clock import SHANGHAI
 from market.money import format_fen
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_PER_PAGE = 100
 MAX_PAGE = 10_000
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.accounts.permissions import Access, requires
 from market.api import blueprint
 from market.api.paging import slice_of
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.procurement import services
 from market.procurement.models import Purpose
+from market.security.access import Access, requires
 
 blp = blueprint("api_unit", "以买代帮 unit purchases")
 

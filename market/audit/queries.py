@@ -7,8 +7,7 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -17,12 +16,12 @@ from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User
 from market.audit.models import ACTION_LABELS, OBJECT_LABELS, AuditEvent
+from market.clock import SHANGHAI, day_end, day_start, now
 from market.extensions import db
 from market.models import contains
 from market.money import format_fen
 from market.spreadsheets import cell_value
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 PER_PAGE = 50
 CSV_BATCH_ROWS = 500
 # Dates outside these bounds are no one's audit period (and would overflow in UTC arithmetic).
@@ -110,10 +109,6 @@ def filters_from(args: Mapping[str, str]) -> AuditFilters:
     )
 
 
-def _shanghai_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
-
-
 def events(filters: AuditFilters) -> Select:
     """The events matching `filters`, newest first, each with its actor."""
     query = select(AuditEvent).options(joinedload(AuditEvent.actor))
@@ -131,9 +126,9 @@ def events(filters: AuditFilters) -> Select:
             )
         )
     if filters.start:
-        query = query.where(AuditEvent.at >= _shanghai_midnight(filters.start))
+        query = query.where(AuditEvent.at >= day_start(filters.start))
     if filters.end:
-        query = query.where(AuditEvent.at < _shanghai_midnight(filters.end + timedelta(days=1)))
+        query = query.where(AuditEvent.at < day_end(filters.end))
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
 
 
@@ -291,4 +286,4 @@ def csv_stream(filters: AuditFilters) -> Iterator[bytes]:
 
 
 def csv_name() -> str:
-    return f"{_('审计日志')}-{datetime.now(SHANGHAI):%Y%m%d}.csv"
+    return f"{_('审计日志')}-{now().astimezone(SHANGHAI):%Y%m%d}.csv"

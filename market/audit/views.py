@@ -6,8 +6,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
-from market.accounts.permissions import Access, requires
 from market.audit import queries
+from market.security.access import Access, requires
 from market.security.inputs import page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")

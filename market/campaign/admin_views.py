@@ -22,9 +22,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from market import clock
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
-from market.campaign import exports, queries, reminders, services, targets
+from market.campaign import exports, reminders, services, targets
 from market.campaign.forms import (
     CampaignForm,
     DashboardFilterForm,
@@ -34,13 +34,18 @@ from market.campaign.forms import (
     TargetImportForm,
 )
 from market.campaign.models import Campaign
+from market.campaign.read.dashboard import dashboard_of
+from market.campaign.read.filters import Filters, all_campaigns, clamp_to_campaign, towns
+from market.campaign.read.laggards import laggards_on
+from market.campaign.read.ledger_lines import ledger_extent
 from market.campaign.reconciliation import money_reconcile
 from market.errors import DomainError, RowErrors
 from market.extensions import db
 from market.orders.models import ORDER_MODE_LABELS
 from market.payments.reconciliation import last_provider_reconciliation
+from market.security.access import Access, requires
 from market.security.inputs import parse_day, read_import
-from market.web import edit_form_page, flash_form_errors, show_domain_error
+from market.web import edit_form_page, flash_form_errors, show_error
 
 bp = Blueprint("campaign_admin", __name__, url_prefix="/admin")
 
@@ -51,8 +56,8 @@ bp = Blueprint("campaign_admin", __name__, url_prefix="/admin")
 def campaigns():
     return render_template(
         "campaign/campaigns.html",
-        campaigns=queries.campaigns(),
-        today=queries.shanghai_today(),
+        campaigns=all_campaigns(),
+        today=clock.today(),
     )
 
 
@@ -72,7 +77,7 @@ def _campaign_data(form: CampaignForm) -> targets.CampaignData:
 def new_campaign():
     form = CampaignForm()
     if request.method == "GET":
-        form.year.data = queries.shanghai_today().year
+        form.year.data = clock.today().year
     return edit_form_page(
         form,
         _l("新建活动"),
@@ -127,7 +132,7 @@ def set_target(campaign_id: int):
     try:
         targets.set_target(campaign_id, form.unit_id.data, form.amount.data, actor=current_user)
     except DomainError as error:
-        show_domain_error(form, error)
+        show_error(form, error)
         return _targets_page(campaign_id, error.status_code, target_form=form)
     flash(_("已保存目标") if form.amount.data is not None else _("已取消该单位的目标"), "success")
     return redirect(url_for(".targets_view", campaign_id=campaign_id), 303)
@@ -144,7 +149,7 @@ def default_target(campaign_id: int):
             campaign_id, form.amount.data, form.replace_existing.data, actor=current_user
         )
     except DomainError as error:
-        show_domain_error(form, error)
+        show_error(form, error)
         return _targets_page(campaign_id, error.status_code, default_form=form)
     flash(_("已为 %(n)d 个单位设定目标", n=changed), "success")
     return redirect(url_for(".targets_view", campaign_id=campaign_id), 303)
@@ -177,16 +182,16 @@ def import_targets(campaign_id: int):
 
 
 # -- the dashboard -------------------------------------------------------------------------------
-def _filters(campaign: Campaign) -> tuple[queries.Filters, DashboardFilterForm]:
+def _filters(campaign: Campaign) -> tuple[Filters, DashboardFilterForm]:
     form = DashboardFilterForm(request.args)
     form.mode.choices = [("", _("全部方式"))] + [
         (mode.value, str(label)) for mode, label in ORDER_MODE_LABELS.items()
     ]
-    form.town.choices = [(0, _("全部镇（街道）")), *queries.towns()]
+    form.town.choices = [(0, _("全部镇（街道）")), *towns()]
     form.validate()
     mode = form.mode.data if form.mode.data in dict(form.mode.choices) else None
     town = form.town.data if form.town.data in dict(form.town.choices) else None
-    filters = queries.Filters(
+    filters = Filters(
         campaign_id=campaign.id,
         start=form.start.data if not form.start.errors else None,
         end=form.end.data if not form.end.errors else None,
@@ -201,7 +206,7 @@ def _filters(campaign: Campaign) -> tuple[queries.Filters, DashboardFilterForm]:
 def dashboard(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
     filters, form = _filters(campaign)
-    board = queries.dashboard(campaign, filters, queries.shanghai_today())
+    board = dashboard_of(campaign, filters, clock.today())
     return render_template("campaign/dashboard.html", board=board, form=form)
 
 
@@ -210,7 +215,7 @@ def _on(campaign: Campaign) -> tuple[date, LaggardForm]:
     form = LaggardForm(request.args)
     form.validate()
     chosen = form.on.data if form.on.data and not form.on.errors else None
-    on = chosen or queries.clamp_to_campaign(campaign, queries.shanghai_today())
+    on = chosen or clamp_to_campaign(campaign, clock.today())
     form.on.data = on
     return on, form
 
@@ -220,9 +225,7 @@ def _on(campaign: Campaign) -> tuple[date, LaggardForm]:
 def laggards(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
     on, form = _on(campaign)
-    return render_template(
-        "campaign/laggards.html", result=queries.laggards(campaign, on), form=form
-    )
+    return render_template("campaign/laggards.html", result=laggards_on(campaign, on), form=form)
 
 
 @bp.post("/campaigns/<int:campaign_id>/laggards/<int:unit_id>/remind")
@@ -230,7 +233,7 @@ def laggards(campaign_id: int):
 def remind_laggard(campaign_id: int, unit_id: int):
     """One click on the laggard list: the unit's coordinators are told (reminders.py)."""
     db.get_or_404(Campaign, campaign_id)
-    on = parse_day(request.form.get("on")) or queries.shanghai_today()
+    on = parse_day(request.form.get("on")) or clock.today()
     if ActionForm().validate_on_submit():
         try:
             told = reminders.remind_laggard(current_user, campaign_id, unit_id, on)
@@ -261,8 +264,8 @@ def _csv_response(stream, name: str) -> Response:
 SYNC_EXPORT_MAX_ROWS = 20_000
 
 
-def _too_large_for_a_request(campaign: Campaign, filters: queries.Filters, kind: str):
-    rows, _last = queries.ledger_extent(filters)
+def _too_large_for_a_request(campaign: Campaign, filters: Filters, kind: str):
+    rows, _last = ledger_extent(filters)
     limit = current_app.config.get("EXPORT_SYNC_MAX_ROWS", SYNC_EXPORT_MAX_ROWS)
     if rows <= limit:
         return None
@@ -281,7 +284,7 @@ def export_xlsx(campaign_id: int):
     offer = _too_large_for_a_request(campaign, filters, "campaign_xlsx")
     if offer is not None:
         return offer
-    handle, name = exports.workbook(campaign, filters, on, queries.shanghai_today())
+    handle, name = exports.workbook(campaign, filters, on, clock.today())
     response = send_file(
         handle, mimetype=exports.XLSX_MIMETYPE, as_attachment=True, download_name=name, max_age=0
     )

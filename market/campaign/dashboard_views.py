@@ -9,12 +9,16 @@ from flask import Blueprint, Response, abort, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from market import pagecache
-from market.accounts.permissions import Access, requires
-from market.campaign import queries, services
+from market import clock, pagecache
+from market.campaign import services
 from market.campaign.models import Campaign
+from market.campaign.read.coop_sales import sales_of
+from market.campaign.read.filters import all_campaigns, current_campaign
+from market.campaign.read.public import public_summary
+from market.campaign.read.unit_progress import progress_of
 from market.directory.models import Unit
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.inputs import int_arg
 
 bp = Blueprint("dashboards", __name__)
@@ -27,7 +31,7 @@ def _chosen_campaign(allow_all: bool = False) -> Campaign | None:
         return None
     if chosen:
         return db.get_or_404(Campaign, chosen)
-    return queries.current_campaign(queries.shanghai_today())
+    return current_campaign(clock.today())
 
 
 # -- the public page -----------------------------------------------------------------------------
@@ -35,10 +39,8 @@ def _chosen_campaign(allow_all: bool = False) -> Campaign | None:
 @requires(Access.PUBLIC)
 @pagecache.cached_page
 def public():
-    campaign = queries.current_campaign(queries.shanghai_today())
-    summary = (
-        queries.public_summary(campaign, queries.shanghai_today()) if campaign is not None else None
-    )
+    campaign = current_campaign(clock.today())
+    summary = public_summary(campaign, clock.today()) if campaign is not None else None
     # The ledger's figures, the villages' and products' names.
     deps = [pagecache.CAMPAIGN, pagecache.DIRECTORY, pagecache.CATALOG]
     return pagecache.render("campaign/public.html", deps, summary=summary)
@@ -59,12 +61,12 @@ def _own_unit() -> Unit:
 def unit_progress():
     unit = _own_unit()
     campaign = _chosen_campaign()
-    progress = queries.unit_progress(campaign, unit.id) if campaign is not None else None
+    progress = progress_of(campaign, unit.id) if campaign is not None else None
     return render_template(
         "campaign/unit_progress.html",
         unit=unit,
         progress=progress,
-        campaigns=queries.campaigns(),
+        campaigns=all_campaigns(),
         referral_url=url_for("campaign.referral", code=unit.referral_code, _external=True),
     )
 
@@ -75,12 +77,12 @@ def unit_progress():
 def coop_sales():
     coops = current_user.managed_coops()
     campaign = _chosen_campaign(allow_all=True)
-    sales = queries.coop_sales([c.id for c in coops], campaign)
+    sales = sales_of([c.id for c in coops], campaign)
     return render_template(
         "campaign/coop_sales.html",
         coops=coops,
         sales=sales,
-        campaigns=queries.campaigns(),
+        campaigns=all_campaigns(),
     )
 
 
@@ -96,43 +98,40 @@ def _named(unit: Unit, extension: str, disposition: str) -> str:
     return f"{disposition}; filename=\"unit-{unit.id}-qr.{extension}\"; filename*=UTF-8''{name}"
 
 
+def _qr_code(unit_id: int, draw, mimetype: str, extension: str, disposition: str) -> Response:
+    """A unit's referral QR code, drawn by `draw(url)`, named after the unit."""
+    unit = services.unit_for_promotion(current_user, unit_id)
+    return Response(
+        draw(_referral_url(unit)),
+        mimetype=mimetype,
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": _named(unit, extension, disposition),
+        },
+    )
+
+
 @bp.get("/units/<int:unit_id>/qr.png")
 @requires(Access.COORDINATOR, Access.ORGANIZER)
 def qr_png(unit_id: int):
-    unit = services.unit_for_promotion(current_user, unit_id)
-    return Response(
-        services.qr_png(_referral_url(unit)),
-        mimetype="image/png",
-        headers={
-            "Cache-Control": "private, max-age=3600",
-            "Content-Disposition": _named(unit, "png", "attachment"),
-        },
-    )
+    return _qr_code(unit_id, services.qr_png, "image/png", "png", "attachment")
 
 
 @bp.get("/units/<int:unit_id>/qr.svg")
 @requires(Access.COORDINATOR, Access.ORGANIZER)
 def qr_svg(unit_id: int):
-    unit = services.unit_for_promotion(current_user, unit_id)
-    return Response(
-        services.qr_svg(_referral_url(unit)),
-        mimetype="image/svg+xml",
-        # Inline: the pages show it in an <img>; the download link saves it under this name.
-        headers={
-            "Cache-Control": "private, max-age=3600",
-            "Content-Disposition": _named(unit, "svg", "inline"),
-        },
-    )
+    # Inline: the pages show it in an <img>; the download link saves it under this name.
+    return _qr_code(unit_id, services.qr_svg, "image/svg+xml", "svg", "inline")
 
 
 @bp.get("/units/<int:unit_id>/poster")
 @requires(Access.COORDINATOR, Access.ORGANIZER)
 def poster(unit_id: int):
-    today = queries.shanghai_today()
+    today = clock.today()
     made = services.poster(current_user, unit_id, today)
     return render_template(
         "campaign/poster.html",
         poster=made,
         referral_url=_referral_url(made.unit),
-        campaign=queries.current_campaign(today),
+        campaign=current_campaign(today),
     )

@@ -8,7 +8,7 @@ Both stream: the workbook is written row by row (xlsxwriter's constant-memory mo
 CSV by a generator while the ledger is read in batches; neither has a row cap (the ledger goes on
 over further sheets past a sheet's 1,048,576 rows). Small ones are sent from the request, large
 ones written by a background job (market.exports). Figures are the dashboard's own
-(market.campaign.queries), to the fen.
+(market.campaign.read), to the fen.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from typing import IO, Any
 
 from flask_babel import gettext as _
 
-from market.campaign import queries
-from market.campaign.ledger import SHANGHAI
 from market.campaign.models import BASIS_LABELS, Campaign
-from market.models import utcnow
+from market.campaign.read.dashboard import Totals, dashboard_of, unit_rows
+from market.campaign.read.filters import Filters, towns
+from market.campaign.read.laggards import laggards_on
+from market.campaign.read.ledger_lines import ledger_lines
+from market.clock import SHANGHAI, now
 from market.money import fen_to_yuan_text
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
 from market.spreadsheets import ILLEGAL_CHARACTERS, as_text, put, xlsx_value
@@ -313,7 +315,7 @@ def _chunks(rows: Iterable, size: int) -> Iterator[Iterator]:
 def write_workbook(
     target,
     campaign: Campaign,
-    filters: queries.Filters,
+    filters: Filters,
     on: date,
     today: date,
     *,
@@ -325,8 +327,8 @@ def write_workbook(
     """Write the assessment workbook for a campaign and filters, with the laggard list as of
     `on` and every ledger entry (up to `upto_id`), into `target` (a path or a binary file).
     `on_batch` hears the number of ledger lines written so far. Returns the file's name."""
-    board = queries.dashboard(campaign, filters, today, with_weeks=False)
-    lagging = queries.laggards(campaign, on)
+    board = dashboard_of(campaign, filters, today, with_weeks=False)
+    lagging = laggards_on(campaign, on)
     if engine == "openpyxl":
         book: _OpenpyxlBook | _XlsxWriterBook = _OpenpyxlBook(campaign.name)
     else:
@@ -345,7 +347,7 @@ def write_workbook(
     book.sheet(_("镇"), town_columns(), board.towns)
     book.sheet(_("分类"), category_columns(board.totals.net_fen), board.categories)
     book.sheet(_("提醒约谈名单"), laggard_columns(), lagging.laggards)
-    lines = queries.ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
+    lines = ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
     columns = ledger_columns()
     for number, chunk in enumerate(_chunks(lines, LEDGER_SHEET_ROWS), start=1):
         title = _("台账明细") if number == 1 else f"{_('台账明细')} {number}"
@@ -355,9 +357,7 @@ def write_workbook(
     return f"{campaign.name}-{today.isoformat()}.xlsx"
 
 
-def workbook(
-    campaign: Campaign, filters: queries.Filters, on: date, today: date
-) -> tuple[IO[bytes], str]:
+def workbook(campaign: Campaign, filters: Filters, on: date, today: date) -> tuple[IO[bytes], str]:
     """The assessment workbook as an open temporary file (deleted when closed) and a file name,
     for a download in the request (a small ledger; market.exports writes large ones)."""
     # Closed (and so deleted) by the response that sends it.
@@ -371,7 +371,7 @@ def workbook(
     return handle, name
 
 
-def _unit_total(totals: queries.Totals) -> SimpleNamespace:
+def _unit_total(totals: Totals) -> SimpleNamespace:
     """The 合计 row of the units sheet: what the units were credited with, together."""
     return SimpleNamespace(
         rank=None,
@@ -389,8 +389,8 @@ def _unit_total(totals: queries.Totals) -> SimpleNamespace:
     )
 
 
-def _about_rows(campaign: Campaign, filters: queries.Filters, lagging) -> list[tuple]:
-    town = dict(queries.towns()).get(filters.town_id, "") if filters.town_id else _("全部")
+def _about_rows(campaign: Campaign, filters: Filters, lagging) -> list[tuple]:
+    town = dict(towns()).get(filters.town_id, "") if filters.town_id else _("全部")
     return [
         (_("活动"), campaign.name),
         (_("年度"), campaign.year),
@@ -410,7 +410,7 @@ def _about_rows(campaign: Campaign, filters: queries.Filters, lagging) -> list[t
         (_("提醒约谈名单截至"), lagging.on.isoformat()),
         (
             _("导出时间"),
-            utcnow().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+            now().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
         ),
         (_("金额单位"), _("元（销售额已扣除退款）")),
     ]
@@ -446,20 +446,20 @@ def csv_stream(columns: list[Column], rows: Iterable) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def units_csv(campaign: Campaign, filters: queries.Filters) -> tuple[Iterator[bytes], str]:
-    rows = queries.unit_rows(campaign, filters)
+def units_csv(campaign: Campaign, filters: Filters) -> tuple[Iterator[bytes], str]:
+    rows = unit_rows(campaign, filters)
     return csv_stream(unit_columns(campaign), rows), f"{campaign.name}-{_('单位')}.csv"
 
 
-def ledger_csv(campaign: Campaign, filters: queries.Filters) -> tuple[Iterator[bytes], str]:
+def ledger_csv(campaign: Campaign, filters: Filters) -> tuple[Iterator[bytes], str]:
     return (
-        csv_stream(ledger_columns(), queries.ledger_lines(filters)),
+        csv_stream(ledger_columns(), ledger_lines(filters)),
         f"{campaign.name}-{_('台账明细')}.csv",
     )
 
 
 def laggards_csv(campaign: Campaign, on: date) -> tuple[Iterator[bytes], str]:
-    lagging = queries.laggards(campaign, on)
+    lagging = laggards_on(campaign, on)
     return (
         csv_stream(laggard_columns(), lagging.laggards),
         f"{campaign.name}-{_('提醒约谈名单')}-{on.isoformat()}.csv",
@@ -469,7 +469,7 @@ def laggards_csv(campaign: Campaign, on: date) -> tuple[Iterator[bytes], str]:
 def write_ledger_csv(
     handle: IO[bytes],
     campaign: Campaign,
-    filters: queries.Filters,
+    filters: Filters,
     *,
     upto_id: int | None = None,
     on_batch: Callable[[int], object] | None = None,
@@ -477,7 +477,7 @@ def write_ledger_csv(
 ) -> str:
     """The ledger CSV, every entry in the filters (up to `upto_id`), into an open binary file;
     `on_batch` hears the number of lines written so far. Returns the file's name."""
-    lines = queries.ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
+    lines = ledger_lines(filters, batch, upto_id=upto_id, on_batch=on_batch)
     for chunk in csv_stream(ledger_columns(), lines):
         handle.write(chunk)
     return f"{campaign.name}-{_('台账明细')}.csv"

@@ -12,7 +12,6 @@ A refund reverses the sale it belongs to: same unit, basis, campaign and paired 
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,17 +19,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from market.accounts.models import MembershipStatus, UnitMembership
 from market.campaign import rollups
-from market.campaign.models import AttributionEntry, AttributionRollup, Basis, Campaign
+from market.campaign.models import (
+    ROLLUP_KEY,
+    AttributionEntry,
+    AttributionRollup,
+    Basis,
+    Campaign,
+)
+from market.clock import local_day
 from market.directory.models import Pairing
 from market.extensions import db
 from market.orders.models import Order, OrderLine
 from market.payments import hook
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def shanghai_day(moment: datetime) -> date:
-    return moment.astimezone(SHANGHAI).date()
 
 
 def member_unit(user_id: int, at: datetime) -> int | None:
@@ -84,18 +84,6 @@ def campaign_on(day: date) -> int | None:
     )
 
 
-ROLLUP_KEY = (
-    "campaign_id",
-    "unit_id",
-    "village_id",
-    "coop_id",
-    "category_id",
-    "mode",
-    "paired",
-    "day",
-)
-
-
 def _upsert_rollup(entry: AttributionEntry) -> None:
     """Add the entry to its rollup row in one statement (INSERT ... ON CONFLICT DO UPDATE), so
     that concurrent payments never lose an addition."""
@@ -140,7 +128,7 @@ def _original_sale(order_line_id: int) -> AttributionEntry | None:
 def record(movement: hook.MoneyMovement) -> None:
     """One entry per order line of the movement; rollups follow. Flushes only."""
     order = db.session.get(Order, movement.order_id)
-    day = shanghai_day(movement.at)
+    day = local_day(movement.at)
     sale_unit, sale_basis = attribute(order, movement.at)
     sale_campaign = campaign_on(day)
     entries = []

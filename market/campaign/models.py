@@ -113,23 +113,26 @@ register_append_only(AttributionEntry)
 protect_table(AttributionEntry.__table__)
 
 
+# What a fine rollup row sums over: its unique key (the ledger adds to it by this key).
+ROLLUP_KEY = (
+    "campaign_id",
+    "unit_id",
+    "village_id",
+    "coop_id",
+    "category_id",
+    "mode",
+    "paired",
+    "day",
+)
+
+
 class AttributionRollup(db.Model):
     """Sums of the ledger by everything the dashboards group or filter on. unit_id 0 and
     campaign_id 0 stand for 'none', so that the unique key works on every database."""
 
     __tablename__ = "attribution_rollups"
     __table_args__ = (
-        UniqueConstraint(
-            "campaign_id",
-            "unit_id",
-            "village_id",
-            "coop_id",
-            "category_id",
-            "mode",
-            "paired",
-            "day",
-            name="uq_attribution_rollups_key",
-        ),
+        UniqueConstraint(*ROLLUP_KEY, name="uq_attribution_rollups_key"),
         Index("ix_attribution_rollups_campaign_day", "campaign_id", "day"),
     )
 

@@ -9,8 +9,9 @@ from flask_babel import lazy_gettext as _l
 
 from market.accounts.models import User
 from market.audit import services as audit
-from market.campaign import queries
 from market.campaign.models import Campaign
+from market.campaign.read.filters import clamp_to_campaign
+from market.campaign.read.laggards import laggards_on
 from market.errors import DomainError, NotFound
 from market.extensions import db
 from market.money import format_fen
@@ -25,10 +26,8 @@ def remind_laggard(organizer: User, campaign_id: int, unit_id: int, on: date) ->
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(_("找不到该活动"))
-    on = queries.clamp_to_campaign(campaign, on)
-    laggard = next(
-        (g for g in queries.laggards(campaign, on).laggards if g.unit_id == unit_id), None
-    )
+    on = clamp_to_campaign(campaign, on)
+    laggard = next((g for g in laggards_on(campaign, on).laggards if g.unit_id == unit_id), None)
     if laggard is None:
         raise DomainError(_("该单位不在提醒约谈名单上"))
     coordinators = recipients.unit_coordinator_ids(unit_id)

@@ -4,32 +4,37 @@ ledger with the money actually received and refunded."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
 from market.campaign import rollups
-from market.campaign.ledger import ROLLUP_KEY
-from market.campaign.models import AttributionEntry, AttributionRollup, ReferralVisit
+from market.campaign.models import ROLLUP_KEY, AttributionEntry, AttributionRollup, ReferralVisit
 from market.directory.models import Unit
 from market.errors import NotFound
 from market.extensions import db
-from market.models import utcnow
 from market.payments.models import Payment, Refund, RefundStatus
 from market.settlements.reconciliation import keyed_sums
+from market.transactions import unit_of_work
 
-REFERRAL_DAYS = 30
 
-
-def follow_referral(code: str) -> Unit:
-    """Someone opened a unit's link or scanned its QR code: count the visit."""
+def referral_unit(code: str) -> Unit:
+    """The unit whose link someone opened (or QR code scanned); an unknown code is a 404. Reads
+    only: the page is a GET, and the visit is counted after its response
+    (`record_referral_visit`, on a worker)."""
     unit = db.session.scalar(select(Unit).where(Unit.referral_code == code.strip().upper()))
     if unit is None:
         raise NotFound(_("推广链接无效"))
-    db.session.add(ReferralVisit(unit_id=unit.id, at=utcnow()))
-    db.session.commit()
     return unit
+
+
+@unit_of_work
+def record_referral_visit(unit_id: int, at: datetime) -> None:
+    """Count one visit through a unit's link (the task market.record_referral_visit)."""
+    db.session.add(ReferralVisit(unit_id=unit_id, at=at))
+    db.session.commit()
 
 
 def _fine_rollups_select():

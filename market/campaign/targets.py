@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
@@ -19,12 +17,12 @@ from market.campaign.models import AttributionEntry, Campaign, UnitTarget
 from market.directory.models import Unit
 from market.errors import DomainError, NotFound, RowErrors
 from market.extensions import db
+from market.money import InvalidAmount, parse_yuan
 from market.security.inputs import MAX_IMPORT_ROWS
 from market.transactions import commit_unique
 
 # ¥10,000,000.00: far above any unit's yearly target, well inside a 32-bit fen column.
 MAX_TARGET_FEN = 1_000_000_000
-_YUAN = re.compile(r"^\d{1,8}(\.\d{1,2})?$")
 
 
 def get_campaign(campaign_id: int) -> Campaign:
@@ -88,26 +86,19 @@ def save_campaign(data: CampaignData, campaign: Campaign | None = None) -> Campa
 
 # -- amounts -------------------------------------------------------------------------------------
 def parse_target_yuan(value) -> int:
-    """A target in yuan ('50000', '50,000.5', or a spreadsheet number) -> fen. Raises ValueError
-    with a readable message."""
-    if isinstance(value, bool):
-        raise ValueError(_("目标金额应为数字"))
-    if isinstance(value, int | float | Decimal):
-        text = str(value)  # a spreadsheet number: 50000, 50000.0 or 1234.5
-    else:
-        text = str(value or "").strip().replace(",", "").replace("，", "")
-        text = text.replace("¥", "").replace("￥", "").replace("元", "").strip()
-    if text.startswith("-"):
-        raise ValueError(_("目标金额不能为负数"))
-    if text.endswith(".0"):
-        text = text[:-2]
-    if not _YUAN.match(text):
-        raise ValueError(_("目标金额应为最多两位小数的元数：%(v)s", v=str(value)))
-    whole, _dot, cents = text.partition(".")
-    fen = int(whole) * 100 + int(cents.ljust(2, "0") or 0)
-    if fen > MAX_TARGET_FEN:
-        raise ValueError(_("目标金额过大：%(v)s", v=str(value)))
-    return fen
+    """A target in yuan ('50000', '50,000.5', '¥50，000元' or a spreadsheet's number) -> fen,
+    by the shop's one parser (market.money.parse_yuan) with the targets' bound. Raises
+    ValueError with a message the organizer can read."""
+    try:
+        return parse_yuan(value, max_fen=MAX_TARGET_FEN)
+    except InvalidAmount as error:
+        if error.reason == "negative":
+            raise ValueError(_("目标金额不能为负数")) from None
+        if error.reason == "too_large":
+            raise ValueError(_("目标金额过大：%(v)s", v=str(value))) from None
+        if isinstance(value, bool):
+            raise ValueError(_("目标金额应为数字")) from None
+        raise ValueError(_("目标金额应为最多两位小数的元数：%(v)s", v=str(value))) from None
 
 
 def _audit_targets(

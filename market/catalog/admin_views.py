@@ -8,11 +8,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.catalog import services, synonyms
 from market.catalog.forms import CategoryForm, SynonymForm
 from market.catalog.models import Category, Product
 from market.extensions import db
+from market.security.access import Access, requires
 from market.web import edit_form_page
 
 bp = Blueprint("catalog_admin", __name__, url_prefix="/admin")

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.catalog import services
 from market.catalog.forms import (
     BundleForm,
@@ -23,7 +22,8 @@ from market.catalog.models import Category, Product, ProductStatus, months_to_ma
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
-from market.web import flash_form_errors, show_domain_error
+from market.security.access import Access, requires
+from market.web import flash_form_errors, show_error
 
 bp = Blueprint("coop", __name__, url_prefix="/coop")
 
@@ -79,7 +79,7 @@ def new_product():
                 request.files.getlist(form.images.name),
             )
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("已保存为草稿，确认无误后请上架"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))
@@ -137,8 +137,7 @@ def edit_product(product_id: int):
                 request.files.getlist(form.images.name),
             )
         except DomainError as error:
-            db.session.rollback()
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("已保存"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))
@@ -163,7 +162,7 @@ def add_sku(product_id: int):
                 ),
             )
         except DomainError as error:
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             flash(_("已添加规格"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))
@@ -186,7 +185,7 @@ def update_sku(sku_id: int):
                 active=form.active.data,
             )
         except DomainError as error:
-            flash(str(error), "danger")
+            show_error(None, error)
             return _edit_page(sku.product, status=400)
         flash(_("已更新规格 %(spec)s", spec=sku.spec), "success")
         return redirect(url_for(".edit_product", product_id=sku.product_id))
@@ -203,7 +202,7 @@ def adjust_stock(sku_id: int):
         try:
             sku = services.adjust_stock(current_user, sku.id, form.delta.data)
         except DomainError as error:
-            flash(str(error), "danger")
+            show_error(None, error)
             return _edit_page(sku.product, status=400)
         flash(_("%(spec)s 库存现为 %(stock)d", spec=sku.spec, stock=sku.stock), "success")
         return redirect(url_for(".edit_product", product_id=sku.product_id))
@@ -220,7 +219,7 @@ def change_status(product_id: int):
         try:
             services.change_status(current_user, product.id, ProductStatus(form.status.data))
         except DomainError as error:
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("已上架") if form.status.data == "listed" else _("已下架"), "success")
     return redirect(url_for(".edit_product", product_id=product.id))
@@ -236,8 +235,7 @@ def set_bundle(product_id: int):
         try:
             services.set_bundle_parts(current_user, product.id, form.chosen_parts())
         except DomainError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
+            show_error(form, error, on_form=True)
         else:
             flash(_("已保存礼盒分成"), "success")
             return redirect(url_for(".edit_product", product_id=product.id))

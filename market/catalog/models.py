@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from flask_babel import get_locale
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -21,9 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from market.directory.models import Coop
-from market.errors import InvalidTransition
 from market.extensions import db
-from market.models import TimestampMixin, UTCDateTime, text_enum, utcnow
+from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum, utcnow
 
 
 class ProductStatus(enum.StrEnum):
@@ -32,12 +31,11 @@ class ProductStatus(enum.StrEnum):
     DELISTED = "delisted"
 
 
-def status_label(status: ProductStatus) -> str:
-    return {
-        ProductStatus.DRAFT: _("草稿"),
-        ProductStatus.LISTED: _("在售"),
-        ProductStatus.DELISTED: _("已下架"),
-    }[status]
+PRODUCT_STATUS_LABELS = {
+    ProductStatus.DRAFT: _l("草稿"),
+    ProductStatus.LISTED: _l("在售"),
+    ProductStatus.DELISTED: _l("已下架"),
+}
 
 
 class Category(db.Model):
@@ -73,7 +71,7 @@ class SearchSynonym(db.Model):
         return self.terms.split()
 
 
-class Product(TimestampMixin, db.Model):
+class Product(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "products"
     __table_args__ = (
         Index("ix_products_status_category", "status", "category_id"),
@@ -87,6 +85,8 @@ class Product(TimestampMixin, db.Model):
         ProductStatus.LISTED: {ProductStatus.DELISTED},
         ProductStatus.DELISTED: {ProductStatus.LISTED},
     }
+    STATUS_LABELS = PRODUCT_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("商品当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("coops.id"), index=True)
@@ -120,17 +120,6 @@ class Product(TimestampMixin, db.Model):
         order_by="BundlePart.id",
         foreign_keys="BundlePart.product_id",
     )
-
-    def move_to(self, status: ProductStatus) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                _(
-                    "商品当前为“%(current)s”，不能改为“%(target)s”",
-                    current=status_label(self.status),
-                    target=status_label(status),
-                )
-            )
-        self.status = status
 
     @property
     def season_months(self) -> list[int]:

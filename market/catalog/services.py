@@ -18,7 +18,7 @@ from market.catalog.models import Category, Product, ProductImage, ProductStatus
 from market.directory.models import Coop
 from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
-from market.transactions import commit_unique
+from market.transactions import commit_unique, unit_of_work
 from market.uploads import StoredImage, remove_stored, store_image
 
 MAX_IMAGES = 9
@@ -155,6 +155,7 @@ def _commit_or_remove(stored: list[StoredImage]) -> None:
         raise
 
 
+@unit_of_work
 def create_product(
     user: User, coop_id: int, data: ProductData, first_sku: SkuData, images: list[FileStorage]
 ) -> Product:
@@ -180,6 +181,7 @@ def create_product(
     return product
 
 
+@unit_of_work
 def update_product(
     user: User, product_id: int, data: ProductData, images: list[FileStorage]
 ) -> Product:
@@ -190,6 +192,7 @@ def update_product(
     return product
 
 
+@unit_of_work
 def remove_image(user: User, product_id: int, image_id: int) -> None:
     product = own_product(user, product_id)
     image = db.session.get(ProductImage, image_id)
@@ -201,6 +204,7 @@ def remove_image(user: User, product_id: int, image_id: int) -> None:
     remove_stored(*paths)
 
 
+@unit_of_work
 def add_sku(user: User, product_id: int, data: SkuData) -> Sku:
     product = own_product(user, product_id)
     _check_sku(data)
@@ -213,6 +217,7 @@ def add_sku(user: User, product_id: int, data: SkuData) -> Sku:
     return sku
 
 
+@unit_of_work
 def update_sku(
     user: User, sku_id: int, *, spec: str, price_fen: int, weight_g: int | None, active: bool
 ) -> Sku:
@@ -238,6 +243,7 @@ def update_sku(
     return sku
 
 
+@unit_of_work
 def adjust_stock(user: User, sku_id: int, delta: int) -> Sku:
     """Add (入库) or remove (出库) stock in one conditional UPDATE, so that orders taking stock at
     the same moment are never overwritten and stock never goes below zero. Audited with the
@@ -273,6 +279,7 @@ def adjust_stock(user: User, sku_id: int, delta: int) -> Sku:
     return sku
 
 
+@unit_of_work
 def change_status(user: User, product_id: int, status: ProductStatus) -> Product:
     """List (上架) or delist (下架). Listing needs an approved co-op and a SKU for sale."""
     product = own_product(user, product_id)
@@ -300,6 +307,7 @@ def coop_products(user: User) -> list[Product]:
     )
 
 
+@unit_of_work
 def save_category(
     *,
     name: str,
@@ -318,6 +326,7 @@ def save_category(
     return category
 
 
+@unit_of_work
 def set_bundle_parts(user: User, product_id: int, parts: list[tuple[int, int]]) -> Product:
     """The gift box's own co-op says how its price is shared: (co-op id, share) pairs, each
     co-op once, shares positive. An empty list makes it an ordinary product again."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
 from market import pagecache
-from market.accounts.permissions import Access, requires
 from market.catalog import queries
 from market.catalog.models import Category, ProductStatus
+from market.clock import today
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.inputs import int_arg, page_arg
 from market.security.throttle import limit
 
@@ -77,7 +76,7 @@ def product(product_id: int):
             return render_template("catalog/delisted.html", product=item, others=others), 410
         if not own:
             abort(404)
-    units = queries.units_paired_with(item.coop.village_id, date.today())
+    units = queries.units_paired_with(item.coop.village_id, today())
     if item.status != ProductStatus.LISTED:  # its own co-op's view: not for everyone
         return render_template("catalog/product.html", product=item, units=units)
     return pagecache.render(

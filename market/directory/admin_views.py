@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -11,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from market.accounts.permissions import Access, requires
+from market.clock import today
 from market.directory import services
 from market.directory.forms import (
     CoopForm,
@@ -24,6 +22,7 @@ from market.directory.forms import (
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import RowErrors
 from market.extensions import db
+from market.security.access import Access, requires
 from market.security.inputs import read_import
 from market.web import edit_form_page, flash_form_errors
 
@@ -51,7 +50,7 @@ def _unit_choices():
 @bp.get("/directory")
 @requires(Access.ORGANIZER)
 def overview():
-    today = date.today()
+    day = today()
     counts = {
         "towns": db.session.scalar(select(func.count(Town.id))),
         "villages": db.session.scalar(select(func.count(Village.id))),
@@ -59,7 +58,7 @@ def overview():
         "units": db.session.scalar(select(func.count(Unit.id))),
         "pairings": db.session.scalar(
             select(func.count(Pairing.id)).where(
-                Pairing.since <= today, or_(Pairing.until.is_(None), Pairing.until >= today)
+                Pairing.since <= day, or_(Pairing.until.is_(None), Pairing.until >= day)
             )
         ),
     }
@@ -118,7 +117,7 @@ def villages():
         )
         .order_by(Town.name, Village.name)
     ).all()
-    return render_template("admin/villages.html", villages=rows, today=date.today())
+    return render_template("admin/villages.html", villages=rows, today=today())
 
 
 def _village_form(village: Village | None = None) -> VillageForm:
@@ -254,7 +253,7 @@ def pairings():
         .order_by(Pairing.since.desc(), Pairing.id)
     ).all()
     return render_template(
-        "admin/pairings.html", pairings=rows, today=date.today(), roster_form=RosterForm()
+        "admin/pairings.html", pairings=rows, today=today(), roster_form=RosterForm()
     )
 
 

@@ -11,12 +11,12 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Protocol
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from market.accounts.models import User
 from market.audit import services as audit
 from market.directory.models import Coop, Pairing, Town, Unit, Village
 from market.errors import DomainError, NotFound, RowErrors
@@ -36,6 +36,13 @@ MAX_UNITS_PER_VILLAGE = 2
 MAX_VILLAGES_PER_UNIT = 3
 ROSTER_COLUMNS = ("unit", "town", "village", "since", "until", "note")
 MAX_SHOWN_ERRORS = 200  # a page of bad lines, not 37 MB of them
+
+
+class Actor(Protocol):
+    """Who changes the directory, for the audit log: a signed-in User (market.accounts, which sits
+    above the directory: its memberships point at units and co-ops)."""
+
+    is_organizer: bool
 
 
 def get(model, object_id: int):
@@ -161,7 +168,7 @@ def _pairings_touching(unit_ids: set[int], village_ids: set[int]) -> list[Pairin
     )
 
 
-def _organizer(actor: User | None) -> str | None:
+def _organizer(actor: Actor | None) -> str | None:
     return "organizer" if actor is not None and actor.is_organizer else None
 
 
@@ -183,7 +190,7 @@ def save_pairing(
     until: date | None,
     note: str = "",
     pairing: Pairing | None = None,
-    actor: User | None = None,
+    actor: Actor | None = None,
 ) -> Pairing:
     """A pairing ends on or after it starts, and keeps the two-units / three-villages rule.
     A new pairing, or a change to one, is audited with the values before and after."""
@@ -217,26 +224,6 @@ def save_pairing(
             actor, action, pairing, before=before, after=after, acting_as=_organizer(actor)
         )
     commit_unique(_("该结对已存在"))
-    return pairing
-
-
-def end_pairing(pairing_id: int, until: date, *, actor: User | None = None) -> Pairing:
-    """A pairing ends on or after it starts; the new end is audited."""
-    pairing = get(Pairing, pairing_id)
-    if until < pairing.since:
-        raise DomainError(_("结束日期不能早于开始日期"), field="until")
-    before = pairing.until
-    pairing.until = until
-    if until != before:
-        audit.record(
-            actor,
-            "pairing.ended",
-            pairing,
-            before={"until": before},
-            after={"until": until, "unit": pairing.unit.name, "village": pairing.village.name},
-            acting_as=_organizer(actor),
-        )
-    db.session.commit()
     return pairing
 
 
@@ -395,7 +382,7 @@ def _line_problems(values: dict[str, str], row: dict, towns: set[str]) -> list[s
     return problems
 
 
-def import_roster(raw: bytes, *, actor: User | None = None) -> RosterResult:
+def import_roster(raw: bytes, *, actor: Actor | None = None) -> RosterResult:
     """Import a pairing roster (unit,town,village,since,until,note): all lines or none.
 
     Towns must exist; units and villages named for the first time are created. A line that

@@ -9,14 +9,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from market.campaign import exports, queries
+from market import clock
+from market.campaign import exports
 from market.campaign.models import Campaign
+from market.campaign.read.filters import Filters, clamp_to_campaign
+from market.campaign.read.ledger_lines import ledger_extent
 from market.errors import NotFound
 from market.exports.models import ExportKind
 from market.extensions import db
 
 
-def parameters_of(filters: queries.Filters, on: date | None = None) -> dict[str, Any]:
+def parameters_of(filters: Filters, on: date | None = None) -> dict[str, Any]:
     """A campaign export's parameters, as stored on the job (JSON)."""
     return {
         "campaign_id": filters.campaign_id,
@@ -32,11 +35,11 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _campaign(parameters: dict[str, Any]) -> tuple[Campaign, queries.Filters]:
+def _campaign(parameters: dict[str, Any]) -> tuple[Campaign, Filters]:
     campaign = db.session.get(Campaign, int(parameters["campaign_id"]))
     if campaign is None:
         raise NotFound("campaign gone")
-    filters = queries.Filters(
+    filters = Filters(
         campaign_id=campaign.id,
         start=_day(parameters.get("start")),
         end=_day(parameters.get("end")),
@@ -55,15 +58,15 @@ Progress = Callable[[int], object]
 
 def _extent(parameters: dict[str, Any]) -> tuple[int, int]:
     _campaign_found, filters = _campaign(parameters)
-    return queries.ledger_extent(filters)
+    return ledger_extent(filters)
 
 
 def _write_workbook(
     path: Path, parameters: dict[str, Any], upto_id: int, on_batch: Progress, batch: int
 ) -> str:
     campaign, filters = _campaign(parameters)
-    today = queries.shanghai_today()
-    on = _day(parameters.get("on")) or queries.clamp_to_campaign(campaign, today)
+    today = clock.today()
+    on = _day(parameters.get("on")) or clamp_to_campaign(campaign, today)
     return exports.write_workbook(
         str(path), campaign, filters, on, today, upto_id=upto_id, on_batch=on_batch, batch=batch
     )

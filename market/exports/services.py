@@ -35,6 +35,7 @@ from market.errors import NotFound
 from market.exports.models import ExportJob, ExportKind, ExportStatus
 from market.extensions import db
 from market.models import utcnow
+from market.transactions import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def _active(key: str) -> ExportJob | None:
     return db.session.scalar(select(ExportJob).where(ExportJob.active_key == key))
 
 
+@unit_of_work
 def request_export(user: User, kind: ExportKind, parameters: dict[str, Any]) -> ExportJob:
     """Queue an export for `user`, or hand back the same export of theirs already queued or
     running; a new job is sent to a worker once committed."""
@@ -87,6 +89,7 @@ def request_export(user: User, kind: ExportKind, parameters: dict[str, Any]) -> 
     return job
 
 
+@unit_of_work
 def retry_export(user: User, job_id: int) -> ExportJob:
     """A failed job of the user's is queued again (the state machine refuses any other), unless
     the same export is already queued or running: then that one is the answer."""

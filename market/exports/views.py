@@ -11,15 +11,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.campaign.models import Campaign
 from market.errors import DomainError
 from market.exports import kinds, services
 from market.exports.models import ExportJob, ExportKind, ExportStatus
 from market.extensions import db
 from market.idempotency import one_effect_per_form
+from market.security.access import Access, requires
 from market.uploads import send_private
-from market.web import flash_form_errors, reraise_access_errors
+from market.web import flash_form_errors, reraise_access_errors, show_error
 
 bp = Blueprint("exports", __name__)
 
@@ -121,9 +121,8 @@ def retry(job_id: int):
     try:
         job_retried = services.retry_export(current_user, job_id)
     except DomainError as error:
-        db.session.rollback()
         reraise_access_errors(error)
-        flash(str(error), "danger")
+        show_error(None, error)
         return redirect(url_for(".job", job_id=job_id), 303)
     flash(_("已重新开始导出"), "success")
     return redirect(url_for(".job", job_id=job_retried.id), 303)

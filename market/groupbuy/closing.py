@@ -119,7 +119,7 @@ def _claim(group_buy_id: int, now: datetime, owner: str) -> str | None:
         update(GroupBuy)
         .where(
             GroupBuy.id == group_buy_id,
-            GroupBuy.status == GroupBuyStatus.OPEN,
+            GroupBuy.may_become(GroupBuyStatus.CLOSING),  # open, per the table
             GroupBuy.closes_at <= now,
         )
         .values(status=GroupBuyStatus.CLOSING, closing_started_at=utcnow(), closing_owner=owner)
@@ -165,12 +165,12 @@ def _claim(group_buy_id: int, now: datetime, owner: str) -> str | None:
             update(Participation)
             .where(
                 Participation.group_buy_id == group_buy_id,
-                Participation.status == ParticipationStatus.ACTIVE,
+                Participation.may_become(ParticipationStatus.SETTLING),  # active, per the table
             )
             .values(status=ParticipationStatus.SETTLING)
             .execution_options(synchronize_session=False)
         )
-    db.session.commit()
+    db.session.commit()  # money talk: the claim is committed before any provider call
     return reason if claimed else None
 
 
@@ -196,7 +196,7 @@ def _release(participation: Participation, reason: str) -> None:
     if participation.order is not None:
         payments.release_order(participation.order, reason, key=_key(participation, "release"))
         payments.let_go(participation.order_id)
-    participation.status = ParticipationStatus.RELEASED
+    participation.move_to(ParticipationStatus.RELEASED)
 
 
 class LeaseLost(Exception):
@@ -285,7 +285,7 @@ def _decide(group_buy: GroupBuy) -> tuple[int, bool, dict[int, int]]:
         group_buy.decided_quantity = total
         for item in group_buy.items:
             item.settled_price_fen = item.price_at(total)
-        db.session.commit()
+        db.session.commit()  # money talk: decided once, before any capture; a rerun keeps it
     total = group_buy.decided_quantity
     prices = {item.id: item.settled_price_fen for item in group_buy.items}
     return total, total >= group_buy.min_quantity, prices
@@ -340,7 +340,7 @@ def _close_claimed(
             elif not _still_capturable(participation):
                 let_go_quantities(participation)
                 _release(participation, _("授权已失效，未能扣款"))
-            db.session.commit()
+            db.session.commit()  # money talk: each release is kept once its provider call is made
 
     # 2. Reached or not, and the tier: decided once.
     db.session.refresh(group_buy)
@@ -353,7 +353,7 @@ def _close_claimed(
             continue
         participation = db.session.get(Participation, participation_id, populate_existing=True)
         if reached and _charge(participation, prices):
-            participation.status = ParticipationStatus.READY
+            participation.move_to(ParticipationStatus.READY)
             if participation.order_id is not None:
                 payments.let_go(participation.order_id)
         elif reached:
@@ -361,7 +361,7 @@ def _close_claimed(
             _release(participation, _("授权已失效，未能扣款"))
         else:
             _release(participation, _("团购未成团，全额退款"))
-        db.session.commit()
+        db.session.commit()  # money talk: each participant settled on its own (idempotency keys)
 
     # 3b. Captures that failed after the check may have left too little: then nobody pays.
     if reached and _ready_quantity(group_buy.id) < group_buy.min_quantity:
@@ -372,7 +372,7 @@ def _close_claimed(
                 continue
             participation = db.session.get(Participation, participation_id, populate_existing=True)
             _release(participation, _("扣款失败后未达成团量，全额退款"))
-            db.session.commit()
+            db.session.commit()  # money talk: each refund is kept once its provider call is made
 
     # 4. The group-buy's outcome, unsold reserved stock back, everyone told — once.
     group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, populate_existing=True)

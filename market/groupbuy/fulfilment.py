@@ -33,6 +33,7 @@ from market.models import utcnow
 from market.notifications.services import notify
 from market.orders.models import OrderStatus, ShipmentStatus
 from market.payments import services as payments
+from market.transactions import unit_of_work
 
 
 # -- after success: the consolidated parcel and the pickups --------------------------------------
@@ -65,6 +66,7 @@ def pickup_list(group_buy: GroupBuy) -> list[Participation]:
     return sorted((p for p in group_buy.participations if p.status in waiting), key=lambda p: p.id)
 
 
+@unit_of_work
 def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) -> Participation:
     """The coordinator ticks off a pickup, once the consolidated parcel has arrived;
     pay-at-pickup money is recorded then."""
@@ -88,7 +90,7 @@ def mark_picked_up(coordinator: User, group_buy_id: int, participation_id: int) 
             shipment.delivered_at = utcnow()
     order.move_to(OrderStatus.COMPLETED)
     order.closed_at = utcnow()
-    participation.status = ParticipationStatus.PICKED_UP
+    participation.move_to(ParticipationStatus.PICKED_UP)
     participation.picked_up_at = utcnow()
     db.session.commit()
     return participation
@@ -154,6 +156,7 @@ def coop_group_buy(user: User, group_buy_id: int, *, options=()) -> GroupBuy:
     return group_buy
 
 
+@unit_of_work
 def ship_consolidated(
     user: User, group_buy_id: int, carrier: str, tracking_number: str
 ) -> GroupBuy:
@@ -183,6 +186,7 @@ def ship_consolidated(
     return group_buy
 
 
+@unit_of_work
 def mark_arrived(coordinator: User, group_buy_id: int) -> GroupBuy:
     """The coordinator confirms the co-op's consolidated parcel reached the pickup point: only
     after the co-op shipped it, once. Every ready participant is told 可以取货了 then."""

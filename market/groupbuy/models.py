@@ -265,12 +265,30 @@ class GroupBuyTier(db.Model):
     item: Mapped[GroupBuyItem] = relationship(back_populates="tiers")
 
 
-class Participation(TimestampMixin, db.Model):
+class Participation(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "participations"
     __table_args__ = (
         UniqueConstraint("group_buy_id", "user_id"),
         Index("ix_participations_group_buy_status", "group_buy_id", "status"),
     )
+
+    # Joined -> claimed by the closer -> charged (ready) -> picked up; or released (cancelled,
+    # not reached, card never secured, or too little left after failed captures). Someone who
+    # left may join again while the group-buy is open.
+    TRANSITIONS: ClassVar[dict[ParticipationStatus, set[ParticipationStatus]]] = {
+        ParticipationStatus.ACTIVE: {
+            ParticipationStatus.SETTLING,
+            ParticipationStatus.LEFT,
+            ParticipationStatus.RELEASED,
+        },
+        ParticipationStatus.SETTLING: {ParticipationStatus.READY, ParticipationStatus.RELEASED},
+        ParticipationStatus.READY: {ParticipationStatus.PICKED_UP, ParticipationStatus.RELEASED},
+        ParticipationStatus.LEFT: {ParticipationStatus.ACTIVE},
+        ParticipationStatus.PICKED_UP: set(),
+        ParticipationStatus.RELEASED: set(),
+    }
+    STATUS_LABELS = PARTICIPATION_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("参团记录当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     group_buy_id: Mapped[int] = mapped_column(ForeignKey("group_buys.id"))
@@ -297,7 +315,7 @@ class Participation(TimestampMixin, db.Model):
         consolidated parcel has arrived at the pickup point."""
         if self.status == ParticipationStatus.READY and not self.group_buy.pickups_started:
             return str(AWAITING_SHIPMENT if self.group_buy.shipped_at is None else IN_TRANSIT)
-        return str(PARTICIPATION_STATUS_LABELS[self.status])
+        return str(self.STATUS_LABELS[self.status])
 
     @property
     def quantity(self) -> int:

@@ -40,7 +40,8 @@ from market.accounts.models import (
 )
 from market.audit import services as audit
 from market.catalog.models import Product, ProductStatus, Sku
-from market.directory.models import Coop, Pairing, Village
+from market.clock import today
+from market.directory.models import Coop, Pairing, Unit, Village
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.groupbuy.models import (
@@ -60,6 +61,7 @@ from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderMode, OrderStatus
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus
+from market.transactions import unit_of_work
 
 AUTHORIZE_WITHIN = timedelta(days=6)  # card authorisations are held for up to about a week
 MAX_OPEN_FOR = timedelta(days=30)  # a closing time is at most this far ahead
@@ -96,7 +98,8 @@ class GroupBuyData:
     description: str = ""
 
 
-def _coordinated_unit(user: User):
+def coordinated_unit(user: User) -> Unit:
+    """The unit the user coordinates; anyone else may not propose a group-buy."""
     membership = user.confirmed_unit_membership()
     if membership is None or membership.role != UnitRole.COORDINATOR:
         raise NotAllowed(_("只有单位联络员可以发起团购"))
@@ -114,16 +117,16 @@ def _check_tiers(item: ItemData, name: str) -> None:
         previous_quantity, previous_price = tier.min_total_quantity, tier.price_fen
 
 
-def candidate_skus(user: User) -> list[tuple[Sku, bool]]:
-    """Listed SKUs for a coordinator's form: the unit's paired villages' products first."""
-    unit = _coordinated_unit(user)
-    today = utcnow().date()
+def candidate_skus(unit: Unit) -> list[tuple[Sku, bool]]:
+    """Listed SKUs for a unit's forms (a group-buy, a unit purchase), each with whether its
+    village is paired with the unit today: the paired villages' products first."""
+    day = today()
     paired_villages = set(
         db.session.scalars(
             select(Pairing.village_id).where(
                 Pairing.unit_id == unit.id,
-                Pairing.since <= today,
-                or_(Pairing.until.is_(None), Pairing.until >= today),
+                Pairing.since <= day,
+                or_(Pairing.until.is_(None), Pairing.until >= day),
             )
         )
     )
@@ -146,12 +149,13 @@ def _ensure_within_max_open(closes_at: datetime, now: datetime) -> None:
         )
 
 
+@unit_of_work
 def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
     """A coordinator proposes a group-buy for their unit (PROPOSED, 待合作社确认): closing in the
     future and at most 30 days ahead, on SKUs of one co-op, each cap within that co-op's stock
     now. Nothing is reserved and nobody can see or join it until the co-op accepts
     (`accept_group_buy`); the co-op's managers are told."""
-    unit = _coordinated_unit(coordinator)
+    unit = coordinated_unit(coordinator)
     now = utcnow()
     if not data.title.strip():
         raise DomainError(_("请填写团购标题"), field="title")
@@ -209,7 +213,6 @@ def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
         ]
         group_buy.items.append(item)
     if len(coop_ids) != 1:
-        db.session.rollback()
         raise DomainError(_("一个团购的商品须来自同一个合作社（一次合并发货）"), field="items")
     group_buy.coop_id = coop_ids.pop()
     db.session.add(group_buy)
@@ -282,6 +285,7 @@ def _ensure_proposed(group_buy: GroupBuy) -> None:
         )
 
 
+@unit_of_work
 def accept_group_buy(manager: User, group_buy_id: int) -> GroupBuy:
     """The co-op agrees to the proposal's price tiers, caps and dates: the group-buy opens, and
     each cap is reserved from the SKU's stock now (one conditional UPDATE each; refused as a
@@ -306,8 +310,7 @@ def accept_group_buy(manager: User, group_buy_id: int) -> GroupBuy:
                 stock=stock,
                 cap=item.cap,
             )
-            db.session.rollback()  # and the caps already taken for the items before it
-            raise DomainError(message)
+            raise DomainError(message)  # rolled back with the caps taken for earlier items
         item.reserved_stock = item.cap
     group_buy.move_to(GroupBuyStatus.OPEN)
     group_buy.accepted_at = now
@@ -354,6 +357,7 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
+@unit_of_work
 def decline_group_buy(manager: User, group_buy_id: int, reason: str) -> GroupBuy:
     """The co-op says no to a proposal, with a reason the coordinators are told. Nothing was
     reserved, so nothing goes back."""
@@ -620,6 +624,7 @@ def _set_lines(participation: Participation, wanted: dict[int, int]) -> None:
             participation.lines.append(ParticipationLine(item_id=item_id, quantity=quantity))
 
 
+@unit_of_work
 def join(user: User, group_buy_id: int, quantities: dict[int, int]) -> Participation:
     """A member (or anyone with the link, if so opened) joins once, within the caps, while the
     group-buy is open. Their order is made at the group-buy price; card payment follows."""
@@ -629,27 +634,26 @@ def join(user: User, group_buy_id: int, quantities: dict[int, int]) -> Participa
     participation = participation_of(group_buy.id, user.id)
     if participation is not None and participation.status == ParticipationStatus.ACTIVE:
         raise Conflict(_("您已参团，可以修改数量或退出"))
-    try:
-        _hold_quantities(group_buy, wanted)
-        order = _place_order(user, group_buy, wanted)
-        if participation is None:
-            participation = Participation(group_buy=group_buy, user_id=user.id)
-            db.session.add(participation)
-        participation.status = ParticipationStatus.ACTIVE
-        participation.order_id = order.id
-        _set_lines(participation, wanted)
-        notify(
-            [user.id],
-            "groupbuy.joined",
-            _l("已参加团购“%(title)s”", title=group_buy.title),
-            _l("截止时间前可以修改数量或退出。"),
-            group_buy_link(group_buy),
+    _hold_quantities(group_buy, wanted)
+    order = _place_order(user, group_buy, wanted)
+    if participation is None:
+        participation = Participation(
+            group_buy=group_buy, user_id=user.id, status=ParticipationStatus.ACTIVE
         )
-        _notify_if_reached(group_buy)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+        db.session.add(participation)
+    else:
+        participation.move_to(ParticipationStatus.ACTIVE)  # joins again after leaving
+    participation.order_id = order.id
+    _set_lines(participation, wanted)
+    notify(
+        [user.id],
+        "groupbuy.joined",
+        _l("已参加团购“%(title)s”", title=group_buy.title),
+        _l("截止时间前可以修改数量或退出。"),
+        group_buy_link(group_buy),
+    )
+    _notify_if_reached(group_buy)
+    db.session.commit()
     return participation
 
 
@@ -660,6 +664,7 @@ def _active_participation(user: User, group_buy: GroupBuy) -> Participation:
     return participation
 
 
+@unit_of_work
 def leave(user: User, group_buy_id: int) -> Participation:
     """Leave before the deadline: the authorisation is released or the charge refunded."""
     group_buy = group_buy_for(user, group_buy_id, for_update=True)
@@ -668,11 +673,12 @@ def leave(user: User, group_buy_id: int) -> Participation:
     let_go_quantities(participation)
     if participation.order is not None:
         payments.release_order(participation.order, _("退出团购"))
-    participation.status = ParticipationStatus.LEFT
+    participation.move_to(ParticipationStatus.LEFT)
     db.session.commit()
     return participation
 
 
+@unit_of_work
 def change(user: User, group_buy_id: int, quantities: dict[int, int]) -> Participation:
     """Change quantities before the deadline: the old order is withdrawn and a new one made (a
     card is asked again for the new amount)."""
@@ -680,20 +686,16 @@ def change(user: User, group_buy_id: int, quantities: dict[int, int]) -> Partici
     _ensure_open(group_buy, utcnow())
     wanted = _clean_quantities(group_buy, quantities)
     participation = _active_participation(user, group_buy)
-    try:
-        let_go_quantities(participation)
-        if participation.order is not None:
-            payments.release_order(participation.order, _("修改团购数量"))
-        db.session.flush()
-        _hold_quantities(group_buy, wanted)
-        order = _place_order(user, group_buy, wanted)
-        participation.order_id = order.id
-        _set_lines(participation, wanted)
-        _notify_if_reached(group_buy)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    let_go_quantities(participation)
+    if participation.order is not None:
+        payments.release_order(participation.order, _("修改团购数量"))
+    db.session.flush()
+    _hold_quantities(group_buy, wanted)
+    order = _place_order(user, group_buy, wanted)
+    participation.order_id = order.id
+    _set_lines(participation, wanted)
+    _notify_if_reached(group_buy)
+    db.session.commit()
     return participation
 
 
@@ -702,16 +704,19 @@ def manual_capture(group_buy: GroupBuy, now: datetime | None = None) -> bool:
     return group_buy.closes_at - (now or utcnow()) <= AUTHORIZE_WITHIN
 
 
+@unit_of_work
 def start_card_payment(user: User, group_buy_id: int) -> Order:
     """Secure an active participation by card: an authorisation at the highest price (closes
-    within six days) or a charge refunded in part or in full at close."""
+    within six days) or a charge refunded in part or in full at close (a group-buy's order has
+    no payment deadline)."""
     group_buy = group_buy_for(user, group_buy_id)
     if group_buy.payment_mode != PaymentMode.CARD:
         raise DomainError(_("该团购在取货时付款"))
     _ensure_open(group_buy, utcnow())
     participation = _active_participation(user, group_buy)
-    order = participation.order
-    payments.start_payment(user, order.number, "stripe", manual_capture=manual_capture(group_buy))
+    order = orders.order_of_buyer(user, participation.order.number, for_update=True)
+    payments.begin_payment(order, "stripe", manual_capture=manual_capture(group_buy))
+    db.session.commit()
     return order
 
 
@@ -821,6 +826,7 @@ def latest_extension(group_buy: GroupBuy, now: datetime | None = None) -> dateti
     return min(latest, held_until) if held_until is not None else latest
 
 
+@unit_of_work
 def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBuy:
     """Once, before the deadline, to a later time that is at most 30 days from now and, for a
     card group-buy whose participants hold card authorisations, within the authorisation
@@ -883,6 +889,7 @@ def extend(coordinator: User, group_buy_id: int, closes_at: datetime) -> GroupBu
     return group_buy
 
 
+@unit_of_work
 def lower_minimum(coordinator: User, group_buy_id: int, min_quantity: int) -> GroupBuy:
     """Before the deadline the minimum may only go down."""
     group_buy = own_group_buy(coordinator, group_buy_id)
@@ -933,6 +940,7 @@ def may_cancel(user: User, group_buy: GroupBuy) -> bool:
     )
 
 
+@unit_of_work
 def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
     """Call off a proposed or open group-buy before its deadline, with a reason: the unit's
     coordinator, a manager of its co-op or an organizer may. Every active participant's order
@@ -972,7 +980,7 @@ def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
         let_go_quantities(participation)
         if participation.order is not None:
             payments.release_order(participation.order, _("团购已取消：%(reason)s", reason=reason))
-        participation.status = ParticipationStatus.RELEASED
+        participation.move_to(ParticipationStatus.RELEASED)
         released.append(participation.user_id)
     give_back_reserved_stock(group_buy, {})
     group_buy.move_to(GroupBuyStatus.CANCELLED)

@@ -13,11 +13,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from wtforms import FieldList
 
 import market.groupbuy.models  # noqa: F401  (the models are part of the app's metadata)
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.catalog.models import Sku
 from market.errors import DomainError
 from market.extensions import db
@@ -44,7 +42,14 @@ from market.models import utcnow
 from market.money import format_fen
 from market.payments import providers
 from market.payments import services as payments
-from market.web import flash_form_errors, reraise_access_errors, run_action, run_form
+from market.security.access import Access, requires
+from market.web import (
+    flash_form_errors,
+    reraise_access_errors,
+    run_action,
+    run_form,
+    show_error,
+)
 
 bp = Blueprint("groupbuy", __name__)
 
@@ -213,9 +218,8 @@ def _into_card_flow(group_buy_id: int):
     try:
         order = services.start_card_payment(current_user, group_buy_id)
     except DomainError as error:
-        db.session.rollback()
         reraise_access_errors(error)
-        flash(str(error), "danger")
+        show_error(None, error)
         return redirect(url_for(".detail", group_buy_id=group_buy_id), 303)
     back = url_for(".detail", group_buy_id=group_buy_id)
     return redirect(
@@ -233,7 +237,7 @@ def _quantities_post(group_buy_id: int, save, done: str):
         save(current_user, group_buy.id, form.quantities())
     except DomainError as error:
         reraise_access_errors(error)
-        form.form_errors.append(str(error))
+        show_error(form, error, on_form=True)
         return _detail_page(group_buy, form, 400)
     flash(done, "success")
     if group_buy.payment_mode == PaymentMode.CARD:
@@ -287,15 +291,6 @@ def _sku_label(sku: Sku, paired: bool) -> str:
     return _("【结对村】%(label)s", label=label) if paired else label
 
 
-def _show_error(form, error: DomainError) -> None:
-    """A service's refusal next to its field; the item rows and quantities share one message."""
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None and not isinstance(field, FieldList) and hasattr(field, "errors"):
-        field.errors = [*field.errors, str(error)]
-    else:
-        form.form_errors.append(str(error))
-
-
 def _local(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment is not None else None
 
@@ -333,9 +328,8 @@ def _group_buy_data(form: GroupBuyForm) -> services.GroupBuyData:
 @requires(Access.COORDINATOR)
 def new():
     form = GroupBuyForm()
-    form.set_sku_choices(
-        [(sku.id, _sku_label(sku, paired)) for sku, paired in services.candidate_skus(current_user)]
-    )
+    skus = services.candidate_skus(services.coordinated_unit(current_user))
+    form.set_sku_choices([(sku.id, _sku_label(sku, paired)) for sku, paired in skus])
     # Card payments only where the shop takes cards; otherwise everyone pays at pickup.
     form.payment_mode.choices = payment_mode_choices("stripe" in providers.available())
     if request.method == "GET" and current_user.unit is not None:
@@ -346,7 +340,7 @@ def new():
             group_buy = services.open_group_buy(current_user, _group_buy_data(form))
         except DomainError as error:
             reraise_access_errors(error)
-            _show_error(form, error)
+            show_error(form, error, on_form=True)
         else:
             flash(_("团购已发起，等待合作社确认团购价、上限和时间后职工才能参团"), "success")
             return redirect(url_for(".manage", group_buy_id=group_buy.id), 303)
@@ -397,7 +391,7 @@ def extend(group_buy_id: int):
             services.extend(current_user, group_buy_id, _local(form.closes_at.data))
         except DomainError as error:
             reraise_access_errors(error)
-            _show_error(form, error)
+            show_error(form, error, on_form=True)
         else:
             flash(_("已延期"), "success")
             return redirect(url_for(".manage", group_buy_id=group_buy_id), 303)
@@ -414,7 +408,7 @@ def lower_minimum(group_buy_id: int):
             services.lower_minimum(current_user, group_buy_id, form.min_quantity.data)
         except DomainError as error:
             reraise_access_errors(error)
-            _show_error(form, error)
+            show_error(form, error, on_form=True)
         else:
             flash(_("已调低成团量"), "success")
             return redirect(url_for(".manage", group_buy_id=group_buy_id), 303)
@@ -431,9 +425,8 @@ def cancel(group_buy_id: int):
         try:
             services.cancel_group_buy(current_user, group_buy_id, form.reason.data)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            _show_error(form, error)
+            show_error(form, error, on_form=True)
             status = error.status_code  # 409: cancelled already, or closing
         else:
             flash(
@@ -478,7 +471,7 @@ def mark_picked_up(group_buy_id: int, participation_id: int):
             participation = fulfilment.mark_picked_up(current_user, group_buy_id, participation_id)
         except DomainError as error:
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("%(name)s 已取货", name=participation.user.name), "success")
     return redirect(url_for(".pickup_list", group_buy_id=group_buy_id), 303)
@@ -577,7 +570,7 @@ def ship(group_buy_id: int):
             )
         except DomainError as error:
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("已发货"), "success")
             return redirect(url_for(".coop_index"), 303)

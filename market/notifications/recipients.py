@@ -15,9 +15,9 @@ from market.accounts.models import (
     UnitRole,
     User,
 )
+from market.clock import today
 from market.directory.models import Coop, Pairing
 from market.extensions import db
-from market.models import utcnow
 
 
 def link_to(endpoint: str, **values) -> str:
@@ -75,15 +75,15 @@ def coop_manager_ids(coop_ids: Iterable[int]) -> list[int]:
 def paired_coop_ids(unit_id: int) -> set[int]:
     """The co-ops of the villages the unit is paired with today: a custom request is theirs to
     see first (as market.procurement.services.visible_to_coop decides)."""
-    today = utcnow().date()
+    day = today()
     return set(
         db.session.scalars(
             select(Coop.id)
             .join(Pairing, Pairing.village_id == Coop.village_id)
             .where(
                 Pairing.unit_id == unit_id,
-                Pairing.since <= today,
-                or_(Pairing.until.is_(None), Pairing.until >= today),
+                Pairing.since <= day,
+                or_(Pairing.until.is_(None), Pairing.until >= day),
             )
         )
     )

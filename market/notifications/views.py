@@ -8,8 +8,8 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.notifications import services
+from market.security.access import Access, requires
 from market.security.inputs import page_arg
 
 bp = Blueprint("notifications", __name__)

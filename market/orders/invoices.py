@@ -34,6 +34,7 @@ from market.orders.models import (
     Shipment,
 )
 from market.security.inputs import clamp_page
+from market.transactions import unit_of_work
 from market.uploads import store_private_document
 
 UNIT_MODES = (OrderMode.UNIT_PURCHASE, OrderMode.CUSTOM)
@@ -71,6 +72,7 @@ def invoice_of(order: Order) -> Invoice | None:
 
 
 # -- the unit asks -------------------------------------------------------------------------------
+@unit_of_work
 def request_invoice(user: User, number: str, title: str, tax_id: str, address: str) -> Invoice:
     """The unit asks for (or corrects, until issued) the invoice of one of its orders."""
     order = unit_order(user, number)
@@ -97,6 +99,7 @@ def request_invoice(user: User, number: str, title: str, tax_id: str, address: s
 
 
 # -- the co-op or finance issues -----------------------------------------------------------------
+@unit_of_work
 def issue_invoice(
     actor: User, invoice_id: int, number: str, upload: FileStorage | None = None
 ) -> Invoice:

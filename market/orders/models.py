@@ -210,18 +210,10 @@ class Order(StateMachine, TimestampMixin, db.Model):
         return str(ORDER_MODE_LABELS[self.mode])
 
     def allowed_moves(self) -> set[OrderStatus]:
+        """The shared table, widened by this order's mode (先货后款); `move_to` checks this."""
         return self.TRANSITIONS[self.status] | self.MODE_TRANSITIONS.get(self.mode, {}).get(
             self.status, set()
         )
-
-    def may_move_to(self, status: OrderStatus) -> bool:
-        return status in self.allowed_moves()
-
-    def move_to(self, status) -> None:
-        if status in self.MODE_TRANSITIONS.get(self.mode, {}).get(self.status, set()):
-            self.status = status
-            return
-        super().move_to(status)  # the shared table; raises in the user's words
 
     @property
     def awaits_payment(self) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
+from market.clock import day_end, day_start
 from market.extensions import db
 from market.orders.models import (
     Invoice,
@@ -19,7 +20,6 @@ from market.orders.models import (
     Shipment,
     ShipmentStatus,
 )
-from market.orders.services import SHANGHAI
 from market.security.inputs import MAX_ID, clamp_page, sane_day_or_none
 
 INBOX_TABS = {
@@ -49,10 +49,6 @@ def buyer_orders(buyer_id: int, page: int, per_page: int = 20):
         .order_by(Order.id.desc())
     )
     return db.paginate(query, page=clamp_page(page), per_page=per_page, error_out=False)
-
-
-def order_by_number(number: str) -> Order | None:
-    return db.session.scalar(_with_details(select(Order).where(Order.number == number)))
 
 
 def _invoice_outstanding():
@@ -97,10 +93,6 @@ class OrderFilters:
     invoice_outstanding: bool = False  # 发票未开: asked for, not issued yet
 
 
-def _shanghai_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
-
-
 def filtered_orders(filters: OrderFilters, page: int):
     """The organizer's list. Dates are Shanghai calendar days, inclusive; an id, date or page
     beyond what the shop stores filters nothing (2**63, 0001-01-01, 9999-12-31)."""
@@ -122,8 +114,8 @@ def filtered_orders(filters: OrderFilters, page: int):
             lines = lines.where(OrderLine.coop_id == coop_id)
         query = query.where(Order.id.in_(lines))
     if start:
-        query = query.where(Order.created_at >= _shanghai_midnight(start))
+        query = query.where(Order.created_at >= day_start(start))
     if end:
-        query = query.where(Order.created_at < _shanghai_midnight(end + timedelta(days=1)))
+        query = query.where(Order.created_at < day_end(end))
     query = _with_details(query.options(selectinload(Order.buyer)).order_by(Order.id.desc()))
     return db.paginate(query, page=clamp_page(page), per_page=50, error_out=False)

@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -29,6 +28,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import User
 from market.catalog.models import BundlePart, Product, ProductStatus, Sku
+from market.clock import local_day
 from market.directory.models import Coop
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -48,10 +48,9 @@ from market.orders.models import (
     Shipment,
     ShipmentStatus,
 )
-from market.transactions import commit_keeping_loaded
+from market.transactions import commit_keeping_loaded, unit_of_work
 
 MAX_QUANTITY = 9999
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class SoldOut(Conflict):
@@ -140,6 +139,7 @@ def _check_stock(sku: Sku, quantity: int) -> None:
         )
 
 
+@unit_of_work
 def add_to_cart(user: User | None, guest_cart_id: int | None, sku_id: int, quantity: int) -> Cart:
     """Add a listed SKU; the cart's quantity for it never exceeds the stock on hand."""
     check_quantity(quantity)
@@ -157,6 +157,7 @@ def add_to_cart(user: User | None, guest_cart_id: int | None, sku_id: int, quant
     return cart
 
 
+@unit_of_work
 def set_cart_quantity(
     user: User | None, guest_cart_id: int | None, item_id: int, quantity: int
 ) -> Cart:
@@ -175,6 +176,7 @@ def set_cart_quantity(
     return cart
 
 
+@unit_of_work
 def merge_guest_cart(user: User, guest_cart_id: int | None) -> None:
     """At sign-in the guest's cart joins the user's; quantities of the same SKU add up (capped
     by stock)."""
@@ -406,7 +408,7 @@ class WantedLine:
 
 def new_order_number(at: datetime) -> str:
     # Readable and unguessable enough: the Shanghai date and eight random digits.
-    return at.astimezone(SHANGHAI).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
+    return local_day(at).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
 
 
 def take_stock(sku_id: int, quantity: int, *, price_fen: int | None = None) -> bool:
@@ -579,6 +581,7 @@ def existing_order(buyer: User, idempotency_key: str) -> Order | None:
     )
 
 
+@unit_of_work
 def place_order(
     buyer: User,
     delivery: Delivery,
@@ -633,9 +636,6 @@ def place_order(
         if already is None:
             raise
         return already
-    except Exception:
-        db.session.rollback()
-        raise
     return order
 
 
@@ -710,6 +710,7 @@ def release_on_credit(order: Order, at: datetime) -> None:
     db.session.flush()
 
 
+@unit_of_work
 def ship(user: User, shipment_id: int, carrier: str, tracking_number: str) -> Shipment:
     """The co-op hands its parcel to a carrier (or it waits at the pickup point). A unit's
     order may go before it is paid (先货后款, see Order.MODE_TRANSITIONS): its payment term
@@ -749,6 +750,7 @@ def ship(user: User, shipment_id: int, carrier: str, tracking_number: str) -> Sh
     return shipment
 
 
+@unit_of_work
 def confirm_delivery(user: User, number: str, shipment_id: int) -> Shipment:
     """The buyer confirms a parcel arrived; with every parcel in, the order is completed."""
     order = order_of_buyer(user, number, for_update=True)

@@ -12,12 +12,10 @@ from flask_login import current_user, user_logged_in
 from sqlalchemy import select
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
-from market.campaign import referrals
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
-from market.orders import invoices, queries, services
+from market.orders import elsewhere, invoices, queries, referrals, services
 from market.orders.forms import (
     AddToCartForm,
     CartQuantityForm,
@@ -32,9 +30,12 @@ from market.orders.models import (
     OrderStatus,
 )
 from market.payments import queries as payment_queries
-from market.web import back_or, flash_form_errors, reraise_access_errors, show_domain_error
+from market.security.access import Access, requires
+from market.web import back_or, flash_form_errors, reraise_access_errors, show_error
 
 bp = Blueprint("orders", __name__)
+# Links to pages above the orders, which register them (market.orders.elsewhere).
+bp.add_app_template_global(elsewhere.order_links)
 
 CART_SESSION_KEY = "cart_id"
 
@@ -86,7 +87,7 @@ def add_to_cart():
             _viewer(), _guest_cart_id(), form.sku_id.data, form.quantity.data
         )
     except DomainError as error:
-        flash(str(error), "danger")
+        show_error(None, error)
         return redirect(back, 303)
     if _viewer() is None:
         session[CART_SESSION_KEY] = added.id
@@ -102,7 +103,7 @@ def update_cart_item(item_id: int):
         try:
             services.set_cart_quantity(_viewer(), _guest_cart_id(), item_id, form.quantity.data)
         except DomainError as error:
-            flash(str(error), "danger")
+            show_error(None, error)
     else:
         flash_form_errors(form)
     return redirect(url_for(".cart"), 303)
@@ -168,11 +169,9 @@ def checkout():
                 cart=current,
             )
         except services.PricesChanged:
-            db.session.rollback()
             status = 409  # the page below lists old -> new; submitting it again confirms
         except DomainError as error:
-            db.session.rollback()
-            show_domain_error(form, error)
+            show_error(form, error)
         else:
             return redirect(url_for("payments.pay", number=order.number), 303)
     if status != 200:  # refused and rolled back: what the page shows is read again
@@ -254,9 +253,8 @@ def ship(shipment_id: int):
         try:
             services.ship(current_user, shipment_id, form.carrier.data, form.tracking_number.data)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
             return redirect(url_for(".coop_inbox"), 303)
         flash(_("已发货"), "success")
         return redirect(url_for(".coop_inbox", tab="shipped"), 303)

@@ -144,13 +144,13 @@ def reconcile_against_provider(now: datetime | None = None) -> ProviderReconcile
         )
         .order_by(Payment.id)
     ).all()
-    db.session.commit()
+    db.session.commit()  # end the read: each payment below is a transaction of its own
     checked, recorded = 0, 0
     differences: list[ProviderDifference] = []
     for payment_id in ids:
         try:
             found = _check(provider, payment_id)
-            db.session.commit()
+            db.session.commit()  # money talk: what Stripe said of this payment is kept at once
         except DomainError as error:
             db.session.rollback()
             differences.append(

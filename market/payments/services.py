@@ -18,6 +18,7 @@ from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import User
 from market.audit import services as audit
+from market.clock import today
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
@@ -29,6 +30,7 @@ from market.orders.models import Order, OrderLine, OrderMode, OrderStatus, Shipm
 from market.payments import hook, providers
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from market.payments.providers import Created, ProviderState
+from market.transactions import unit_of_work
 from market.uploads import store_private_image
 
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED)
@@ -56,24 +58,43 @@ class PaymentStart:
     created: Created | None
 
 
+@unit_of_work
 def start_payment(
     buyer: User, number: str, provider_name: str, *, manual_capture: bool = False
 ) -> PaymentStart:
-    """The buyer pays their own pending order with a provider the shop offers. One open payment
-    per provider is reused; choosing bank transfer gives the buyer days, not minutes."""
+    """The buyer pays their own pending order with a provider the shop offers (see
+    `begin_payment`). An order past its deadline is closed instead: stock back, payments
+    withdrawn."""
     order = orders.order_of_buyer(buyer, number, for_update=True)
+    _check_payable(order, provider_name)
+    if order.expires_at is not None and order.expires_at <= utcnow():
+        _expire(order)
+        db.session.commit()  # closing the order is this call's outcome, though it refuses
+        raise DomainError(_("订单已超时关闭，库存已释放，请重新下单"))
+    started = begin_payment(order, provider_name, manual_capture=manual_capture)
+    db.session.commit()
+    return started
+
+
+def _check_payable(order: Order, provider_name: str) -> None:
     if not order.awaits_payment:
         raise DomainError(_("该订单当前不需要付款"))
     if order.status == OrderStatus.ON_CREDIT and provider_name != "offline":
         # 先货后款 is settled by the unit's bank transfer against the invoice.
         raise DomainError(_("先货后款的订单请对公转账"))
-    now = utcnow()
-    if order.expires_at is not None and order.expires_at <= now:
-        _expire(order)
-        db.session.commit()
-        raise DomainError(_("订单已超时关闭，库存已释放，请重新下单"))
+
+
+def begin_payment(
+    order: Order, provider_name: str, *, manual_capture: bool = False
+) -> PaymentStart:
+    """Open (or reuse) the payment of an order the caller has locked and found within its
+    deadline (`start_payment` closes one past it; group-buy and unit-purchase orders have
+    none). One open payment per provider is reused; choosing bank transfer gives the buyer
+    days, not minutes. Flushes only: the caller commits."""
+    _check_payable(order, provider_name)
     if provider_name not in providers.available():
         raise DomainError(_("不支持该支付方式"))
+    now = utcnow()
     provider = providers.get(provider_name)
     payment = open_payment(order, provider_name)
     created = None
@@ -93,7 +114,7 @@ def start_payment(
         payment.failure_message = ""
     if provider_name == "offline" and order.expires_at is not None:
         order.expires_at = now + timedelta(days=current_app.config["BANK_TRANSFER_DAYS"])
-    db.session.commit()
+    db.session.flush()
     return PaymentStart(payment, created)
 
 
@@ -114,6 +135,7 @@ class CardOutcome:
     client_secret: str
 
 
+@unit_of_work
 def confirm_card(buyer: User, number: str, card_token: str) -> CardOutcome:
     """The card the buyer typed (tokenised by Stripe.js in the browser) is attached to the
     order's PaymentIntent and confirmed on the server. A card that needs 3-D Secure comes back
@@ -136,6 +158,7 @@ def confirm_card(buyer: User, number: str, card_token: str) -> CardOutcome:
     return CardOutcome(payment, state, client_secret)
 
 
+@unit_of_work
 def settle(payment_id: int) -> Payment:
     """Make our record agree with what the provider says now. Safe to call any number of times,
     in any order, from the return page, a webhook or the reconciler: money is recorded once."""
@@ -243,11 +266,12 @@ def _check_bank_details(reference: str, on: date | None) -> str:
         raise DomainError(_("请填写银行流水号"), field="reference")
     if on is None:
         raise DomainError(_("请填写日期"), field="transfer_date")
-    if on > utcnow().date() + timedelta(days=1):
+    if on > today() + timedelta(days=1):
         raise DomainError(_("日期不能晚于今天"), field="transfer_date")
     return reference[:100]
 
 
+@unit_of_work
 def confirm_transfer(
     actor: User,
     number: str,
@@ -308,6 +332,7 @@ def confirm_transfer(
     return payment
 
 
+@unit_of_work
 def send_refund(
     actor: User,
     refund_id: int,
@@ -380,6 +405,7 @@ def owed_refunds_fen(order: Order) -> int:
     return int(owed or 0)
 
 
+@unit_of_work
 def confirm_cash_handover(actor: User, holder_id: int, amount_fen: int, reference: str) -> int:
     """Finance confirms that a coordinator handed over the cash taken at pickups. The amount
     finance counted must be what the shop says the coordinator holds, so that a pickup ticked
@@ -610,6 +636,7 @@ def record_paid_at_pickup(actor: User, order: Order) -> Payment:
     return payment
 
 
+@unit_of_work
 def cancel_order(buyer: User, number: str) -> Order:
     """The buyer cancels before anything ships. Unpaid: stock back, payments withdrawn. Paid:
     refunded in full automatically, stock back."""
@@ -653,6 +680,7 @@ def line_refund_to_confirm(actor: User, line_id: int, amount_fen: int, reason: s
     return line
 
 
+@unit_of_work
 def refund_line(actor: User, line_id: int, amount_fen: int, reason: str) -> Refund:
     """A co-op refunds part or all of one of its lines, with a reason. Never more than the line
     brought in after earlier refunds."""
@@ -700,10 +728,11 @@ def expire_unpaid_orders(now: datetime | None = None) -> int:
         if order.status == OrderStatus.PENDING_PAYMENT and order.expires_at <= now:
             _expire(order)
             closed += 1
-        db.session.commit()
+        db.session.commit()  # a batch: each order closed on its own (a rerun does the rest)
     return closed
 
 
+@unit_of_work
 def handle_webhook(provider_name: str, payload: bytes, signature: str | None) -> str:
     """Verify, deduplicate on the event id, then settle the payment it concerns from the
     provider's current state (so replays and out-of-order events change nothing)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -18,9 +17,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from market.accounts.forms import ActionForm
-from market.accounts.permissions import Access, requires
 from market.errors import DomainError
-from market.extensions import csrf, db
+from market.extensions import csrf
 from market.idempotency import one_effect_per_form
 from market.money import format_fen
 from market.orders import services as orders
@@ -28,11 +26,12 @@ from market.orders.models import OrderStatus
 from market.payments import providers, queries, services
 from market.payments.forms import RefundForm, TransferForm
 from market.payments.models import RefundStatus
+from market.security.access import Access, requires
 from market.security.inputs import accepts_json
 from market.security.redirects import safe_target
 from market.security.throttle import limit
 from market.uploads import send_private
-from market.web import back_or, flash_form_errors, reraise_access_errors
+from market.web import back_or, flash_form_errors, reraise_access_errors, show_error
 
 bp = Blueprint("payments", __name__)
 
@@ -63,7 +62,7 @@ def start(number: str, provider: str):
         services.start_payment(current_user, number, provider)
     except DomainError as error:
         reraise_access_errors(error)
-        flash(str(error), "danger")
+        show_error(None, error)
         return redirect(url_for("orders.detail", number=number), 303)
     return redirect(url_for(".method", number=number, provider=provider), 303)
 
@@ -106,7 +105,6 @@ def confirm_card(number: str):
     try:
         outcome = services.confirm_card(current_user, number, token)
     except DomainError as error:
-        db.session.rollback()
         return _json_error(error)
     return jsonify(
         {
@@ -130,7 +128,6 @@ def refresh(number: str):
     try:
         payment = services.settle(payment.id)
     except DomainError as error:
-        db.session.rollback()
         return _json_error(error)
     return jsonify({"status": payment.status.value, "message": payment.failure_message})
 
@@ -143,9 +140,8 @@ def cancel(number: str):
         try:
             order = services.cancel_order(current_user, number)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             if services.owed_refunds_fen(order):
                 flash(_("订单已取消，退款将由财务转账退回，请留意订单页"), "success")
@@ -170,7 +166,6 @@ def stripe_webhook():
             "stripe", request.get_data(), request.headers.get("Stripe-Signature")
         )
     except DomainError as error:
-        db.session.rollback()
         return _json_error(error)
     return jsonify({"result": result})
 
@@ -190,9 +185,8 @@ def transfer_received(number: str):
                 request.files.get(form.proof.name),
             )
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(
                 _(
@@ -220,7 +214,7 @@ def confirm_refund_line(line_id: int):
             )
         except DomainError as error:
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             return render_template(
                 "payments/refund_confirm.html",
@@ -247,9 +241,8 @@ def refund_line(line_id: int):
         try:
             refund = services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             amount = format_fen(refund.amount_fen)
             if refund.status == RefundStatus.PENDING:
@@ -276,9 +269,3 @@ def payment_slip(payment_id: int):
 def refund_slip(refund_id: int):
     """The bank slip of a refund finance sent (退款回单)."""
     return send_private(queries.refund_slip_for(current_user, refund_id).proof_path)
-
-
-def stripe_js_url() -> str | None:
-    if "stripe" not in providers.available():
-        return None
-    return current_app.config["STRIPE_JS_URL"]

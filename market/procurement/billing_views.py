@@ -8,21 +8,19 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
-from market.accounts.permissions import Access, requires
 from market.errors import DomainError
-from market.extensions import db
 from market.orders import invoices
-from market.orders.models import INVOICE_STATUS_LABELS, Invoice, InvoiceStatus, Order, OrderMode
+from market.orders.models import INVOICE_STATUS_LABELS, Invoice, InvoiceStatus, Order
 from market.payments import services as payments
+from market.procurement import services
 from market.procurement.forms import InvoiceIssueForm, InvoiceRequestForm
-from market.procurement.models import CustomRequest, UnitPurchase, UnitPurchaseOrder
 from market.procurement.views import bp
+from market.security.access import Access, requires
 from market.security.inputs import page_arg
 from market.security.redirects import safe_target
 from market.uploads import send_private
-from market.web import reraise_access_errors, run_form
+from market.web import reraise_access_errors, run_form, show_error
 
 
 def _unit_id() -> int:
@@ -70,22 +68,8 @@ def unit_bills():
 
 def _invoice_defaults(order: Order, form: InvoiceRequestForm) -> None:
     """What the unit already said when it ordered: the purchase's 抬头 and 税号, the address."""
-    if order.mode == OrderMode.UNIT_PURCHASE:
-        purchase = db.session.scalar(
-            select(UnitPurchase)
-            .join(UnitPurchaseOrder, UnitPurchaseOrder.purchase_id == UnitPurchase.id)
-            .where(UnitPurchaseOrder.order_id == order.id)
-        )
-        if purchase is not None:
-            form.title.data = purchase.invoice_title
-            form.tax_id.data = purchase.invoice_tax_id
-    else:
-        custom = db.session.scalar(select(CustomRequest).where(CustomRequest.order_id == order.id))
-        form.title.data = order.unit.name if order.unit else ""
-        if custom is not None and custom.address:
-            form.address.data = custom.address
-    if not form.address.data:
-        form.address.data = order.address
+    said = services.invoice_details_of(order)
+    form.title.data, form.tax_id.data, form.address.data = said.title, said.tax_id, said.address
 
 
 @bp.route("/unit/orders/<number>/invoice", methods=["GET", "POST"])
@@ -102,9 +86,8 @@ def unit_invoice(number: str):
                 current_user, order.number, form.title.data, form.tax_id.data, form.address.data
             )
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("已申请发票，合作社或服务中心开具后可在此下载"), "success")
             return redirect(url_for(".unit_invoice", number=order.number), 303)

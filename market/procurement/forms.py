@@ -25,7 +25,6 @@ from market.security.inputs import sane_day
 
 LINE_ROWS = 8
 MAX_CUSTOM_QUANTITY = 1_000_000
-IMAGE_TYPES = "image/jpeg,image/png,image/webp"
 
 
 class LineForm(Form):

@@ -190,7 +190,7 @@ QUOTE_STATUS_LABELS = {
 }
 
 
-class CustomRequest(TimestampMixin, db.Model):
+class CustomRequest(StateMachine, TimestampMixin, db.Model):
     """A unit asks co-ops for a custom product (a gift box with its logo, say)."""
 
     __tablename__ = "custom_requests"
@@ -198,6 +198,15 @@ class CustomRequest(TimestampMixin, db.Model):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("budget_fen > 0", name="budget_positive"),
     )
+
+    # Open for quotes until the unit accepts one (or calls it off).
+    TRANSITIONS: ClassVar[dict[RequestStatus, set[RequestStatus]]] = {
+        RequestStatus.OPEN: {RequestStatus.ACCEPTED, RequestStatus.CANCELLED},
+        RequestStatus.ACCEPTED: set(),
+        RequestStatus.CANCELLED: set(),
+    }
+    STATUS_LABELS = REQUEST_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("定制需求当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
@@ -227,21 +236,26 @@ class CustomRequest(TimestampMixin, db.Model):
     order: Mapped[Order | None] = relationship()
 
     @property
-    def status_label(self) -> str:
-        return str(REQUEST_STATUS_LABELS[self.status])
-
-    @property
     def accepted_quote(self) -> Quote | None:
         return next((q for q in self.quotes if q.status == QuoteStatus.ACCEPTED), None)
 
 
-class Quote(TimestampMixin, db.Model):
+class Quote(StateMachine, TimestampMixin, db.Model):
     __tablename__ = "quotes"
     __table_args__ = (
         UniqueConstraint("request_id", "coop_id"),
         CheckConstraint("unit_price_fen > 0", name="price_positive"),
         CheckConstraint("lead_time_days > 0", name="lead_time_positive"),
     )
+
+    # Decided once, when the unit accepts one quote of the request: the others are declined.
+    TRANSITIONS: ClassVar[dict[QuoteStatus, set[QuoteStatus]]] = {
+        QuoteStatus.SUBMITTED: {QuoteStatus.ACCEPTED, QuoteStatus.DECLINED},
+        QuoteStatus.ACCEPTED: set(),
+        QuoteStatus.DECLINED: set(),
+    }
+    STATUS_LABELS = QUOTE_STATUS_LABELS
+    TRANSITION_MESSAGE = _l("报价当前为“%(current)s”，不能改为“%(target)s”")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("custom_requests.id"), index=True)
@@ -260,7 +274,3 @@ class Quote(TimestampMixin, db.Model):
     request: Mapped[CustomRequest] = relationship(back_populates="quotes")
     coop: Mapped[Coop] = relationship()
     product: Mapped[Product | None] = relationship()
-
-    @property
-    def status_label(self) -> str:
-        return str(QUOTE_STATUS_LABELS[self.status])

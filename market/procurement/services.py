@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -22,6 +22,7 @@ from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import UnitRole, User
 from market.catalog.models import Product, ProductStatus, Sku
+from market.clock import day_start, today
 from market.directory.models import Coop, Pairing, Unit, Village
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -30,7 +31,7 @@ from market.money import format_fen
 from market.notifications import recipients
 from market.notifications.services import notify
 from market.orders import services as orders
-from market.orders.models import DeliveryMethod, Order, OrderMode
+from market.orders.models import DeliveryMethod, Order, OrderLine, OrderMode
 from market.payments import services as payments
 from market.procurement.models import (
     CustomRequest,
@@ -45,6 +46,7 @@ from market.procurement.models import (
     UnitPurchaseLine,
     UnitPurchaseOrder,
 )
+from market.transactions import unit_of_work
 from market.uploads import store_image
 
 
@@ -134,6 +136,7 @@ def _apply_purchase(purchase: UnitPurchase, data: PurchaseData) -> None:
     purchase.lines = [UnitPurchaseLine(sku_id=s, quantity=q) for s, q in data.lines.items()]
 
 
+@unit_of_work
 def draft_purchase(coordinator: User, data: PurchaseData) -> UnitPurchase:
     membership = _membership(coordinator, UnitRole.COORDINATOR)
     purchase = UnitPurchase(unit_id=membership.unit_id, created_by_id=coordinator.id)
@@ -144,6 +147,7 @@ def draft_purchase(coordinator: User, data: PurchaseData) -> UnitPurchase:
     return purchase
 
 
+@unit_of_work
 def update_purchase(coordinator: User, purchase_id: int, data: PurchaseData) -> UnitPurchase:
     _membership(coordinator, UnitRole.COORDINATOR)
     purchase = purchase_for(coordinator, purchase_id, for_update=True)
@@ -157,6 +161,7 @@ def update_purchase(coordinator: User, purchase_id: int, data: PurchaseData) -> 
     return purchase
 
 
+@unit_of_work
 def submit_purchase(coordinator: User, purchase_id: int) -> UnitPurchase:
     _membership(coordinator, UnitRole.COORDINATOR)
     purchase = purchase_for(coordinator, purchase_id, for_update=True)
@@ -178,7 +183,7 @@ def _claim_decision(purchase_id: int, status: PurchaseStatus, approver: User, no
     return (
         db.session.execute(
             update(UnitPurchase)
-            .where(UnitPurchase.id == purchase_id, UnitPurchase.status == PurchaseStatus.SUBMITTED)
+            .where(UnitPurchase.id == purchase_id, UnitPurchase.may_become(status))
             .values(status=status, decided_by_id=approver.id, decision_note=note)
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -196,6 +201,7 @@ def _check_approver(approver: User, purchase: UnitPurchase) -> None:
         raise NotAllowed(_("不能审批自己起草的采购单"))
 
 
+@unit_of_work
 def reject_purchase(approver: User, purchase_id: int, reason: str) -> UnitPurchase:
     """Rejected: no order, no stock taken. The coordinator may revise and resubmit."""
     purchase = db.session.get(UnitPurchase, purchase_id)
@@ -205,7 +211,6 @@ def reject_purchase(approver: User, purchase_id: int, reason: str) -> UnitPurcha
     if not reason.strip():
         raise DomainError(_("请填写驳回原因"), field="reason")
     if not _claim_decision(purchase.id, PurchaseStatus.REJECTED, approver, reason.strip()[:300]):
-        db.session.rollback()
         raise Conflict(_("该采购单已审批过"))
     purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
     _event(purchase, approver, _("驳回：%(reason)s", reason=reason.strip()))
@@ -251,6 +256,7 @@ def _check_shown_prices(purchase: UnitPurchase, shown_prices: Mapping[int, int])
         )
 
 
+@unit_of_work
 def approve_purchase(
     approver: User, purchase_id: int, *, shown_prices: Mapping[int, int] | None = None
 ) -> UnitPurchase:
@@ -262,58 +268,135 @@ def approve_purchase(
     if purchase is None:
         raise NotFound(_("找不到该采购单"))
     _check_approver(approver, purchase)
-    try:
-        if not _claim_decision(purchase.id, PurchaseStatus.APPROVED, approver, ""):
-            raise Conflict(_("该采购单已审批过"))
-        purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
-        if shown_prices is not None:
-            _check_shown_prices(purchase, shown_prices)
-        by_coop: dict[int, list[orders.WantedLine]] = defaultdict(list)
-        for line in purchase.lines:
-            by_coop[line.sku.product.coop_id].append(orders.WantedLine(line.sku_id, line.quantity))
-        buyer = purchase.created_by
-        for coop_id, wanted in sorted(by_coop.items()):
-            order = orders.build_order(
-                buyer,
-                wanted,
-                orders.Delivery(
-                    DeliveryMethod.DELIVERY, purchase.recipient, purchase.phone, purchase.address
-                ),
-                f"purchase-{purchase.id}-{coop_id}",
-                mode=OrderMode.UNIT_PURCHASE,
-                unit_id=purchase.unit_id,
-                expires=False,
-                # Checked again where the stock is taken, against a change committed meanwhile.
-                shown_prices=shown_prices,
-            )
-            order.note = _(
-                "发票：%(title)s（%(tax)s）",
-                title=purchase.invoice_title,
-                tax=purchase.invoice_tax_id,
-            )[:300]
-            db.session.add(UnitPurchaseOrder(purchase_id=purchase.id, order_id=order.id))
-        _event(purchase, approver, _("批准，生成 %(n)d 张订单", n=len(by_coop)))
-        notify(
-            [purchase.created_by_id],
-            "purchase.approved",
-            _l("采购单已批准：%(amount)s", amount=format_fen(purchase.total_fen)),
-            _l("已生成 %(n)d 张订单，请在采购单页面付款。", n=len(by_coop)),
-            recipients.link_to("procurement.purchase", purchase_id=purchase.id),
+    if not _claim_decision(purchase.id, PurchaseStatus.APPROVED, approver, ""):
+        raise Conflict(_("该采购单已审批过"))
+    purchase = db.session.get(UnitPurchase, purchase_id, populate_existing=True)
+    if shown_prices is not None:
+        _check_shown_prices(purchase, shown_prices)
+    by_coop: dict[int, list[orders.WantedLine]] = defaultdict(list)
+    for line in purchase.lines:
+        by_coop[line.sku.product.coop_id].append(orders.WantedLine(line.sku_id, line.quantity))
+    buyer = purchase.created_by
+    for coop_id, wanted in sorted(by_coop.items()):
+        order = orders.build_order(
+            buyer,
+            wanted,
+            orders.Delivery(
+                DeliveryMethod.DELIVERY, purchase.recipient, purchase.phone, purchase.address
+            ),
+            f"purchase-{purchase.id}-{coop_id}",
+            mode=OrderMode.UNIT_PURCHASE,
+            unit_id=purchase.unit_id,
+            expires=False,
+            # Checked again where the stock is taken, against a change committed meanwhile.
+            shown_prices=shown_prices,
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+        order.note = _(
+            "发票：%(title)s（%(tax)s）",
+            title=purchase.invoice_title,
+            tax=purchase.invoice_tax_id,
+        )[:300]
+        db.session.add(UnitPurchaseOrder(purchase_id=purchase.id, order_id=order.id))
+    _event(purchase, approver, _("批准，生成 %(n)d 张订单", n=len(by_coop)))
+    notify(
+        [purchase.created_by_id],
+        "purchase.approved",
+        _l("采购单已批准：%(amount)s", amount=format_fen(purchase.total_fen)),
+        _l("已生成 %(n)d 张订单，请在采购单页面付款。", n=len(by_coop)),
+        recipients.link_to("procurement.purchase", purchase_id=purchase.id),
+    )
+    db.session.commit()
     return purchase
 
 
+@unit_of_work
 def start_transfer(coordinator: User, purchase_id: int) -> None:
-    """Pay the purchase's unpaid orders by bank transfer: the organizer (or each co-op)
-    confirms receipt."""
+    """Pay the purchase's unpaid orders by bank transfer, all of them or none: the organizer
+    (or each co-op) confirms receipt."""
     purchase = purchase_for(coordinator, purchase_id)
     for order in purchase.orders:
         if order.awaits_payment:  # before shipping, or after it (先货后款)
-            payments.start_payment(order.buyer, order.number, "offline")
+            locked = orders.order_of_buyer(order.buyer, order.number, for_update=True)
+            payments.begin_payment(locked, "offline")
+    db.session.commit()
+
+
+def may_edit(purchase: UnitPurchase) -> bool:
+    """A draft, or a rejected purchase being revised, may be changed; nothing after that."""
+    return purchase.status in (PurchaseStatus.DRAFT, PurchaseStatus.REJECTED)
+
+
+def may_decide(user: User, purchase: UnitPurchase) -> bool:
+    """Whether the purchase's page offers `user` approve and reject: an approver, not the one
+    who drafted it, while it waits for a decision (the services check it again)."""
+    return (
+        user.has_unit_role(UnitRole.APPROVER)
+        and purchase.created_by_id != user.id
+        and purchase.status == PurchaseStatus.SUBMITTED
+    )
+
+
+def purchase_order_for(user: User, purchase_id: int, order_id: int) -> tuple[UnitPurchase, Order]:
+    """One of the orders a purchase of the user's unit became; any other is a 404."""
+    purchase = purchase_for(user, purchase_id)
+    order = next((order for order in purchase.orders if order.id == order_id), None)
+    if order is None:
+        raise NotFound(_("找不到该订单"))
+    return purchase, order
+
+
+@dataclass(frozen=True)
+class CoopDocument:
+    order: Order
+    lines: list[OrderLine]  # the co-op's own parcels' lines
+    purchase: UnitPurchase | None
+
+
+def coop_document_of(user: User, number: str) -> CoopDocument:
+    """The co-op's copy of an order's purchase order or delivery note: only its own parcels'
+    lines. A missing order is a 404, another co-op's a 403."""
+    order = db.session.scalar(select(Order).where(Order.number == number))
+    if order is None:
+        raise NotFound(_("找不到该订单"))
+    mine = {coop.id for coop in user.managed_coops()}
+    shipments = [s for s in order.shipments if user.is_admin or s.coop_id in mine]
+    if not shipments:
+        raise NotAllowed(_("这不是您合作社的包裹"))
+    purchase = db.session.scalar(
+        select(UnitPurchase)
+        .join(UnitPurchaseOrder, UnitPurchaseOrder.purchase_id == UnitPurchase.id)
+        .where(UnitPurchaseOrder.order_id == order.id)
+    )
+    lines = [line for shipment in shipments for line in shipment.lines]
+    return CoopDocument(order, lines, purchase)
+
+
+@dataclass(frozen=True)
+class InvoiceDetails:
+    title: str
+    tax_id: str
+    address: str
+
+
+def invoice_details_of(order: Order) -> InvoiceDetails:
+    """What a unit already said when it ordered, to start its invoice request from: a
+    purchase's 抬头 and 税号, a custom request's address, else the unit's name and the order's
+    address."""
+    title, tax_id, address = "", "", ""
+    if order.mode == OrderMode.UNIT_PURCHASE:
+        purchase = db.session.scalar(
+            select(UnitPurchase)
+            .join(UnitPurchaseOrder, UnitPurchaseOrder.purchase_id == UnitPurchase.id)
+            .where(UnitPurchaseOrder.order_id == order.id)
+        )
+        if purchase is not None:
+            title, tax_id = purchase.invoice_title, purchase.invoice_tax_id
+    else:
+        custom = db.session.scalar(select(CustomRequest).where(CustomRequest.order_id == order.id))
+        title = order.unit.name if order.unit else ""
+        if custom is not None and custom.address:
+            address = custom.address
+    return InvoiceDetails(title, tax_id, address or order.address)
 
 
 def unit_purchases(unit_id: int) -> list[UnitPurchase]:
@@ -358,8 +441,8 @@ def overview(unit_id: int, year: int) -> Overview:
             Order.unit_id == unit_id,
             Order.mode == OrderMode.UNIT_PURCHASE,
             # The year is Beijing's: from 1 January 00:00 Asia/Shanghai.
-            Order.paid_at >= datetime(year, 1, 1, tzinfo=orders.SHANGHAI),
-            Order.paid_at < datetime(year + 1, 1, 1, tzinfo=orders.SHANGHAI),
+            Order.paid_at >= day_start(date(year, 1, 1)),
+            Order.paid_at < day_start(date(year + 1, 1, 1)),
         )
     )
     target = db.session.scalar(
@@ -368,6 +451,7 @@ def overview(unit_id: int, year: int) -> Overview:
     return Overview(by_status, int(paid or 0), target)
 
 
+@unit_of_work
 def set_target(coordinator: User, year: int, amount_fen: int) -> PurchaseTarget:
     membership = _membership(coordinator, UnitRole.COORDINATOR)
     if amount_fen <= 0:
@@ -399,6 +483,7 @@ class RequestData:
     address: str = ""
 
 
+@unit_of_work
 def create_request(
     coordinator: User, data: RequestData, logo: FileStorage | None = None
 ) -> CustomRequest:
@@ -409,7 +494,7 @@ def create_request(
         raise DomainError(_("数量必须大于 0"), field="quantity")
     if data.budget_fen <= 0:
         raise DomainError(_("预算必须大于 0"), field="budget")
-    if data.needed_by <= utcnow().date():
+    if data.needed_by <= today():
         raise DomainError(_("需要日期必须晚于今天"), field="needed_by")
     request = CustomRequest(
         unit_id=membership.unit_id,
@@ -450,13 +535,13 @@ def _tell_coops_of_request(request: CustomRequest, coop_ids: set[int]) -> None:
 
 
 def _paired_unit_ids(coop: Coop) -> set[int]:
-    today = utcnow().date()
+    day = today()
     return set(
         db.session.scalars(
             select(Pairing.unit_id).where(
                 Pairing.village_id == coop.village_id,
-                Pairing.since <= today,
-                or_(Pairing.until.is_(None), Pairing.until >= today),
+                Pairing.since <= day,
+                or_(Pairing.until.is_(None), Pairing.until >= day),
             )
         )
     )
@@ -487,6 +572,51 @@ def requests_for_coops(user: User) -> list[tuple[CustomRequest, Coop]]:
     return sorted(found, key=lambda pair: pair[0].unit_id not in paired_by_coop[pair[1].id])
 
 
+@dataclass
+class OpenRequest:
+    custom: CustomRequest
+    paired: bool
+    may_quote: list[Coop]  # the user's co-ops that see it and have not quoted yet
+    quoted: list[Quote]
+
+
+def open_requests_for(user: User) -> list[OpenRequest]:
+    """The co-op manager's page: each open request once, with which of their co-ops may still
+    quote and the quotes they gave; requests of units paired with one of them first."""
+    day = today()
+    mine = {coop.id for coop in user.managed_coops()}
+    own_quotes = {
+        (quote.request_id, quote.coop_id): quote
+        for quote in db.session.scalars(select(Quote).where(Quote.coop_id.in_(mine)))
+    }
+    grouped: dict[int, OpenRequest] = {}
+    for custom, coop in requests_for_coops(user):
+        entry = grouped.get(custom.id)
+        if entry is None:
+            entry = grouped[custom.id] = OpenRequest(custom, False, [], [])
+        paired_villages = {village.id for village in custom.unit.current_villages(day)}
+        entry.paired = entry.paired or coop.village_id in paired_villages
+        quote = own_quotes.get((custom.id, coop.id))
+        if quote is None:
+            entry.may_quote.append(coop)
+        else:
+            entry.quoted.append(quote)
+    return sorted(grouped.values(), key=lambda entry: not entry.paired)
+
+
+def decided_quotes(user: User, limit: int = 50) -> list[Quote]:
+    """The latest quotes of the user's co-ops that a unit has accepted or declined."""
+    mine = [coop.id for coop in user.managed_coops()]
+    return list(
+        db.session.scalars(
+            select(Quote)
+            .where(Quote.coop_id.in_(mine), Quote.status != QuoteStatus.SUBMITTED)
+            .order_by(Quote.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def request_for_unit(user: User, request_id: int, *, for_update: bool = False) -> CustomRequest:
     request = db.session.get(
         CustomRequest,
@@ -511,6 +641,7 @@ def request_for_unit(user: User, request_id: int, *, for_update: bool = False) -
     return request
 
 
+@unit_of_work
 def open_to_all(coordinator: User, request_id: int) -> CustomRequest:
     _membership(coordinator, UnitRole.COORDINATOR)
     request = request_for_unit(coordinator, request_id, for_update=True)
@@ -531,6 +662,7 @@ class QuoteData:
     note: str
 
 
+@unit_of_work
 def submit_quote(
     user: User, request_id: int, coop_id: int, data: QuoteData, sample: FileStorage | None = None
 ) -> Quote:
@@ -579,6 +711,7 @@ def submit_quote(
     return quote
 
 
+@unit_of_work
 def accept_quote(coordinator: User, request_id: int, quote_id: int) -> Order:
     """The unit accepts one quote; the others are declined; an order (mode custom) at the
     quoted price follows. Two acceptances at once accept one."""
@@ -587,70 +720,66 @@ def accept_quote(coordinator: User, request_id: int, quote_id: int) -> Order:
     quote = db.session.get(Quote, quote_id)
     if quote is None or quote.request_id != request.id:
         raise NotFound(_("找不到该报价"))
-    try:
-        claimed = db.session.execute(
-            update(CustomRequest)
-            .where(CustomRequest.id == request.id, CustomRequest.status == RequestStatus.OPEN)
-            .values(status=RequestStatus.ACCEPTED)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
-            raise Conflict(_("该需求已选定报价"))
-        request = db.session.get(CustomRequest, request.id, populate_existing=True)
-        for other in request.quotes:
-            other.status = QuoteStatus.ACCEPTED if other.id == quote.id else QuoteStatus.DECLINED
-        # The agreed product, hidden from the storefront, carries the order like any other.
-        product = Product(
-            coop_id=quote.coop_id,
-            category_id=_custom_category_id(),
-            name=_("定制：%(title)s", title=request.title)[:80],
-            description=request.description,
-            status=ProductStatus.DELISTED,
+    claimed = db.session.execute(
+        update(CustomRequest)
+        .where(CustomRequest.id == request.id, CustomRequest.may_become(RequestStatus.ACCEPTED))
+        .values(status=RequestStatus.ACCEPTED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict(_("该需求已选定报价"))
+    request = db.session.get(CustomRequest, request.id, populate_existing=True)
+    for other in request.quotes:
+        other.move_to(QuoteStatus.ACCEPTED if other.id == quote.id else QuoteStatus.DECLINED)
+    # The agreed product, hidden from the storefront, carries the order like any other.
+    product = Product(
+        coop_id=quote.coop_id,
+        category_id=_custom_category_id(),
+        name=_("定制：%(title)s", title=request.title)[:80],
+        description=request.description,
+        status=ProductStatus.DELISTED,
+    )
+    product.skus.append(
+        Sku(
+            spec=_("定制款")[:60],
+            price_fen=quote.unit_price_fen,
+            stock=request.quantity,
         )
-        product.skus.append(
-            Sku(
-                spec=_("定制款")[:60],
-                price_fen=quote.unit_price_fen,
-                stock=request.quantity,
-            )
+    )
+    db.session.add(product)
+    db.session.flush()
+    quote.product_id = product.id
+    unit = request.unit
+    order = orders.build_order(
+        request.created_by,
+        [orders.WantedLine(product.skus[0].id, request.quantity)],
+        orders.Delivery(
+            DeliveryMethod.DELIVERY,
+            request.recipient or request.created_by.name,
+            request.phone or request.created_by.phone or unit.contact_phone or "-",
+            request.address or unit.address or unit.name,
+        ),
+        f"custom-{request.id}-{uuid.uuid4().hex[:8]}",
+        mode=OrderMode.CUSTOM,
+        unit_id=request.unit_id,
+        expires=False,
+        allow_unlisted=True,
+    )
+    request.order_id = order.id
+    for other in request.quotes:
+        won = other.id == quote.id
+        notify(
+            recipients.coop_manager_ids([other.coop_id]),
+            "custom.accepted" if won else "custom.declined",
+            _l("您的报价已被选中：%(title)s", title=request.title)
+            if won
+            else _l("您的报价未被选中：%(title)s", title=request.title),
+            _l("已生成订单 %(number)s，请备货。", number=order.number)
+            if won
+            else _l("%(unit)s 已选定其他合作社的报价，谢谢参与。", unit=unit.name),
+            recipients.link_to("orders.coop_inbox" if won else "procurement.coop_custom"),
         )
-        db.session.add(product)
-        db.session.flush()
-        quote.product_id = product.id
-        unit = request.unit
-        order = orders.build_order(
-            request.created_by,
-            [orders.WantedLine(product.skus[0].id, request.quantity)],
-            orders.Delivery(
-                DeliveryMethod.DELIVERY,
-                request.recipient or request.created_by.name,
-                request.phone or request.created_by.phone or unit.contact_phone or "-",
-                request.address or unit.address or unit.name,
-            ),
-            f"custom-{request.id}-{uuid.uuid4().hex[:8]}",
-            mode=OrderMode.CUSTOM,
-            unit_id=request.unit_id,
-            expires=False,
-            allow_unlisted=True,
-        )
-        request.order_id = order.id
-        for other in request.quotes:
-            won = other.id == quote.id
-            notify(
-                recipients.coop_manager_ids([other.coop_id]),
-                "custom.accepted" if won else "custom.declined",
-                _l("您的报价已被选中：%(title)s", title=request.title)
-                if won
-                else _l("您的报价未被选中：%(title)s", title=request.title),
-                _l("已生成订单 %(number)s，请备货。", number=order.number)
-                if won
-                else _l("%(unit)s 已选定其他合作社的报价，谢谢参与。", unit=unit.name),
-                recipients.link_to("orders.coop_inbox" if won else "procurement.coop_custom"),
-            )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    db.session.commit()
     return order
 
 

@@ -10,27 +10,25 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-from wtforms import FieldList
 
 import market.procurement.models  # noqa: F401  (the models are part of the app's metadata)
 from market.accounts.forms import ActionForm
 from market.accounts.models import UnitRole
-from market.accounts.permissions import Access, requires
-from market.catalog.models import Product, ProductStatus, Sku
-from market.directory.models import Coop, Unit
+from market.catalog.models import Sku
+from market.clock import today
+from market.directory.models import Unit
 from market.errors import DomainError
-from market.extensions import db
-from market.models import utcnow
+from market.groupbuy.services import candidate_skus
 from market.money import format_fen
 from market.orders import services as orders_services
 from market.orders.models import Order, OrderLine, OrderStatus
-from market.orders.services import SHANGHAI
 from market.payments import providers
 from market.payments import services as payments
 from market.payments.models import Payment
-from market.procurement import services
+from market.procurement import (
+    order_links,  # noqa: F401  (the orders' pages link here: market.orders.elsewhere)
+    services,
+)
 from market.procurement.forms import (
     CustomRequestForm,
     PurchaseForm,
@@ -40,16 +38,13 @@ from market.procurement.forms import (
 )
 from market.procurement.models import (
     PURCHASE_STATUS_LABELS,
-    CustomRequest,
     PurchaseStatus,
     Purpose,
-    Quote,
-    QuoteStatus,
     RequestStatus,
     UnitPurchase,
-    UnitPurchaseOrder,
 )
-from market.web import flash_form_errors, reraise_access_errors, run_action, show_domain_error
+from market.security.access import Access, requires
+from market.web import flash_form_errors, reraise_access_errors, run_action, show_error
 
 bp = Blueprint("procurement", __name__)
 
@@ -63,16 +58,7 @@ def _own_unit() -> Unit:
 
 
 def _this_year() -> int:
-    return utcnow().astimezone(SHANGHAI).year
-
-
-def _show_error(form, error: DomainError) -> None:
-    """A refusal next to its field; the line rows share one message at the top of the form."""
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None and not isinstance(field, FieldList) and hasattr(field, "errors"):
-        field.errors = [*field.errors, str(error)]
-    else:
-        form.form_errors.append(str(error))
+    return today().year
 
 
 # -- the unit's purchases ---------------------------------------------------------------------
@@ -108,28 +94,13 @@ def set_target():
         try:
             services.set_target(current_user, _this_year(), form.amount.data)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("已设定年度采购目标"), "success")
     else:
         flash_form_errors(form)
     return redirect(url_for(".purchases"), 303)
-
-
-def _candidate_skus(unit: Unit) -> list[tuple[Sku, bool]]:
-    """Listed SKUs for the purchase form: the unit's paired villages' products first."""
-    paired = {village.id for village in unit.current_villages(utcnow().date())}
-    skus = db.session.scalars(
-        select(Sku)
-        .join(Sku.product)
-        .where(Sku.active, Product.status == ProductStatus.LISTED)
-        .options(selectinload(Sku.product).selectinload(Product.coop).joinedload(Coop.village))
-        .order_by(Product.name, Sku.id)
-    ).all()
-    ranked = [(sku, sku.product.coop.village_id in paired) for sku in skus]
-    return sorted(ranked, key=lambda pair: not pair[1])
 
 
 def _sku_label(sku: Sku, paired: bool) -> str:
@@ -149,7 +120,7 @@ def _purchase_form(unit: Unit, purchase: UnitPurchase | None = None) -> Purchase
     """The purchase form, filled from `purchase` when showing it for editing."""
     showing = request.method == "GET"
     form = PurchaseForm(obj=purchase) if purchase is not None and showing else PurchaseForm()
-    choices = [(sku.id, _sku_label(sku, paired)) for sku, paired in _candidate_skus(unit)]
+    choices = [(sku.id, _sku_label(sku, paired)) for sku, paired in candidate_skus(unit)]
     if purchase is not None:
         # A line whose product was delisted since stays visible; saving it is refused by name.
         offered = {sku_id for sku_id, _label in choices}
@@ -191,11 +162,10 @@ def _save_purchase(form: PurchaseForm, save, purchase: UnitPurchase | None):
         try:
             saved = save(_purchase_data(form))
         except DomainError as error:
-            db.session.rollback()
             if error.status_code == 403:
                 raise
             # A SKU gone from the shop is a NotFound here, said on the form like any refusal.
-            _show_error(form, error)
+            show_error(form, error, on_form=True)
         else:
             flash(_("采购单已保存，确认无误后请提交审批"), "success")
             return redirect(url_for(".purchase", purchase_id=saved.id), 303)
@@ -219,7 +189,7 @@ def new_purchase():
 @requires(Access.COORDINATOR)
 def edit_purchase(purchase_id: int):
     purchase = services.purchase_for(current_user, purchase_id)
-    if purchase.status not in (PurchaseStatus.DRAFT, PurchaseStatus.REJECTED):
+    if not services.may_edit(purchase):
         flash(_("只有草稿或被驳回的采购单可以修改"), "warning")
         return redirect(url_for(".purchase", purchase_id=purchase.id))
     form = _purchase_form(purchase.unit, purchase)
@@ -321,11 +291,7 @@ def purchase(purchase_id: int):
         transfers=[row for row in rows if row.transfer is not None],
         is_coordinator=current_user.has_unit_role(UnitRole.COORDINATOR),
         card_payments=_card_payments(),
-        may_decide=(
-            current_user.has_unit_role(UnitRole.APPROVER)
-            and found.created_by_id != current_user.id
-            and found.status == PurchaseStatus.SUBMITTED
-        ),
+        may_decide=services.may_decide(current_user, found),
         action_form=ActionForm(),
         reject_form=RejectForm(),
         shown_prices=orders_services.encode_prices(services.purchase_prices(found)),
@@ -369,9 +335,8 @@ def reject_purchase(purchase_id: int):
         try:
             services.reject_purchase(current_user, purchase_id, form.reason.data)
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("已驳回"), "info")
     else:
@@ -430,21 +395,13 @@ def _document(kind: str, order: Order, lines: list[OrderLine], purchase: UnitPur
     )
 
 
-def _purchase_order_of(purchase_id: int, order_id: int) -> tuple[UnitPurchase, Order]:
-    found = services.purchase_for(current_user, purchase_id)
-    order = next((order for order in found.orders if order.id == order_id), None)
-    if order is None:
-        abort(404)
-    return found, order
-
-
 DOCUMENT = '<any("purchase-order", "delivery-note"):kind>'
 
 
 @bp.get(f"/unit/purchases/<int:purchase_id>/orders/<int:order_id>/{DOCUMENT}")
 @requires(Access.COORDINATOR, Access.APPROVER)
 def unit_document(purchase_id: int, order_id: int, kind: str):
-    found, order = _purchase_order_of(purchase_id, order_id)
+    found, order = services.purchase_order_for(current_user, purchase_id, order_id)
     return _document(kind.replace("-", "_"), order, order.lines, found)
 
 
@@ -452,20 +409,8 @@ def unit_document(purchase_id: int, order_id: int, kind: str):
 @requires(Access.COOP_MANAGER)
 def coop_document(number: str, kind: str):
     """The co-op's copy: only its own parcel's lines; someone else's order is a 403."""
-    order = db.session.scalar(select(Order).where(Order.number == number))
-    if order is None:
-        abort(404)
-    mine = {coop.id for coop in current_user.managed_coops()}
-    shipments = [s for s in order.shipments if current_user.is_admin or s.coop_id in mine]
-    if not shipments:
-        abort(403)
-    found = db.session.scalar(
-        select(UnitPurchase)
-        .join(UnitPurchaseOrder, UnitPurchaseOrder.purchase_id == UnitPurchase.id)
-        .where(UnitPurchaseOrder.order_id == order.id)
-    )
-    lines = [line for shipment in shipments for line in shipment.lines]
-    return _document(kind.replace("-", "_"), order, lines, found)
+    found = services.coop_document_of(current_user, number)
+    return _document(kind.replace("-", "_"), found.order, found.lines, found.purchase)
 
 
 # -- custom products: the unit ------------------------------------------------------------------
@@ -508,12 +453,11 @@ def new_custom_request():
                 current_user, _request_data(form), request.files.get(form.logo.name)
             )
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
             if error.field == "images":  # the upload check names its own field
                 form.logo.errors = [*form.logo.errors, str(error)]
             else:
-                show_domain_error(form, error)
+                show_error(form, error)
         else:
             flash(_("定制需求已发布，结对村的合作社会先看到并报价"), "success")
             return redirect(url_for(".custom_request", request_id=created.id), 303)
@@ -558,50 +502,13 @@ def accept_quote(request_id: int, quote_id: int):
 
 
 # -- custom products: the co-ops --------------------------------------------------------------
-@dataclass
-class OpenRequest:
-    custom: CustomRequest
-    paired: bool
-    may_quote: list[Coop]  # the user's co-ops that see it and have not quoted yet
-    quoted: list[Quote]
-
-
-def _open_requests() -> list[OpenRequest]:
-    today = utcnow().date()
-    mine = {coop.id for coop in current_user.managed_coops()}
-    own_quotes = {
-        (quote.request_id, quote.coop_id): quote
-        for quote in db.session.scalars(select(Quote).where(Quote.coop_id.in_(mine)))
-    }
-    grouped: dict[int, OpenRequest] = {}
-    for custom, coop in services.requests_for_coops(current_user):
-        entry = grouped.get(custom.id)
-        if entry is None:
-            entry = grouped[custom.id] = OpenRequest(custom, False, [], [])
-        paired_villages = {village.id for village in custom.unit.current_villages(today)}
-        entry.paired = entry.paired or coop.village_id in paired_villages
-        quote = own_quotes.get((custom.id, coop.id))
-        if quote is None:
-            entry.may_quote.append(coop)
-        else:
-            entry.quoted.append(quote)
-    return sorted(grouped.values(), key=lambda entry: not entry.paired)
-
-
 @bp.get("/coop/custom")
 @requires(Access.COOP_MANAGER)
 def coop_custom():
-    mine = [coop.id for coop in current_user.managed_coops()]
-    decided = db.session.scalars(
-        select(Quote)
-        .where(Quote.coop_id.in_(mine), Quote.status != QuoteStatus.SUBMITTED)
-        .order_by(Quote.id.desc())
-        .limit(50)
-    ).all()
     return render_template(
         "procurement/coop_custom.html",
-        entries=_open_requests(),
-        decided=decided,
+        entries=services.open_requests_for(current_user),
+        decided=services.decided_quotes(current_user),
         form=QuoteForm(),
     )
 
@@ -625,9 +532,8 @@ def submit_quote(request_id: int):
                 request.files.get(form.sample.name),
             )
         except DomainError as error:
-            db.session.rollback()
             reraise_access_errors(error)
-            flash(str(error), "danger")
+            show_error(None, error)
         else:
             flash(_("报价已提交，单位选定后会生成订单"), "success")
     else:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -29,6 +28,7 @@ from werkzeug.datastructures import FileStorage
 
 from market.accounts.models import User
 from market.audit import services as audit
+from market.clock import SHANGHAI, day_end, today  # noqa: F401  (SHANGHAI re-exported)
 from market.directory.models import Coop
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -44,14 +44,13 @@ from market.settlements.models import (
     StatementLine,
     StatementStatus,
 )
+from market.transactions import unit_of_work
 from market.uploads import store_private_image
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def cutoff_of(until: date) -> datetime:
     """The end of `until` in Beijing time, as UTC: statements are by the Shanghai calendar."""
-    return datetime.combine(until + timedelta(days=1), time(0), SHANGHAI).astimezone(UTC)
+    return day_end(until)
 
 
 def due_condition(cutoff: datetime):
@@ -90,14 +89,25 @@ def _statement_number(coop_id: int, until: date) -> str:
 
 
 def _check_until(until: date) -> None:
-    if until > datetime.now(SHANGHAI).date():
+    if until > today():
         raise DomainError(_("结算截止日不能晚于今天"), field="until")
 
 
+@unit_of_work
 def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Statement | None:
     """Issue the co-op's statement for the period ending on `until`, if anything is due.
     One unit of work; the co-op's row lock serialises concurrent issuers."""
     _check_until(until)
+    statement = _issue_for(coop_id, until, actor)
+    db.session.commit()
+    return statement
+
+
+def _issue_for(coop_id: int, until: date, actor: User | None) -> Statement | None:
+    """The step of `issue_statement` and `issue_statements`: the co-op's statement, flushed,
+    or None when nothing is due. Runs in a transaction of the co-op's own (its callers commit
+    after each co-op), so that when another issuer claimed the entries first this one rolls
+    back its statement and changes nothing."""
     coop = db.session.get(Coop, coop_id, with_for_update=True, populate_existing=True)
     if coop is None:
         raise NotFound(_("找不到该合作社"))
@@ -108,7 +118,6 @@ def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Sta
         .limit(1)
     )
     if previous is not None and previous.period_end >= until:
-        db.session.commit()
         return None
     cutoff = cutoff_of(until)
     entries = list(
@@ -123,7 +132,6 @@ def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Sta
         )
     )
     if not entries:
-        db.session.commit()
         return None
     fee_bp = int(current_app.config["PLATFORM_FEE_BP"])
     opening = previous.closing_balance_fen if previous else 0
@@ -198,7 +206,7 @@ def issue_statement(coop_id: int, until: date, actor: User | None = None) -> Sta
         _l("应付 ¥%(yuan)s，请核对后确认或提出异议。", yuan=f"{statement.payable_fen / 100:.2f}"),
         f"/coop/settlements/{statement.id}",
     )
-    db.session.commit()
+    db.session.flush()
     return statement
 
 
@@ -210,6 +218,7 @@ def coop_manager_ids(coop_id: int) -> list[int]:
     )
 
 
+@unit_of_work
 def issue_statements(until: date, actor: User | None = None) -> list[Statement]:
     """Issue the period's statements for every co-op with something due (idempotent)."""
     if actor is not None:
@@ -224,7 +233,10 @@ def issue_statements(until: date, actor: User | None = None) -> list[Statement]:
     db.session.commit()  # end the read: each co-op is its own unit of work
     issued = []
     for coop_id in coop_ids:
-        statement = issue_statement(coop_id, until, actor)
+        statement = _issue_for(coop_id, until, actor)
+        # A batch: each co-op's statement is committed on its own, so that a rerun after a
+        # failure issues the rest (the co-ops done are skipped: their period is issued).
+        db.session.commit()
         if statement is not None:
             issued.append(statement)
     return issued
@@ -244,6 +256,12 @@ def statement_for(user: User, statement_id: int, *, for_update: bool = False) ->
     raise NotFound(_("找不到该结算单"))
 
 
+def answers_for(user: User, statement: Statement) -> bool:
+    """Whether the statement's page offers `user` confirm and dispute: a manager of its co-op
+    (`_own_statement` checks it again)."""
+    return statement.coop_id in {c.id for c in user.managed_coops()}
+
+
 def _own_statement(user: User, statement_id: int) -> Statement:
     statement = statement_for(user, statement_id, for_update=True)
     if statement.coop_id not in {c.id for c in user.managed_coops()} and not user.is_admin:
@@ -251,6 +269,7 @@ def _own_statement(user: User, statement_id: int) -> Statement:
     return statement
 
 
+@unit_of_work
 def confirm_statement(user: User, statement_id: int) -> Statement:
     """The co-op's manager agrees with the statement. Confirming twice is one confirmation."""
     statement = _own_statement(user, statement_id)
@@ -273,6 +292,7 @@ def confirm_statement(user: User, statement_id: int) -> Statement:
     return statement
 
 
+@unit_of_work
 def dispute_statement(user: User, statement_id: int, reason: str) -> Statement:
     """The co-op's manager disputes the statement, saying why; finance is told."""
     reason = (reason or "").strip()
@@ -306,6 +326,7 @@ def dispute_statement(user: User, statement_id: int, reason: str) -> Statement:
 
 
 # -- paying -----------------------------------------------------------------------------------
+@unit_of_work
 def record_payout(
     actor: User,
     statement_id: int,

@@ -6,17 +6,18 @@ per village. Only finance books money; everyone else sees, confirms or disputes.
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from market.accounts.permissions import Access, requires
+from market.clock import today
 from market.idempotency import one_effect_per_form
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
 from market.payments import services as payments
 from market.payments.models import REFUND_STATUS_LABELS, RefundStatus
+from market.security.access import Access, requires
 from market.security.inputs import int_arg, page_arg, parse_day
 from market.settlements import exports, queries, services
 from market.settlements.forms import (
@@ -27,7 +28,6 @@ from market.settlements.forms import (
     SendRefundForm,
 )
 from market.settlements.models import STATEMENT_STATUS_LABELS, StatementStatus
-from market.settlements.services import SHANGHAI
 from market.uploads import send_private
 from market.web import back_or, run_action, run_form
 
@@ -144,7 +144,7 @@ def statements():
             for value, label in STATEMENT_STATUS_LABELS.items()
             if value != StatementStatus.DRAFT
         },
-        today=datetime.now(SHANGHAI).date(),
+        today=today(),
     )
 
 
@@ -246,12 +246,11 @@ def dispute_statement(statement_id: int):
 @requires(Access.COOP_MANAGER, Access.FINANCE, Access.ORGANIZER)
 def statement(statement_id: int):
     statement = services.statement_for(current_user, statement_id)
-    managed = {c.id for c in current_user.managed_coops()}
     return render_template(
         "settlements/statement.html",
         statement=statement,
         lines=queries.statement_lines(statement),
-        answers=statement.coop_id in managed,
+        answers=services.answers_for(current_user, statement),
         pays=payments.is_finance(current_user) and statement.needs_payout,
     )
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from market.accounts.permissions import Access
+from market.security.access import Access
 from tests.api.conftest import assert_error
 
 

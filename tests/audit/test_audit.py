@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 from market.accounts.models import User
 from market.audit.models import AppendOnlyViolation, AuditEvent
 from market.campaign.models import AttributionEntry
-from market.directory.models import Pairing
 from market.extensions import db
 from market.groupbuy.models import GroupBuy, Participation
 from market.orders.models import Order
@@ -442,14 +441,6 @@ def test_pairing_changes_are_audited(app, client_as, world):
                 "until": "2025-12-31",
             },
         )
-
-    from market.directory.services import end_pairing
-
-    with one_event(app, "pairing.ended") as ended, app.test_request_context():
-        end_pairing(pairing_id, date(2025, 6, 30), actor=_user(world.organizer))
-    assert (ended.before, ended.after["until"]) == ({"until": "2025-12-31"}, "2025-06-30")
-    with app.app_context():
-        assert db.session.get(Pairing, pairing_id).until == date(2025, 6, 30)
 
     roster = "unit,town,village,since,until,note\n高州市委办,古丁镇,古丁村,2026-01-01,,新一年\n"
     with one_event(app, "pairing.imported") as imported:

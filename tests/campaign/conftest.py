@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from market.campaign import queries
+from market import clock
 from market.campaign.models import Campaign, UnitTarget
 from market.directory.models import Unit
 from market.extensions import db
@@ -22,7 +22,7 @@ DAYS_BEFORE, DAYS_AFTER = 9, 90
 
 def pay(client, finance, number: str) -> None:
     client.post(f"/orders/{number}/pay/offline")
-    today = queries.shanghai_today().isoformat()
+    today = clock.today().isoformat()
     response = finance.post(
         f"/orders/{number}/transfer-received", data={"reference": "R-1", "transfer_date": today}
     )
@@ -50,7 +50,7 @@ def first_line(app, number: str) -> tuple[int, int]:
 @pytest.fixture
 def campaign(app, world) -> SimpleNamespace:
     """A campaign running today (made through the model: the pages are tested on their own)."""
-    today = queries.shanghai_today()
+    today = clock.today()
     with app.app_context():
         made = Campaign(
             name="2026年我为果农办实事",

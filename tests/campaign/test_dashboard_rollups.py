@@ -13,9 +13,15 @@ import pytest
 from sqlalchemy import create_engine, delete, event, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from market import clock
 from market.accounts.models import MembershipStatus, UnitMembership
-from market.campaign import ledger, queries, rollups
+from market.campaign import ledger, rollups
 from market.campaign.models import AttributionEntry, Basis, Campaign, UnitTarget
+from market.campaign.read.dashboard import Dashboard, dashboard_of, monday_of
+from market.campaign.read.filters import Filters
+from market.campaign.read.laggards import laggards_on
+from market.campaign.read.public import public_summary
+from market.campaign.read.unit_progress import progress_of
 from market.directory.models import Unit
 from market.extensions import db
 from market.orders.models import Order
@@ -83,7 +89,7 @@ def _expected_board(entries) -> dict:
     }
 
 
-def _seen(board: queries.Dashboard) -> dict:
+def _seen(board: Dashboard) -> dict:
     return {
         "net": board.totals.net_fen,
         "attributed": board.totals.attributed_fen,
@@ -99,17 +105,17 @@ def _seen(board: queries.Dashboard) -> dict:
     }
 
 
-def _assert_dashboard_equals_ledger(app, campaign_id: int, **filters) -> queries.Dashboard:
+def _assert_dashboard_equals_ledger(app, campaign_id: int, **filters) -> Dashboard:
     with app.app_context():
         made = db.session.get(Campaign, campaign_id)
-        chosen = queries.Filters(campaign_id, **filters)
-        board = queries.dashboard(made, chosen, queries.shanghai_today())
+        chosen = Filters(campaign_id, **filters)
+        board = dashboard_of(made, chosen, clock.today())
         entries = _entries(campaign_id, **filters)
         expected = _expected_board(entries)
         seen = _seen(board)
         weekly = defaultdict(int)
         for day, amount in expected.pop("days").items():
-            weekly[queries.monday_of(day)] += amount
+            weekly[monday_of(day)] += amount
         seen.pop("days")
         assert seen == expected
         assert {w.starts_on: w.amount_fen for w in board.weeks if w.amount_fen} == {
@@ -131,8 +137,8 @@ def _record_earlier(app, number: str, days_ago: int) -> None:
         payment_id = db.session.scalar(
             select(AttributionEntry.payment_id).where(AttributionEntry.order_id == order.id)
         )
-        day = queries.shanghai_today() - timedelta(days=days_ago)
-        at = datetime.combine(day, time(12), tzinfo=ledger.SHANGHAI).astimezone(UTC)
+        day = clock.today() - timedelta(days=days_ago)
+        at = datetime.combine(day, time(12), tzinfo=clock.SHANGHAI).astimezone(UTC)
         ledger.record(
             hook.MoneyMovement(
                 order_id=order.id,
@@ -201,7 +207,7 @@ def test_the_default_dashboard_equals_a_count_over_the_ledger(app, world, campai
 
 @pytest.mark.parametrize("days", [(None, 0), (None, 1), (0, 0), (3, 3), (3, None), (5, 1)])
 def test_date_filtered_dashboards_equal_a_count_over_the_ledger(app, world, campaign, busy, days):
-    today = queries.shanghai_today()
+    today = clock.today()
     start, end = (None if d is None else today - timedelta(days=d) for d in days)
     _assert_dashboard_equals_ledger(app, campaign.id, start=start, end=end)
 
@@ -212,9 +218,7 @@ def test_mode_and_town_filtered_dashboards_equal_a_count_over_the_ledger(
     _assert_dashboard_equals_ledger(app, campaign.id, mode="retail")
     with app.app_context():
         made = db.session.get(Campaign, campaign.id)
-        board = queries.dashboard(
-            made, queries.Filters(campaign.id, town_id=world.other_town), queries.shanghai_today()
-        )
+        board = dashboard_of(made, Filters(campaign.id, town_id=world.other_town), clock.today())
         entries = [
             e for e in _entries(campaign.id) if e.village_id == world.other_village
         ]  # the other town has one village
@@ -226,10 +230,10 @@ def test_mode_and_town_filtered_dashboards_equal_a_count_over_the_ledger(
 def test_the_laggard_list_counts_what_the_ledger_says_through_the_day(
     app, world, campaign, busy, days_ago
 ):
-    on = queries.shanghai_today() - timedelta(days=days_ago)
+    on = clock.today() - timedelta(days=days_ago)
     with app.app_context():
         made = db.session.get(Campaign, campaign.id)
-        result = queries.laggards(made, on)
+        result = laggards_on(made, on)
         counted = {
             u: net for u, (net, *_rest) in _expected_units(_entries(made.id, end=on)).items()
         }
@@ -259,7 +263,7 @@ def test_a_units_page_and_the_public_page_equal_a_count_over_the_ledger(app, wor
             )
         )
         for unit_id in (world.unit, world.other_unit):
-            progress = queries.unit_progress(made, unit_id)
+            progress = progress_of(made, unit_id)
             mine = [e for e in entries if e.unit_id == unit_id]
             net, paired, orders, buyers = _expected_units(entries)[unit_id]
             row = progress.row
@@ -274,7 +278,7 @@ def test_a_units_page_and_the_public_page_equal_a_count_over_the_ledger(app, wor
             assert progress.referral_orders == len(
                 {e.order_id for e in referral if e.amount_fen > 0}
             )
-        progress = queries.unit_progress(made, world.unit)
+        progress = progress_of(made, world.unit)
         own = {
             e.buyer_id
             for e in entries
@@ -283,7 +287,7 @@ def test_a_units_page_and_the_public_page_equal_a_count_over_the_ledger(app, wor
             and e.mode not in ("unit_purchase", "custom")
         }
         assert progress.member_buyers == len(own & members) == 3
-        summary = queries.public_summary(made, queries.shanghai_today())
+        summary = public_summary(made, clock.today())
         assert summary.net_fen == sum(e.amount_fen for e in entries)
         assert summary.orders == len({e.order_id for e in entries if e.amount_fen > 0})
         products = defaultdict(int)
@@ -298,7 +302,7 @@ def test_a_units_page_and_the_public_page_equal_a_count_over_the_ledger(app, wor
 def test_a_refund_lowers_the_sums_and_never_the_counts(app, client_as, world, campaign, busy):
     with app.app_context():
         made = db.session.get(Campaign, campaign.id)
-        before = queries.dashboard(made, queries.Filters(made.id), queries.shanghai_today())
+        before = dashboard_of(made, Filters(made.id), clock.today())
     line_id, _coop = first_line(app, busy)
     client_as("coop_manager").post(
         f"/coop/lines/{line_id}/refund", data={"amount": "5", "reason": "少称"}
@@ -336,13 +340,13 @@ def test_the_default_views_never_read_the_ledger_nor_the_fine_rollups(
     grow with the number of entries (bench/dashboard.py measures it)."""
     with app.app_context():
         made = db.session.get(Campaign, campaign.id)
-        today = queries.shanghai_today()
+        today = clock.today()
         statements.clear()
-        queries.dashboard(made, queries.Filters(made.id), today)
-        queries.laggards(made, today)
-        queries.laggards(made, today - timedelta(days=2))
-        queries.public_summary(made, today)
-        queries.unit_progress(made, world.unit)
+        dashboard_of(made, Filters(made.id), today)
+        laggards_on(made, today)
+        laggards_on(made, today - timedelta(days=2))
+        public_summary(made, today)
+        progress_of(made, world.unit)
         read = " ".join(statements)
     assert "attribution_unit_totals" in read and "attribution_counts" in read
     assert "attribution_entries" not in read

@@ -10,8 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from market.campaign import queries, services
+from market import clock
+from market.campaign import services
 from market.campaign.models import AttributionEntry, Basis, Campaign
+from market.campaign.read.coop_sales import sales_of
+from market.campaign.read.dashboard import Dashboard, UnitRow, dashboard_of, unit_rows
+from market.campaign.read.filters import Filters
+from market.campaign.read.laggards import laggards_on
+from market.campaign.read.unit_progress import progress_of
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order
@@ -23,17 +29,17 @@ from tests.campaign.conftest import (
 )
 
 
-def _units(app, campaign_id: int, **filters) -> dict[int, queries.UnitRow]:
+def _units(app, campaign_id: int, **filters) -> dict[int, UnitRow]:
     with app.app_context():
         made = db.session.get(Campaign, campaign_id)
-        rows = queries.unit_rows(made, queries.Filters(campaign_id, **filters))
+        rows = unit_rows(made, Filters(campaign_id, **filters))
         return {row.unit_id: row for row in rows}
 
 
-def _dashboard(app, campaign_id: int, **filters) -> queries.Dashboard:
+def _dashboard(app, campaign_id: int, **filters) -> Dashboard:
     with app.app_context():
         made = db.session.get(Campaign, campaign_id)
-        return queries.dashboard(made, queries.Filters(campaign_id, **filters), made.starts_on)
+        return dashboard_of(made, Filters(campaign_id, **filters), made.starts_on)
 
 
 # -- campaigns -----------------------------------------------------------------------------------
@@ -170,7 +176,7 @@ def test_villages_towns_categories_trend_and_totals(app, world, campaign, sales)
 
 
 def test_filters_narrow_every_figure(app, world, campaign, sales):
-    today = queries.shanghai_today()
+    today = clock.today()
     board = _dashboard(app, campaign.id, town_id=world.other_town)
     assert board.totals.net_fen == 17_800
     assert [v.village_id for v in board.villages] == [world.other_village]
@@ -252,7 +258,7 @@ def test_laggards_are_below_the_threshold_of_the_prorated_target(app, world, cam
     # 100 days, today is the 10th: a target is pro-rated to a tenth; the threshold is 60 %.
     set_targets(app, campaign.id, {world.unit: 1_000_000, world.other_unit: 148_333})
     with app.app_context():
-        result = queries.laggards(db.session.get(Campaign, campaign.id), queries.shanghai_today())
+        result = laggards_on(db.session.get(Campaign, campaign.id), clock.today())
     assert (result.elapsed_days, result.total_days) == (10, 100)
     assert [g.unit_id for g in result.laggards] == [world.unit]
     lag = result.laggards[0]
@@ -267,17 +273,17 @@ def test_laggards_are_below_the_threshold_of_the_prorated_target(app, world, cam
             select(UnitTarget).where(UnitTarget.unit_id == world.other_unit)
         ).amount_fen = 148_334
         db.session.commit()
-        result = queries.laggards(db.session.get(Campaign, campaign.id), queries.shanghai_today())
+        result = laggards_on(db.session.get(Campaign, campaign.id), clock.today())
     assert [g.unit_id for g in result.laggards] == [world.unit, world.other_unit]
 
 
 def test_laggards_count_sales_only_through_the_chosen_day(app, world, campaign, sales):
     set_targets(app, campaign.id, {world.other_unit: 10_000})
-    yesterday = queries.shanghai_today() - timedelta(days=1)
+    yesterday = clock.today() - timedelta(days=1)
     with app.app_context():
         made = db.session.get(Campaign, campaign.id)
-        assert [g.unit_id for g in queries.laggards(made, yesterday).laggards] == [world.other_unit]
-        before = queries.laggards(made, made.starts_on - timedelta(days=3))
+        assert [g.unit_id for g in laggards_on(made, yesterday).laggards] == [world.other_unit]
+        before = laggards_on(made, made.starts_on - timedelta(days=3))
         assert before.elapsed_days == 0 and before.laggards == []
 
 
@@ -323,7 +329,7 @@ def test_the_reconciliation_page_agrees_then_lists_every_difference(
                 amount_fen=123,
                 quantity=0,
                 at=utcnow(),
-                day=queries.shanghai_today(),
+                day=clock.today(),
             )
         )
         db.session.commit()
@@ -360,7 +366,7 @@ def test_referral_visits_and_sales_are_counted(app, client_as, world, campaign):
         assert buyer.get(f"/r/{code}").status_code == 302
     buy_and_pay(app, buyer, client_as("finance"), world.herb_product, 2)
     with app.app_context():
-        progress = queries.unit_progress(db.session.get(Campaign, campaign.id), world.unit)
+        progress = progress_of(db.session.get(Campaign, campaign.id), world.unit)
     assert (progress.referral_visits, progress.referral_orders, progress.referral_fen) == (
         3,
         1,
@@ -382,7 +388,7 @@ def test_a_coop_sees_its_own_sales_by_product_and_by_unit(app, client_as, world,
     assert "白糖罂荔枝" in page and "原生态蜂蜜" not in page
     assert "高州市市场监管局" in page and "高州市委办" in page
     with app.app_context():
-        sales_a = queries.coop_sales([world.coop], db.session.get(Campaign, campaign.id))
+        sales_a = sales_of([world.coop], db.session.get(Campaign, campaign.id))
     assert [(r.name, r.net_fen, r.quantity) for r in sales_a.by_product] == [
         ("原生态蜂蜜", 17_600, 2),
         ("藿香", 2_500, 1),

@@ -12,8 +12,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from market.campaign import queries
+from market import clock
 from market.campaign.models import AttributionEntry, Campaign
+from market.campaign.read.dashboard import Dashboard, dashboard_of
+from market.campaign.read.filters import Filters
+from market.campaign.read.laggards import laggards_on
+from market.campaign.read.ledger_lines import ledger_lines
 from market.extensions import db
 from tests.campaign.conftest import first_line, set_targets
 
@@ -25,10 +29,10 @@ def _fen(value) -> int:
     return int((Decimal(str(value)) * 100).to_integral_value())
 
 
-def _board(app, campaign_id: int, **filters) -> queries.Dashboard:
+def _board(app, campaign_id: int, **filters) -> Dashboard:
     with app.app_context():
         made = db.session.get(Campaign, campaign_id)
-        return queries.dashboard(made, queries.Filters(campaign_id, **filters), made.starts_on)
+        return dashboard_of(made, Filters(campaign_id, **filters), made.starts_on)
 
 
 def _workbook(client, campaign_id: int, query: str = ""):
@@ -105,9 +109,7 @@ def test_the_workbook_agrees_with_the_dashboard_to_the_fen(
 
     laggards = _rows(book["提醒约谈名单"])
     with app.app_context():
-        expected = queries.laggards(
-            db.session.get(Campaign, campaign.id), queries.shanghai_today()
-        ).laggards
+        expected = laggards_on(db.session.get(Campaign, campaign.id), clock.today()).laggards
     assert [r["单位"] for r in laggards] == [g.name for g in expected] == ["高州市市场监管局"]
     assert _fen(laggards[0]["已完成（元）"]) == expected[0].counted_fen == 25_500
     assert _fen(laggards[0]["提醒线（元）"]) == expected[0].threshold_fen == 60_000
@@ -211,9 +213,7 @@ def test_a_large_ledger_streams_in_chunks(app, client_as, world, campaign, refun
     from market.campaign.exports import CSV_BATCH_ROWS, csv_stream, ledger_columns
 
     with app.test_request_context():
-        lines = list(queries.ledger_lines(queries.Filters(campaign.id), batch=2)) * (
-            CSV_BATCH_ROWS // 2 + 1
-        )
+        lines = list(ledger_lines(Filters(campaign.id), batch=2)) * (CSV_BATCH_ROWS // 2 + 1)
         chunks = list(csv_stream(ledger_columns(), lines))
     assert len(chunks) >= 2
     text = b"".join(chunks).decode("utf-8-sig")

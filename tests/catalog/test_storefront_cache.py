@@ -1,4 +1,4 @@
-"""The storefront's page cache (market/pagecache.py): a page served again comes from the cache
+"""The storefront's page cache (market/pagecache/): a page served again comes from the cache
 (no SQL at all, the same page), and after each kind of change, made through the real pages and
 services, the next visit shows the change. Languages, people and CSRF tokens never mix."""
 
@@ -16,8 +16,7 @@ import pytest
 import redis
 from sqlalchemy import event, text
 
-from market import create_app, pagecache
-from market.campaign import queries as campaign_queries
+from market import clock, create_app, pagecache
 from market.campaign.models import Campaign
 from market.catalog.models import Product, Sku
 from market.extensions import db
@@ -226,7 +225,7 @@ def test_a_new_pairing_shows_on_the_product_and_village_pages(app, client, clien
     product, village = f"/products/{world.honey_product}", f"/villages/{world.village}"
     assert "高州市委办" not in page_text(client.get(product))
     assert "高州市委办" not in page_text(client.get(village))
-    today = campaign_queries.shanghai_today() - timedelta(days=1)
+    today = clock.today() - timedelta(days=1)
     response = client_as("organizer").post(
         "/admin/pairings/new",
         data={"unit_id": world.other_unit, "village_id": world.village, "since": today.isoformat()},
@@ -237,7 +236,7 @@ def test_a_new_pairing_shows_on_the_product_and_village_pages(app, client, clien
 
 
 def test_the_public_campaign_page_shows_each_new_ledger_entry(app, client, client_as, world):
-    today = campaign_queries.shanghai_today()
+    today = clock.today()
     with app.app_context():
         db.session.add(
             Campaign(

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-DEMO_PASSWORD = "demo-pass-2026"
+from market.demo import DEMO_PASSWORD
+
+NEW_PASSWORD = "e2e-pass-2026"  # of the accounts the journeys register
 
 
 def sign_in(page: Page, email: str) -> None:
-    """Sign in with a demo account's email and the demo password, as a person would."""
+    """Sign in with a demo account's email and the demo password, as a person would. The one
+    way every journey signs in."""
     page.goto("/login")
     main = page.get_by_role("main")
     main.get_by_label("邮箱或手机号").fill(email)
     main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
     main.get_by_role("button", name="登录").click()
     expect(page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
+
+
+def register_at_checkout(page: Page, name: str, email_prefix: str = "buyer") -> str:
+    """From the cart: checkout asks to sign in; register a new account instead and come back to
+    checkout (the cart comes along). The new account's email."""
+    main = page.get_by_role("main")
+    main.get_by_role("link", name="去结算").click()
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fcheckout$"))
+    main.get_by_role("link", name="注册", exact=True).click()
+    expect(page.get_by_role("heading", name="注册")).to_be_visible()
+
+    email = f"{email_prefix}-{uuid.uuid4().hex[:10]}@example.com"
+    main.get_by_label("姓名").fill(name)
+    main.get_by_label("邮箱", exact=True).fill(email)
+    main.get_by_label("密码", exact=True).fill(NEW_PASSWORD)
+    main.get_by_label("确认密码").fill(NEW_PASSWORD)
+    main.get_by_role("button", name="注册").click()
+    expect(page).to_have_url(re.compile(r"/checkout$"))
+    return email
 
 
 def open_menu_link(page: Page, menu: str | None, link: str) -> None:
@@ -48,12 +72,10 @@ def pay_an_order(email: str, product: str, quantity: int):
     """Behind the pages, inside an app context of a live app: the demo person orders `quantity`
     of the first product whose name starts with `product`, by the services the pages use, and
     finance confirms the bank transfer. Returns the paid order."""
-    import uuid
-
     from sqlalchemy import select
 
+    from market import clock
     from market.accounts.models import User
-    from market.campaign import queries
     from market.catalog.models import Product, Sku
     from market.extensions import db
     from market.orders import services as orders
@@ -73,5 +95,5 @@ def pay_an_order(email: str, product: str, quantity: int):
     )
     db.session.commit()
     payments.start_payment(buyer, order.number, "offline")
-    payments.confirm_transfer(finance, order.number, "E2E", queries.shanghai_today())
+    payments.confirm_transfer(finance, order.number, "E2E", clock.today())
     return order

@@ -7,7 +7,6 @@ confirms the money, and the unit's figure on the dashboard grows by the order's 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -17,12 +16,19 @@ from openpyxl import load_workbook
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from market.campaign import queries
+from market import clock
 from market.campaign import targets as campaign_targets
+from market.campaign.read.filters import current_campaign
 from market.directory.models import Unit
 from market.extensions import db
 from tests.e2e.conftest import LIVE_APPS
-from tests.e2e.steps import open_menu_link, pay_an_order, reload_until, sign_in
+from tests.e2e.steps import (
+    open_menu_link,
+    pay_an_order,
+    register_at_checkout,
+    reload_until,
+    sign_in,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,9 +49,9 @@ def _paid_order(email: str, product: str, quantity: int) -> None:
 @pytest.fixture(scope="module")
 def running_campaign(live_server: str) -> int:
     """A campaign running today with a default target for every unit and a few paid orders."""
-    today = queries.shanghai_today()
+    today = clock.today()
     with LIVE_APPS[live_server].test_request_context():
-        campaign = queries.current_campaign(today)
+        campaign = current_campaign(today)
         if campaign is None or not campaign.starts_on <= today <= campaign.ends_on:
             campaign = campaign_targets.save_campaign(
                 campaign_targets.CampaignData(
@@ -183,15 +189,7 @@ def test_a_buyer_who_scans_the_units_qr_code_buys_and_the_unit_figure_grows(
     buyer.locator("#add-to-cart").get_by_role("button", name="加入购物车").click()
     expect(buyer.get_by_role("alert").filter(has_text="已加入购物车")).to_be_visible()
     buyer.goto("/cart")
-    main = buyer.get_by_role("main")
-    main.get_by_role("link", name="去结算").click()
-    main.get_by_role("link", name="注册", exact=True).click()
-    main.get_by_label("姓名").fill("扫码买家")
-    main.get_by_label("邮箱", exact=True).fill(f"qr-{uuid.uuid4().hex[:10]}@example.com")
-    main.get_by_label("密码", exact=True).fill("e2e-pass-2026")
-    main.get_by_label("确认密码").fill("e2e-pass-2026")
-    main.get_by_role("button", name="注册").click()
-    expect(buyer).to_have_url(re.compile(r"/checkout$"))
+    register_at_checkout(buyer, "扫码买家", "qr")
     form = buyer.locator("#checkout-form")
     form.get_by_label("收货人").fill("扫码买家")
     form.get_by_label("手机号").fill("13800005678")
@@ -213,7 +211,7 @@ def test_a_buyer_who_scans_the_units_qr_code_buys_and_the_unit_figure_grows(
     finance.goto("/finance/receipts")
     row = finance.locator("tr").filter(has_text=number)
     row.get_by_label("银行流水号").fill("QR-E2E-1")
-    row.get_by_label("到账日期").fill(queries.shanghai_today().isoformat())
+    row.get_by_label("到账日期").fill(clock.today().isoformat())
     row.get_by_role("button", name="确认到账").click()
     expect(finance.get_by_role("alert").filter(has_text="已确认收款")).to_be_visible()
 

@@ -6,11 +6,12 @@ honey ships its parcel and the buyer sees it shipped."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.e2e.steps import register_at_checkout, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +20,6 @@ HONEY_COOP = "高州市古丁南药种植专业合作社"  # managed by coop@exa
 LYCHEE = "白糖罂荔枝"
 LYCHEE_TOWN = "根子镇"
 COOP_MANAGER = "coop@example.com"
-DEMO_PASSWORD = "demo-pass-2026"
 
 GOOD_CARD = "4242424242424242"
 THREE_D_SECURE_CARD = "4000002760003184"
@@ -46,24 +46,6 @@ def add_to_cart(page: Page, search: str, product: str) -> str:
     expect(page.get_by_role("alert").filter(has_text="已加入购物车")).to_be_visible()
     coop = page.locator("dt", has_text="合作社").locator("xpath=following-sibling::dd[1]")
     return coop.inner_text().strip()
-
-
-def register_at_checkout(page: Page) -> str:
-    """From the cart: checkout asks to sign in; register a new account instead. Its email."""
-    main = page.get_by_role("main")
-    main.get_by_role("link", name="去结算").click()
-    expect(page).to_have_url(re.compile(r"/login\?next=%2Fcheckout$"))
-    main.get_by_role("link", name="注册", exact=True).click()
-    expect(page.get_by_role("heading", name="注册")).to_be_visible()
-
-    email = f"buyer-{uuid.uuid4().hex[:10]}@example.com"
-    main.get_by_label("姓名").fill("周采购")
-    main.get_by_label("邮箱", exact=True).fill(email)
-    main.get_by_label("密码", exact=True).fill("e2e-pass-2026")
-    main.get_by_label("确认密码").fill("e2e-pass-2026")
-    main.get_by_role("button", name="注册").click()
-    expect(page).to_have_url(re.compile(r"/checkout$"))
-    return email
 
 
 def place_order(page: Page, products: list[str]) -> str:
@@ -127,7 +109,7 @@ def test_guest_buys_from_two_coops_pays_by_card_and_a_coop_ships(
     expect(groups.filter(has_text=honey_coop)).to_contain_text(HONEY)
     expect(groups.filter(has_text=lychee_coop)).to_contain_text(LYCHEE)
 
-    register_at_checkout(page)
+    register_at_checkout(page, "周采购")
     number = place_order(page, [HONEY, LYCHEE])
     pay_by_card(page, number, GOOD_CARD)
 
@@ -141,12 +123,7 @@ def test_guest_buys_from_two_coops_pays_by_card_and_a_coop_ships(
 
     # The honey co-op's manager, on their own phone, ships their parcel of this order.
     coop_page = e2e_open_page()
-    coop_page.goto("/login")
-    coop_main = coop_page.get_by_role("main")
-    coop_main.get_by_label("邮箱或手机号").fill(COOP_MANAGER)
-    coop_main.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
-    coop_main.get_by_role("button", name="登录").click()
-    expect(coop_page.get_by_role("alert").filter(has_text="欢迎回来")).to_be_visible()
+    sign_in(coop_page, COOP_MANAGER)
 
     coop_page.goto("/coop/orders")
     expect(coop_page.locator(".nav-tabs .nav-link.active")).to_have_text("待发货")
@@ -183,7 +160,7 @@ def test_card_with_3d_secure_is_authenticated_and_the_order_paid(
     page.goto("/cart")
     expect(page.locator(".cart-group")).to_have_count(1)
 
-    register_at_checkout(page)
+    register_at_checkout(page, "周采购")
     number = place_order(page, [LYCHEE])
     pay_by_card(page, number, THREE_D_SECURE_CARD)
 

@@ -15,7 +15,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from market.campaign import queries
+from market import clock
 from market.extensions import db
 from market.orders.models import Order, Shipment
 from market.settlements.models import SettlementEntry
@@ -83,7 +83,7 @@ def issue_until(finance: Page, day) -> None:
 def test_a_co_op_is_paid_and_a_late_refund_goes_on_its_next_statement(
     e2e_open_page: Callable[..., Page], e2e_console_errors: list[str], live_app: Flask
 ) -> None:
-    today = queries.shanghai_today()
+    today = clock.today()
     employee = e2e_open_page()
     sign_in(employee, EMPLOYEE)
     number = buy_honey_by_transfer(employee)

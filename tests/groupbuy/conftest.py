@@ -26,7 +26,6 @@ from market.groupbuy.models import GroupBuy, GroupBuyItem, Participation, Paymen
 from market.groupbuy.services import GroupBuyData, ItemData, TierData
 from market.models import utcnow
 from market.orders.models import Order
-from market.payments import hook
 from market.payments import services as payments
 from market.payments.models import Payment
 from tests import factories
@@ -258,12 +257,3 @@ def accept_as_coop(app: Flask, group_buy_id: int) -> None:
 @pytest.fixture
 def kit(app: Flask, world: SimpleNamespace) -> Kit:
     return Kit(app, world)
-
-
-@pytest.fixture
-def movements() -> Iterator[list[hook.MoneyMovement]]:
-    """Every money movement reported through the hook during the test."""
-    seen: list[hook.MoneyMovement] = []
-    listener = hook.subscribe(seen.append)
-    yield seen
-    hook.unsubscribe(listener)

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import func, select
 
+from market import clock
 from market.accounts.models import UnitMembership, User
 from market.audit.models import AuditEvent
-from market.campaign import queries
 from market.directory.models import Unit
 from market.extensions import db
 from market.notifications.models import Notification
@@ -263,7 +263,7 @@ def laggard_reminded(k: Kit, campaign) -> Told:  # noqa: F811
     action = f"/admin/campaigns/{campaign.id}/laggards/{k.world.other_unit}/remind"
     assert f'action="{action}"' in page  # one button per unit on the list
     with k.told():
-        on = queries.shanghai_today().isoformat()
+        on = clock.today().isoformat()
         response = organizer.post(action, data={"on": on})
         assert response.status_code == 303
     with k.app.app_context():

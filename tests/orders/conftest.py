@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from market.catalog.models import Sku
 from market.extensions import db
-from market.payments import hook
 
 
 def sku_of(app, product_id: int) -> int:
@@ -65,12 +63,3 @@ def buy(client, sku_id: int, quantity: int = 1) -> str:
     response = place(client)
     assert response.status_code == 303, response.get_data(as_text=True)[-2000:]
     return response.headers["Location"].split("/")[2]
-
-
-@pytest.fixture
-def movements():
-    """Every money movement reported through the attribution hook during the test."""
-    seen: list[hook.MoneyMovement] = []
-    hook.subscribe(seen.append)
-    yield seen
-    hook.unsubscribe(seen.append)

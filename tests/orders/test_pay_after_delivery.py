@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from market.clock import SHANGHAI
 from market.errors import InvalidTransition
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderMode, OrderStatus, Shipment, ShipmentStatus
-from market.orders.services import SHANGHAI
 from tests.orders.conftest import sku_of
 from tests.procurement.test_purchases import approved, confirm, orders_of
 from tests.settlements.conftest import Shop, today

@@ -18,8 +18,6 @@ from market.catalog.models import Sku
 from market.extensions import db
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod
-from market.payments import hook
-from market.payments.hook import MoneyMovement
 from tests.localstripe import running_localstripe
 
 SECRET_KEY = "sk_test_market"
@@ -118,12 +116,3 @@ def place_order(stripe_app: Flask, world: SimpleNamespace) -> Callable[..., str]
             return order.number
 
     return place
-
-
-@pytest.fixture
-def movements() -> Iterator[list[MoneyMovement]]:
-    """Every money movement reported through the hook during the test."""
-    seen: list[MoneyMovement] = []
-    listener = hook.subscribe(seen.append)
-    yield seen
-    hook.unsubscribe(listener)

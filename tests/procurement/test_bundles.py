@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from fractions import Fraction
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -16,18 +15,8 @@ from market.directory.models import Coop
 from market.extensions import db
 from market.money import split_by_shares
 from market.orders.models import Order, OrderStatus
-from market.payments import hook
 from tests import factories
 from tests.orders.conftest import buy, sku_of, stock_of
-
-
-@pytest.fixture
-def movements():
-    """Every money movement reported through the attribution hook during the test."""
-    seen: list[hook.MoneyMovement] = []
-    hook.subscribe(seen.append)
-    yield seen
-    hook.unsubscribe(seen.append)
 
 
 # -- the split ------------------------------------------------------------------------------------

@@ -13,21 +13,10 @@ from sqlalchemy import func, select
 from market.accounts.models import UnitMembership, UnitRole
 from market.extensions import db
 from market.orders.models import Order, OrderMode, OrderStatus
-from market.payments import hook
 from market.payments.models import Payment, PaymentStatus
 from market.procurement.models import PurchaseStatus, UnitPurchase, UnitPurchaseOrder
 from tests import factories
 from tests.orders.conftest import sku_of, stock_of
-
-
-@pytest.fixture
-def movements():
-    """Every money movement reported through the attribution hook during the test."""
-    seen: list[hook.MoneyMovement] = []
-    hook.subscribe(seen.append)
-    yield seen
-    hook.unsubscribe(seen.append)
-
 
 TAX_ID = "11440981MB2C12345X"
 

@@ -22,7 +22,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from market.campaign.queries import shanghai_today
+from market import clock
 from market.catalog.models import Product
 from market.extensions import db
 from market.orders.models import Order
@@ -161,7 +161,7 @@ def formula_sale(app, client_as, world, campaign) -> SimpleNamespace:  # noqa: F
 
     issued = finance.post(
         "/finance/statements/issue",
-        data={"until": shanghai_today().isoformat()},
+        data={"until": clock.today().isoformat()},
         follow_redirects=True,
     )
     assert issued.status_code == 200

@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 
 from market.accounts.models import User
 from market.catalog.models import Sku
+from market.clock import SHANGHAI
 from market.extensions import db
 from market.groupbuy import closing, fulfilment
 from market.groupbuy import services as groupbuy
@@ -39,7 +40,6 @@ from market.procurement import services as procurement
 from market.procurement.models import Purpose
 from market.settlements import services as settlements
 from market.settlements.models import Payout, SettlementEntry, Statement, StatementLine
-from market.settlements.services import SHANGHAI
 from tests.groupbuy.conftest import coop_manager_of
 from tests.payments.conftest import (  # noqa: F401  (card payments through localstripe)
     GOOD_CARD,

@@ -12,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from market.clock import SHANGHAI
 from market.extensions import db
 from market.orders.models import Order, OrderLine, Shipment
 from market.payments.models import Payment, Refund, RefundStatus
@@ -21,7 +22,6 @@ from market.settlements.models import (
     Statement,
     StatementStatus,
 )
-from market.settlements.services import SHANGHAI
 from tests.orders.conftest import buy, sku_of
 
 FINANCE_PAGES = [
@@ -280,6 +280,43 @@ def test_from_purchase_to_payout_and_a_later_refund_carried_forward(app, client_
     overview = text(client_as("organizer").get("/admin/settlements"))
     assert "古丁南药合作社" in overview and "古丁村" in overview
     assert "¥176.00" in overview and "¥20.00" in overview
+
+
+def test_confirming_or_disputing_twice_is_one_answer(app, client_as, world):
+    """A co-op's answer sent twice (a double click, a retried request) is one answer: the second
+    changes nothing, shows no error, and the audit log holds one entry."""
+    from market.audit.models import AuditEvent
+
+    def entries(action: str, statement_id: int) -> int:
+        with app.app_context():
+            return db.session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == action, AuditEvent.object_id == str(statement_id))
+            )
+
+    finance = client_as("finance")
+    delivered_order(app, client_as, world.honey_product)  # co-op 1 confirms
+    delivered_order(app, client_as, world.lychee)  # co-op 2 disputes
+    issue(finance, shanghai_today())
+    mine, theirs = statement_of(app, world.coop), statement_of(app, world.other_coop)
+
+    manager = client_as("coop_manager")
+    url = f"/coop/settlements/{mine.id}/confirm"
+    assert "已确认结算单" in text(manager.post(url, follow_redirects=True))
+    confirmed_at = statement_of(app, world.coop).confirmed_at
+    again = text(manager.post(url, follow_redirects=True))
+    assert "已确认" in again and "alert-danger" not in again
+    assert statement_of(app, world.coop).confirmed_at == confirmed_at
+    assert entries("statement.confirmed", mine.id) == 1
+
+    other = client_as("other_coop_manager")
+    url = f"/coop/settlements/{theirs.id}/dispute"
+    for _ in range(2):
+        page = text(other.post(url, data={"reason": "数量不对"}, follow_redirects=True))
+        assert "有异议" in page and "数量不对" in page and "alert-danger" not in page
+    assert statement_of(app, world.other_coop).status == StatementStatus.DISPUTED
+    assert entries("statement.disputed", theirs.id) == 1
 
 
 def test_a_disputed_statement_is_paid_only_with_a_note(app, client_as, world):

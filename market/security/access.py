@@ -2,6 +2,10 @@
 
 A test walks the URL map and fails for any view without it, so "who may use this page" is never
 left to a template or forgotten.
+
+This sits below every domain, so that each one's pages (the directory's as much as the
+campaign's) can say who may use them without importing the domain of people: what an access means
+for a person is answered by the signed-in user itself (`User.may`, market.accounts.models).
 """
 
 from __future__ import annotations
@@ -9,12 +13,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flask import abort
 from flask_login import current_user
-
-from market.accounts.models import UnitRole, User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,27 +33,21 @@ class Access(enum.StrEnum):
     ADMIN = "admin"
 
 
-def allows(user: User, access: Access) -> bool:
+class Person(Protocol):
+    """A signed-in user (market.accounts.models.User) or Flask-Login's anonymous one."""
+
+    @property
+    def is_authenticated(self) -> bool: ...
+
+    def may(self, access: Access) -> bool: ...
+
+
+def allows(user: Person, access: Access) -> bool:
     if access is Access.PUBLIC:
         return True
     if not user.is_authenticated:
         return False
-    if user.is_admin or access is Access.SIGNED_IN:
-        return True
-    match access:
-        case Access.EMPLOYEE:
-            return user.confirmed_unit_membership() is not None
-        case Access.COORDINATOR:
-            return user.has_unit_role(UnitRole.COORDINATOR)
-        case Access.APPROVER:
-            return user.has_unit_role(UnitRole.APPROVER)
-        case Access.COOP_MANAGER:
-            return bool(user.managed_coops())
-        case Access.ORGANIZER:
-            return user.is_organizer
-        case Access.FINANCE:
-            return user.is_finance
-    return False
+    return user.may(access)
 
 
 def requires(*accesses: Access) -> Callable[[F], F]:

@@ -1,5 +1,8 @@
 """The unit whose link (/r/<code>) a visitor followed last: a signed cookie of its own that lasts
-REFERRAL_DAYS, so the session cookie stays one that ends with the browser."""
+REFERRAL_DAYS, so the session cookie stays one that ends with the browser.
+
+The campaign's link page sets it (market.campaign.views) and an order placed within the days
+records it (DESIGN.md §6, rule 3): it lives with the orders, below the campaign."""
 
 from __future__ import annotations
 

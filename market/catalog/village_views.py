@@ -1,19 +1,22 @@
-"""Public village pages: the story, the co-ops, their products and the pairing units."""
+"""Public village pages: the story, the co-ops, their products and the pairing units.
+
+Storefront pages, so they live in the catalog (above the directory, whose villages they show); the
+blueprint keeps the name `directory` and its URLs (/villages, /villages/<id>)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, abort
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from market import pagecache
-from market.accounts.permissions import Access, requires
 from market.catalog import queries
-from market.directory.models import Town, Village
+from market.clock import today
+from market.directory.models import Town
 from market.directory.names import pinyin_key
+from market.directory.queries import village_with_coops
 from market.extensions import db
+from market.security.access import Access, requires
 
 bp = Blueprint("directory", __name__)
 
@@ -28,24 +31,20 @@ def villages():
         (town, sorted(town.villages, key=lambda v: pinyin_key(v.name)))
         for town in sorted(towns, key=lambda t: pinyin_key(t.name))
     ]
-    return pagecache.render("directory/villages.html", [pagecache.DIRECTORY], towns=listing)
+    return pagecache.render("catalog/villages.html", [pagecache.DIRECTORY], towns=listing)
 
 
 @bp.get("/villages/<int:village_id>")
 @requires(Access.PUBLIC)
 @pagecache.cached_page
 def village(village_id: int):
-    found = db.session.scalar(
-        select(Village)
-        .where(Village.id == village_id)
-        .options(joinedload(Village.town), selectinload(Village.coops))
-    )
+    found = village_with_coops(village_id)
     if found is None:
         abort(404)
     page = queries.search_products(village_id=found.id, page=1)
-    units = queries.units_paired_with(found.id, date.today())
+    units = queries.units_paired_with(found.id, today())
     return pagecache.render(
-        "directory/village.html",
+        "catalog/village.html",
         pagecache.listing_deps(page.items),
         village=found,
         page=page,
