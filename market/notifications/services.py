@@ -273,7 +273,9 @@ def deliver(mail: _MailSettings, letters: list[_Letter]) -> None:
     from market.tasks import SEND_MAIL, celery_for
 
     try:
-        celery_for(current_app).send_task(SEND_MAIL, args=[[asdict(x) for x in letters]])
+        celery_for(current_app._get_current_object()).send_task(
+            SEND_MAIL, args=[[asdict(x) for x in letters]]
+        )
     except Exception:  # no broker: send from here rather than lose the letters
         logger.exception("could not queue %d e-mail(s); sending them directly", len(letters))
         send(mail, letters)

@@ -69,6 +69,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "SECRET_KEY": "e2e",
             "UPLOAD_DIR": str(tmp / "uploads"),
             "RATELIMIT_STORAGE_URI": "memory://",
+            # The embedded shop of `make run`: tasks (exports, referral visits, mail) run in this
+            # process, as there is no worker here even when CI's REDIS_URL is set.
+            "CELERY_TASK_ALWAYS_EAGER": True,
         }
     )
     with app.app_context():
@@ -194,6 +197,7 @@ def live_server_with_stripe(
             "STRIPE_WEBHOOK_SECRET": "whsec_e2e",
             "STRIPE_JS_URL": f"{e2e_localstripe}/js.stripe.com/v3/",
             "RATELIMIT_STORAGE_URI": "memory://",
+            "CELERY_TASK_ALWAYS_EAGER": True,  # the embedded shop, as in `live_server`
         }
     )
     with app.app_context():
