@@ -18,9 +18,9 @@ pytestmark = pytest.mark.e2e
 def test_swagger_ui_renders_the_document(app):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
-    server = make_server("127.0.0.1", 0, app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # the page's files come at once
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -42,7 +42,8 @@ def test_swagger_ui_renders_the_document(app):
             operations = sum(
                 1 for item in spec["paths"].values() for method in item if method != "parameters"
             )
-            assert page.locator(".opblock").count() == operations
+            # Swagger UI draws the operations after the title, a few at a time: wait for all.
+            expect(page.locator(".opblock")).to_have_count(operations, timeout=30_000)
             assert problems == []
             browser.close()
     finally:
