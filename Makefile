@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app market
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
-# `make test` measures and prints the branch coverage of market/ (a plain `pytest PATH` does not).
-PYTEST_ARGS ?= --cov=market --cov-branch --cov-report=term:skip-covered
+# `make test` runs one pytest worker per core (pytest-xdist) and measures and prints the branch
+# coverage of market/ (a plain `pytest PATH` does neither).
+PYTEST_ARGS ?= -n auto --cov=market --cov-branch --cov-report=term:skip-covered
 
 .PHONY: run test setup install assets translations db seed lint format bench clean
 

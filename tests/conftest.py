@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from flask import Flask
@@ -21,6 +22,25 @@ from market.extensions import cache, db
 from market.payments import hook
 from market.security.throttle import limiter
 from tests import factories
+
+
+def _own_redis_database_per_worker() -> None:
+    """Under pytest-xdist (`make test` runs one worker per core) each worker talks to a Redis
+    database of its own: the tests that start a real Celery worker would otherwise let one
+    worker's Celery take the other's tasks, which point at the other's database. Runs at import,
+    before the test modules read REDIS_URL."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REDIS_URL", "")
+    if not worker.startswith("gw") or not url:
+        return
+    parts = urlsplit(url)
+    number = parts.path.strip("/")
+    index = int(number) if number.isdigit() else 0
+    path = f"/{(index + int(worker[2:])) % 16}"
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=path))
+
+
+_own_redis_database_per_worker()
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
