@@ -45,9 +45,11 @@ def _market_files() -> dict[str, Path]:
 
 
 def status_models() -> dict[type, type[enum.Enum]]:
-    """Every mapped class with a `status` column of an enum type, and its enum."""
+    """Every mapped class with a `status` column of an enum type, and its enum, by class name
+    (the registry's own order varies between processes, and pytest-xdist's workers must collect
+    the same tests in the same order)."""
     found = {}
-    for mapper in db.Model.registry.mappers:
+    for mapper in sorted(db.Model.registry.mappers, key=lambda mapper: mapper.class_.__name__):
         column = mapper.columns.get("status")
         if column is not None and isinstance(column.type, SAEnum) and column.type.enum_class:
             found[mapper.class_] = column.type.enum_class
