@@ -33,12 +33,14 @@ def create_app(config: dict | None = None) -> Flask:
     from market import api, cli, errorpages, pagecache, web
     from market.accounts import menu
     from market.campaign import ledger
+    from market.presales import services as presales
     from market.settlements import ledger as settlement_ledger
 
     # The attribution ledger and the co-ops' settlement entries hear every amount received or
     # refunded, in the transaction that records it.
     ledger.install()
     settlement_ledger.install()
+    presales.install()  # a presale's reservation is paid when its order's money arrives
     web.init_app(app)
     pagecache.init_app(app)  # storefront pages from the cache
     menu.init_app(app)  # the signed-in header menu, stored per person and page
@@ -76,6 +78,7 @@ def _register_blueprints(app: Flask) -> None:
     from market.accounts.password_views import bp as passwords_bp
     from market.accounts.views import bp as accounts_bp
     from market.audit.views import bp as audit_bp
+    from market.batches.views import bp as batches_bp
     from market.campaign.admin_views import bp as campaign_admin_bp
     from market.campaign.dashboard_views import bp as dashboards_bp
     from market.campaign.views import bp as campaign_bp
@@ -83,12 +86,14 @@ def _register_blueprints(app: Flask) -> None:
     from market.catalog.coop_views import bp as coop_bp
     from market.catalog.views import bp as catalog_bp
     from market.catalog.village_views import bp as villages_bp
+    from market.certificates.views import bp as certificates_bp
     from market.directory.admin_views import bp as directory_admin_bp
     from market.exports.views import bp as exports_bp
     from market.groupbuy.views import bp as groupbuy_bp
     from market.notifications.views import bp as notifications_bp
     from market.orders.views import bp as orders_bp
     from market.payments.views import bp as payments_bp
+    from market.presales.views import bp as presales_bp
     from market.procurement.views import bp as procurement_bp
     from market.settlements.views import bp as settlements_bp
 
@@ -110,3 +115,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp)
     app.register_blueprint(settlements_bp)
     app.register_blueprint(exports_bp)
+    app.register_blueprint(presales_bp)
+    app.register_blueprint(batches_bp)
+    app.register_blueprint(certificates_bp)

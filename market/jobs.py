@@ -18,8 +18,11 @@ Job = tuple[str, Callable[[], object]]
 
 def _expire_unpaid() -> object:
     from market.payments.services import expire_unpaid_orders
+    from market.presales.services import release_lapsed_reservations
 
-    return expire_unpaid_orders()
+    closed = expire_unpaid_orders()
+    release_lapsed_reservations()  # a presale's units held by the orders just closed
+    return closed
 
 
 def _close_due_group_buys() -> object:

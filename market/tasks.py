@@ -90,10 +90,14 @@ def close_due_group_buys() -> int:
 
 
 def expire_unpaid_orders() -> int:
-    """Close unpaid orders past their deadline and give their stock back."""
+    """Close unpaid orders past their deadline and give their stock back (and a presale's
+    units its unpaid reservations held)."""
     from market.payments.services import expire_unpaid_orders as expire_unpaid
+    from market.presales.services import release_lapsed_reservations
 
-    return expire_unpaid()
+    closed = expire_unpaid()
+    release_lapsed_reservations()
+    return closed
 
 
 def reconcile_against_provider() -> dict[str, int] | None:

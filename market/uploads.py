@@ -36,7 +36,9 @@ CARD_WIDTHS = (320, 400, 480, 640)
 CARD_THUMBNAIL = re.compile(r"^(?P<stem>.+)\.w(?P<width>\d+)\.webp$")
 # Folders of money documents. The public /media route refuses them even under UPLOAD_DIR, where
 # slips were stored before they became private (market/security/headers.py).
-PRIVATE_FOLDERS = frozenset({"transfers", "refunds", "payouts", "invoices", "exports"})
+PRIVATE_FOLDERS = frozenset(
+    {"transfers", "refunds", "payouts", "invoices", "exports", "inspections", "certificates"}
+)
 PRIVATE_CACHE_CONTROL = "private, no-store"
 
 

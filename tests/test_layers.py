@@ -45,9 +45,9 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     ("people and places", {"accounts", "audit", "directory", "notifications"}),
-    ("catalog", {"catalog"}),
+    ("catalog", {"batches", "catalog", "certificates"}),
     ("buying", {"orders", "payments"}),
-    ("workflows", {"groupbuy", "procurement", "settlements"}),
+    ("workflows", {"groupbuy", "presales", "procurement", "settlements"}),
     ("campaign", {"campaign", "exports"}),
     ("entry points", {APP, "api", "cli", "demo", "jobs", "tasks"}),
 ]

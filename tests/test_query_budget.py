@@ -140,12 +140,15 @@ class Builder:
         self.grow_catalog()
         self.product_picture()
         self.grow_people()
+        self.batches()  # before the orders: their lines ship from these batches
         self.retail_orders()
         self.group_buys()
         self.unit_purchases()
         self.custom_requests()
         self.statements()
         self.cart()
+        self.certificates()
+        self.presales()
         self.exports()
         self.collect_ids()
 
@@ -627,6 +630,85 @@ class Builder:
                 orders.add_to_cart(self.user("buyer"), None, sku, 1)
                 db.session.commit()
 
+    def certificates(self) -> None:
+        """The demo co-op uploads k certificates naming k products each (waiting in the
+        organizers' queue) and the organizer verifies k of them: badges on k products more."""
+        from market.certificates import services as certificates
+
+        with self.ctx():
+            product_ids = [p.id for p in self.products_of(self.ids["coop"])][: self.k]
+        uploaded = []
+        for _ in range(2 * self.k):
+            with self.ctx():
+                data = certificates.CertificateData(
+                    coop_id=self.ids["coop"],
+                    kind="organic",
+                    number=f"OG-{self.n():06d}",
+                    issuer="示例认证中心",
+                    valid_until=date.today() + timedelta(days=365),
+                    product_ids=product_ids,
+                )
+                uploaded.append(
+                    certificates.upload_certificate(self.user("coop"), data, pdf_upload()).id
+                )
+        for certificate_id in uploaded[: self.k]:
+            with self.ctx():
+                certificates.verify_certificate(self.user("organizer"), certificate_id)
+        self.ids["certificate_id"] = uploaded[-1]
+
+    def presales(self) -> None:
+        """The demo co-op opens a presale of its first SKU; the buyer reserves 1 unit k times
+        (the co-op's queue grows with k; each reservation an order awaiting the harvest)."""
+        from market.presales import services as presales
+
+        with self.ctx():
+            [sku_id] = self.skus_of(self.ids["coop"], 1)
+            start = date.today() + timedelta(days=60)
+            presale = presales.open_presale(
+                self.user("coop"),
+                sku_id=sku_id,
+                harvest_from=start,
+                harvest_to=start + timedelta(days=20),
+                price_fen=5000,
+                limit_quantity=10 * self.k,
+            )
+            self.ids["presale_id"] = presale.id
+        for _ in range(self.k):
+            with self.ctx():
+                presales.reserve(
+                    self.user("buyer"),
+                    self.ids["presale_id"],
+                    1,
+                    rollover_wanted=False,
+                    for_unit=False,
+                    delivery=presales.DeliveryInput(
+                        "delivery",
+                        None,
+                        "赵买家",
+                        "13800000007",
+                        "广东省茂名市高州市",
+                        "人民路 1 号",
+                    ),
+                    idempotency_key=secrets.token_hex(16),
+                )
+
+    def batches(self) -> None:
+        """The demo co-op records a batch for each of the k SKUs the retail orders buy."""
+        from market.batches import services as batches
+
+        with self.ctx():
+            skus = self.skus_of(self.ids["coop"], self.k)
+        for sku_id in skus:
+            with self.ctx():
+                batches.record_batch(
+                    self.user("coop"),
+                    sku_id,
+                    harvested_on=date.today() - timedelta(days=1),
+                    plot=f"示例地块{self.n()}",
+                    quantity=5,
+                    report=pdf_upload(),
+                )
+
     def exports(self) -> None:
         """The organizer asks for each background export of the campaign (issue 13, point 5),
         as on the dashboard; the last job's pages are measured."""
@@ -660,6 +742,18 @@ class Builder:
                 self.products_of(coop.id),
                 key=lambda p: (p.status == ProductStatus.LISTED, len(p.skus)),
             )
+            # The demo honey's batch (market/demo/batches.py: with a report), shipped from by
+            # the retail orders above.
+            from market.batches.models import Batch
+            from market.catalog.models import Sku
+
+            honey = db.session.scalar(
+                select(Batch)
+                .join(Sku, Sku.id == Batch.sku_id)
+                .where(Sku.product_id.in_([p.id for p in self.products_of(coop.id)]))
+                .where(Batch.inspection_path.is_not(None))
+            )
+            self.ids["batch_id"], self.ids["batch_code"] = honey.id, honey.code
             self.args = {
                 "campaign_id": db.session.scalar(select(func.max(Campaign.id))),
                 "category_id": db.session.scalar(select(func.min(Category.id))),
@@ -684,6 +778,9 @@ class Builder:
                 "payment_id": self.ids["payment_id"],
                 "refund_id": self.ids["refund_id"],
                 "filename": self.ids["picture"],
+                "certificate_id": self.ids["certificate_id"],
+                "batch_id": self.ids["batch_id"],
+                "presale_id": self.ids["presale_id"],
                 **{name: self.ids[name] for name in ("job_id",) if name in self.ids},
             }
 
@@ -786,6 +883,8 @@ def args_for(endpoint: str, real: dict[str, Any], ids: dict[str, Any]) -> dict[s
         "procurement.unit_invoice": {"number": ids["purchase_order"]},
         "procurement.unit_invoice_file": {"number": ids["purchase_order"]},
         "procurement.coop_document": {"number": ids["purchase_order"]},
+        "batches.trace": {"code": ids["batch_code"]},
+        "batches.report": {"code": ids["batch_code"]},
     }
     return {**real, **special.get(endpoint, {})}
 

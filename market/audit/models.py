@@ -76,6 +76,8 @@ ACTION_LABELS = {
     "pairing.ended": _l("结束结对"),
     "pairing.imported": _l("导入结对名单"),
     "groupbuy.extended": _l("团购延期"),
+    "certificate.verified": _l("核验证书"),
+    "certificate.rejected": _l("驳回证书"),
 }
 ROLE_LABELS = {
     "system": _l("系统"),
@@ -98,6 +100,7 @@ OBJECT_LABELS = {
     "Campaign": _l("帮扶活动"),
     "Pairing": _l("结对"),
     "GroupBuy": _l("团购"),
+    "Certificate": _l("证书"),
 }
 
 

@@ -3,6 +3,8 @@ however many products a page shows (eager loading, no per-row lazy loads)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app
@@ -32,17 +34,49 @@ def _listed() -> Select:
 CATEGORY = (Category.name, Category.name_en)  # "honey" finds 蜂蜜 too
 
 
+@dataclass(frozen=True)
+class ListingFilter:
+    """A filter of the storefront listing that a package beside the catalog adds (the
+    certificates' ?cert=organic), registered with `add_listing_filter` when its blueprint is:
+    the catalog names none of them. `product_ids(value)` is a subquery of the products a
+    choice keeps; a value not among `choices()` is ignored."""
+
+    arg: str
+    label: object  # a lazy string
+    choices: Callable[[], list[tuple[str, str]]]
+    product_ids: Callable[[str], Select]
+
+
+LISTING_FILTERS: dict[str, ListingFilter] = {}
+
+
+def add_listing_filter(listing_filter: ListingFilter) -> None:
+    LISTING_FILTERS[listing_filter.arg] = listing_filter
+
+
+def chosen_filters(args: Mapping[str, str]) -> dict[str, str]:
+    """The registered filters the query string asks for with a value they offer."""
+    chosen = {}
+    for arg, listing_filter in LISTING_FILTERS.items():
+        value = args.get(arg) or ""
+        if value and value in dict(listing_filter.choices()):
+            chosen[arg] = value
+    return chosen
+
+
 def search_products(
     q: str | None = None,
     *,
     category: Category | None = None,
     village_id: int | None = None,
+    filters: Mapping[str, str] | None = None,
     page: int = 1,
     per_page: int | None = None,
 ):
     """Listed products matching words in the product, co-op, village, town or category name.
     Works for Chinese text: a plain substring match, every word must match somewhere; a word
-    in a synonym group (红薯 番薯 地瓜) matches any term of the group."""
+    in a synonym group (红薯 番薯 地瓜) matches any term of the group. `filters`: the
+    registered listing filters' choices (`chosen_filters`)."""
     query = (
         _listed().join(Product.coop).join(Coop.village).join(Village.town).join(Product.category)
     )
@@ -60,6 +94,8 @@ def search_products(
         query = query.where(Product.category_id == category.id)
     if village_id is not None:
         query = query.where(Coop.village_id == village_id)
+    for arg, value in (filters or {}).items():
+        query = query.where(Product.id.in_(LISTING_FILTERS[arg].product_ids(value)))
     query = _with_card_data(query.order_by(Product.featured.desc(), Product.id.desc()))
     return db.paginate(
         query,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
 from market import pagecache
-from market.catalog import queries
+from market.catalog import elsewhere, queries
 from market.catalog.models import Category, ProductStatus
 from market.clock import today
 from market.extensions import db
@@ -16,6 +18,32 @@ from market.security.inputs import int_arg, page_arg
 from market.security.throttle import limit
 
 bp = Blueprint("catalog", __name__)
+bp.add_app_template_global(elsewhere.product_links)  # links registered by the layers above
+
+
+def _filters() -> tuple[dict[str, str], list[dict]]:
+    """The listing filters asked for (registered beside the catalog: ?cert=organic; an unknown
+    value is ignored), and their chips: each choice's link keeps the rest of the query."""
+    chosen = queries.chosen_filters(request.args)
+    chips = []
+    for arg, listing_filter in queries.LISTING_FILTERS.items():
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k not in (arg, "page")]
+
+        def link(value: str | None, kept=kept, arg=arg) -> str:
+            pairs = [*kept, (arg, value)] if value else kept
+            path = quote(request.script_root + request.path)
+            return path + (f"?{urlencode(pairs)}" if pairs else "")
+
+        chips.append(
+            {
+                "arg": arg,
+                "label": listing_filter.label,
+                "current": chosen.get(arg),
+                "all": link(None),
+                "choices": [(v, label, link(v)) for v, label in listing_filter.choices()],
+            }
+        )
+    return chosen, chips
 
 
 @bp.get("/")
@@ -39,9 +67,17 @@ def home():
 def search():
     q = request.args.get("q", "").strip()[:50]
     village_id = int_arg("village")
-    page = queries.search_products(q or None, village_id=village_id, page=page_arg())
+    chosen, chips = _filters()
+    page = queries.search_products(
+        q or None, village_id=village_id, filters=chosen, page=page_arg()
+    )
     return pagecache.render(
-        "catalog/listing.html", pagecache.listing_deps(page.items), page=page, q=q, category=None
+        "catalog/listing.html",
+        pagecache.listing_deps(page.items),
+        page=page,
+        q=q,
+        category=None,
+        filters=chips,
     )
 
 
@@ -52,9 +88,15 @@ def category(slug: str):
     found = db.session.scalar(select(Category).where(Category.slug == slug))
     if found is None:
         abort(404)
-    page = queries.search_products(category=found, page=page_arg())
+    chosen, chips = _filters()
+    page = queries.search_products(category=found, filters=chosen, page=page_arg())
     return pagecache.render(
-        "catalog/listing.html", pagecache.listing_deps(page.items), page=page, q="", category=found
+        "catalog/listing.html",
+        pagecache.listing_deps(page.items),
+        page=page,
+        q="",
+        category=found,
+        filters=chips,
     )
 
 

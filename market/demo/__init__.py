@@ -14,10 +14,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from market.accounts.models import User
-from market.demo import builders
+from market.demo import batches, builders, certificates, presales
 from market.demo.facts import (
     DEMO_ACCOUNTS,
     DEMO_COOP_NAME,
+    DEMO_COOP_VILLAGE,
     DEMO_PASSWORD,
     DEMO_UNIT_NAME,
     ORGANIZER_EMAIL,
@@ -54,6 +55,9 @@ def seed_demo(data_dir: Path | None = None) -> bool:
         builders.seed_products(source, coops, categories, rng)
         builders.seed_accounts(units, coops)
         builders.seed_campaign(units)
+        certificates.seed_certificates(DEMO_COOP_NAME, ORGANIZER_EMAIL)
+        batches.seed_batches(DEMO_COOP_VILLAGE)
+        presales.seed_presales(ORGANIZER_EMAIL)
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -13,6 +13,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import User
+from market.batches import services as batches
+from market.batches.models import Batch
 from market.catalog.models import Sku
 from market.directory.models import Coop, Village
 from market.errors import DomainError, NotAllowed, NotFound
@@ -31,7 +33,7 @@ from market.groupbuy.services import (
 )
 from market.models import utcnow
 from market.notifications.services import notify
-from market.orders.models import OrderStatus, ShipmentStatus
+from market.orders.models import OrderLine, OrderStatus, ShipmentStatus
 from market.payments import services as payments
 from market.transactions import unit_of_work
 
@@ -57,6 +59,22 @@ def consolidated_lines(group_buy: GroupBuy) -> list[ConsolidatedLine]:
         for item in group_buy.items
         if sold.get(item.id)
     ]
+
+
+def batch_codes_by_sku(group_buy: GroupBuy) -> dict[int, list[str]]:
+    """The batch codes each SKU of the consolidated parcel went from (once it shipped)."""
+    rows = db.session.execute(
+        select(OrderLine.sku_id, Batch.code)
+        .join(Batch, Batch.id == OrderLine.batch_id)
+        .join(Participation, Participation.order_id == OrderLine.order_id)
+        .where(Participation.group_buy_id == group_buy.id)
+        .distinct()
+        .order_by(Batch.code)
+    )
+    codes: dict[int, list[str]] = defaultdict(list)
+    for sku_id, code in rows:
+        codes[sku_id].append(code)
+    return dict(codes)
 
 
 def pickup_list(group_buy: GroupBuy) -> list[Participation]:
@@ -160,7 +178,8 @@ def coop_group_buy(user: User, group_buy_id: int, *, options=()) -> GroupBuy:
 def ship_consolidated(
     user: User, group_buy_id: int, carrier: str, tracking_number: str
 ) -> GroupBuy:
-    """The co-op sends its one parcel to the pickup point."""
+    """The co-op sends its one parcel to the pickup point; every participant's line is given
+    its batch then (the oldest open batch of its SKU)."""
     group_buy = coop_group_buy(user, group_buy_id)
     if group_buy.status != GroupBuyStatus.SUCCEEDED:
         raise DomainError(_("只有成团的团购需要发货"))
@@ -171,6 +190,16 @@ def ship_consolidated(
     group_buy.shipped_at = utcnow()
     group_buy.carrier = carrier.strip()[:40]
     group_buy.tracking_number = tracking_number.strip()[:60]
+    # Each participant's lines name the batch (批次) they go from: the oldest open one.
+    batches.allocate_lines(
+        [
+            line
+            for participation in group_buy.participations
+            if participation.status == ParticipationStatus.READY and participation.order
+            for line in participation.order.lines
+        ],
+        {},
+    )
     notify(
         [group_buy.created_by_id],
         "groupbuy.shipped",

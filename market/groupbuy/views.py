@@ -556,6 +556,7 @@ def packing_list(group_buy_id: int):
         lines=lines,
         total_fen=sum(line.amount_fen for line in lines),
         ship_form=ShipForm(),
+        batch_codes=fulfilment.batch_codes_by_sku(group_buy),
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from market.accounts.models import User
+from market.batches.models import Batch
 from market.catalog.models import Sku
 from market.directory.models import Coop, Unit
 from market.extensions import db
@@ -47,6 +48,8 @@ class OrderStatus(enum.StrEnum):
 
 class ShipmentStatus(enum.StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"
+    # 预售: a parcel of goods not harvested yet; it may ship once the co-op announces the harvest.
+    AWAITING_HARVEST = "awaiting_harvest"
     TO_SHIP = "to_ship"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
@@ -77,6 +80,7 @@ ORDER_STATUS_LABELS = {
 CARD_HELD_LABEL = _l("已授权 · 待成团")
 SHIPMENT_STATUS_LABELS = {
     ShipmentStatus.AWAITING_PAYMENT: _l("待付款"),
+    ShipmentStatus.AWAITING_HARVEST: _l("预售 · 待采收"),
     ShipmentStatus.TO_SHIP: _l("待发货"),
     ShipmentStatus.SHIPPED: _l("已发货"),
     ShipmentStatus.DELIVERED: _l("已收货"),
@@ -274,7 +278,13 @@ class Shipment(StateMachine, TimestampMixin, db.Model):
     )
 
     TRANSITIONS: ClassVar[dict[ShipmentStatus, set[ShipmentStatus]]] = {
-        ShipmentStatus.AWAITING_PAYMENT: {ShipmentStatus.TO_SHIP, ShipmentStatus.CANCELLED},
+        ShipmentStatus.AWAITING_PAYMENT: {
+            ShipmentStatus.TO_SHIP,
+            ShipmentStatus.AWAITING_HARVEST,
+            ShipmentStatus.CANCELLED,
+        },
+        # 预售: paid or not, it waits for the harvest; only the harvest lets it ship.
+        ShipmentStatus.AWAITING_HARVEST: {ShipmentStatus.TO_SHIP, ShipmentStatus.CANCELLED},
         ShipmentStatus.TO_SHIP: {ShipmentStatus.SHIPPED, ShipmentStatus.CANCELLED},
         ShipmentStatus.SHIPPED: {ShipmentStatus.DELIVERED},
         ShipmentStatus.DELIVERED: set(),
@@ -337,10 +347,14 @@ class OrderLine(db.Model):
     stock_returned: Mapped[bool] = mapped_column(Boolean, default=False)
     # False when the goods come out of a reservation (a group-buy's cap), not the SKU's stock.
     holds_stock: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The batch (批次) it shipped from, picked when the co-op ships; NULL: not shipped yet, or
+    # shipped from stock outside any batch.
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
 
     order: Mapped[Order] = relationship(back_populates="lines")
     shipment: Mapped[Shipment] = relationship(back_populates="lines")
     sku: Mapped[Sku] = relationship()
+    batch: Mapped[Batch | None] = relationship()
 
     @property
     def refundable_fen(self) -> int:

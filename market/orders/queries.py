@@ -76,7 +76,10 @@ def coop_inbox(
         query
         # A group-buy's orders travel as one consolidated parcel, listed on its own page.
         .where(Order.mode != OrderMode.GROUP_BUY)
-        .options(selectinload(Shipment.lines), selectinload(Shipment.order))
+        .options(
+            selectinload(Shipment.lines).selectinload(OrderLine.batch),
+            selectinload(Shipment.order),
+        )
         .order_by(Shipment.id.desc())
     )
     return db.paginate(query, page=clamp_page(page), per_page=per_page, error_out=False)

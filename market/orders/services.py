@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from market.accounts.models import User
+from market.batches import services as batches
 from market.catalog.models import BundlePart, Product, ProductStatus, Sku
 from market.clock import local_day
 from market.directory.models import Coop
@@ -711,12 +712,20 @@ def release_on_credit(order: Order, at: datetime) -> None:
 
 
 @unit_of_work
-def ship(user: User, shipment_id: int, carrier: str, tracking_number: str) -> Shipment:
+def ship(
+    user: User,
+    shipment_id: int,
+    carrier: str,
+    tracking_number: str,
+    batch_picks: Mapping[int, str | int | None] | None = None,
+) -> Shipment:
     """The co-op hands its parcel to a carrier (or it waits at the pickup point). A unit's
     order may go before it is paid (先货后款, see Order.MODE_TRANSITIONS): its payment term
-    starts with this shipping; a retail order's unpaid parcel is refused as before."""
+    starts with this shipping; a retail order's unpaid parcel is refused as before. Each line
+    gets the batch (批次) it ships from: the one picked per line id, else the oldest open one."""
     shipment = shipment_of_coop(user, shipment_id)
-    if not carrier.strip():
+    carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
+    if not carrier:
         raise DomainError(_("请填写快递公司"), field="carrier")
     # The order first, then its parcel: the order the payment side locks them in.
     order = db.session.get(Order, shipment.order_id, with_for_update=True, populate_existing=True)
@@ -727,9 +736,10 @@ def ship(user: User, shipment_id: int, carrier: str, tracking_number: str) -> Sh
     ):
         release_on_credit(order, now)
     shipment.move_to(ShipmentStatus.SHIPPED)
-    shipment.carrier = carrier.strip()
-    shipment.tracking_number = tracking_number.strip()
+    shipment.carrier = carrier
+    shipment.tracking_number = tracking_number
     shipment.shipped_at = now
+    batches.allocate_lines(shipment.lines, batch_picks or {})
     notify(
         [order.buyer_id],
         "order.shipped",

@@ -12,6 +12,8 @@ from flask_login import current_user, user_logged_in
 from sqlalchemy import select
 
 from market.accounts.forms import ActionForm
+from market.batches import forms as batch_forms
+from market.batches import services as batch_services
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
@@ -194,6 +196,7 @@ def my_orders():
 @requires(Access.SIGNED_IN)
 def detail(number: str):
     order = services.order_of_buyer(current_user, number)
+    batch_services.preload_batches(line for s in order.shipments for line in s.lines)
     return render_template(
         "orders/detail.html",
         order=order,
@@ -235,6 +238,12 @@ def coop_inbox():
         tab=tab,
         ship_form=ShipForm(),
         invoices=invoices.invoices_by_order([shipment.order_id for shipment in page.items]),
+        batch_choices=batch_services.open_batches_of(
+            line.sku_id
+            for shipment in page.items
+            if shipment.status.value in ("to_ship", "awaiting_payment")
+            for line in shipment.lines
+        ),
     )
 
 
@@ -242,6 +251,7 @@ def coop_inbox():
 @requires(Access.COOP_MANAGER)
 def packing_list(shipment_id: int):
     shipment = services.shipment_of_coop(current_user, shipment_id)
+    batch_services.preload_batches(shipment.lines)
     return render_template("orders/packing_list.html", shipment=shipment, order=shipment.order)
 
 
@@ -251,7 +261,13 @@ def ship(shipment_id: int):
     form = ShipForm()
     if form.validate_on_submit():
         try:
-            services.ship(current_user, shipment_id, form.carrier.data, form.tracking_number.data)
+            services.ship(
+                current_user,
+                shipment_id,
+                form.carrier.data,
+                form.tracking_number.data,
+                batch_forms.picks_from(request.form),
+            )
         except DomainError as error:
             reraise_access_errors(error)
             show_error(None, error)

@@ -24,6 +24,9 @@ SEQ = "seq"
 
 DIRECTORY_TABLES = frozenset({"categories", "towns", "villages", "coops", "units", "pairings"})
 PRODUCT_PART_TABLES = frozenset({"skus", "product_images", "bundle_parts"})
+# Certificates show as badges on product cards and pages (market/certificates/): a decision is
+# rare, so it renews every storefront page. Their expiry needs no bump: pages are kept per day.
+CERTIFICATE_TABLES = frozenset({"certificates", "certificate_products"})
 CAMPAIGN_TABLES = frozenset({"campaigns", "unit_targets"})
 CAMPAIGN_PREFIX = "attribution_"
 
@@ -36,7 +39,7 @@ def coarse_keys(table: str) -> set[str]:
     """What a change of unknown rows of `table` may alter."""
     if table in DIRECTORY_TABLES:
         return {DIRECTORY}
-    if table == "products" or table in PRODUCT_PART_TABLES:
+    if table == "products" or table in PRODUCT_PART_TABLES or table in CERTIFICATE_TABLES:
         return {CATALOG, ALL_PRODUCTS}
     if table == "search_synonyms":
         return {CATALOG}
@@ -53,6 +56,7 @@ TRACKED_NAMES = (
     DIRECTORY_TABLES
     | PRODUCT_PART_TABLES
     | CAMPAIGN_TABLES
+    | CERTIFICATE_TABLES
     | {"products", "search_synonyms", "attribution"}
 )
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
