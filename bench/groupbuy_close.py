@@ -61,8 +61,7 @@ from market.accounts.models import (  # noqa: E402
 from market.catalog.models import Category, Product, ProductStatus, Sku  # noqa: E402
 from market.directory.models import Coop, Pairing, Town, Unit, Village  # noqa: E402
 from market.extensions import db  # noqa: E402
-from market.groupbuy import closing, fulfilment  # noqa: E402
-from market.groupbuy import services as groupbuy  # noqa: E402
+from market.groupbuy import closing, fulfilment, proposals  # noqa: E402
 from market.groupbuy.models import (  # noqa: E402
     GroupBuy,
     GroupBuyItem,
@@ -179,7 +178,7 @@ def seed(app: Flask, participants: int, mode: PaymentMode) -> tuple[int, int, in
         db.session.commit()
         sku = product.skus[0]
         now = utcnow()
-        data = groupbuy.GroupBuyData(
+        data = proposals.GroupBuyData(
             title=f"基准团购 {participants} 人",
             opens_at=now - timedelta(minutes=1),
             closes_at=now + timedelta(hours=1),
@@ -190,16 +189,16 @@ def seed(app: Flask, participants: int, mode: PaymentMode) -> tuple[int, int, in
             pickup_contact="李联络",
             pickup_window="周五中午",
             items=[
-                groupbuy.ItemData(
+                proposals.ItemData(
                     sku.id,
                     GROUP_PRICE,
                     None,
-                    [groupbuy.TierData(total // 2, 7000), groupbuy.TierData(total, 6000)],
+                    [proposals.TierData(total // 2, 7000), proposals.TierData(total, 6000)],
                 )
             ],
         )
-        group_buy = groupbuy.open_group_buy(coordinator, data)
-        group_buy = groupbuy.accept_group_buy(manager, group_buy.id)  # the co-op agrees: open
+        group_buy = proposals.open_group_buy(coordinator, data)
+        group_buy = proposals.accept_group_buy(manager, group_buy.id)  # the co-op agrees: open
         facts = dict(
             unit_id=unit.id,
             coop_id=coop.id,

@@ -138,16 +138,16 @@ def test_the_expire_task_expires_an_overdue_order_and_gives_the_stock_back(
 def test_the_close_task_closes_an_overdue_group_buy(app, world, eager_celery):
     from market.accounts.models import User
     from market.catalog.models import Sku
-    from market.groupbuy import services as groupbuy
+    from market.groupbuy import joining, proposals
     from market.groupbuy.models import GroupBuy, GroupBuyStatus, PaymentMode, Visibility
     from market.models import utcnow
 
     with app.test_request_context():
         coordinator = db.session.get(User, world.coordinator)
         sku = db.session.scalar(select(Sku).where(Sku.product_id == world.honey_product))
-        opened = groupbuy.open_group_buy(
+        opened = proposals.open_group_buy(
             coordinator,
-            groupbuy.GroupBuyData(
+            proposals.GroupBuyData(
                 title="蜂蜜团",
                 opens_at=utcnow(),
                 closes_at=utcnow() + timedelta(hours=1),
@@ -157,11 +157,11 @@ def test_the_close_task_closes_an_overdue_group_buy(app, world, eager_celery):
                 pickup_address="一楼",
                 pickup_contact="李",
                 pickup_window="周五",
-                items=[groupbuy.ItemData(sku_id=sku.id, price_fen=8000)],
+                items=[proposals.ItemData(sku_id=sku.id, price_fen=8000)],
             ),
         )
-        groupbuy.accept_group_buy(db.session.get(User, world.coop_manager), opened.id)
-        groupbuy.join(db.session.get(User, world.employee), opened.id, {opened.items[0].id: 2})
+        proposals.accept_group_buy(db.session.get(User, world.coop_manager), opened.id)
+        joining.join(db.session.get(User, world.employee), opened.id, {opened.items[0].id: 2})
         opened.opens_at = utcnow() - timedelta(hours=2)
         opened.closes_at = utcnow() - timedelta(seconds=1)
         db.session.commit()

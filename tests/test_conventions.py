@@ -4,6 +4,10 @@
   `client_as` fixture and `factories.signed_in_client`), never by writing Flask-Login's
   `_user_id` into the cookie session.
 - One `movements` fixture (tests/conftest.py), one browser sign-in (tests/e2e/steps.py).
+
+And one of the code's (issue 14): no module of market/ runs over 500 lines
+(docs/ARCHITECTURE.md: split it by what it serves before it gets there). The modules still over
+it are listed, each with its reason, and each must still be over it: the list only shrinks.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 from pathlib import Path
 
 TESTS = Path(__file__).parent
+MARKET = TESTS.parent / "market"
 # Writing Flask-Login's key: `session["_user_id"] = ...`, or `{"_user_id": ...}` into it.
 WRITES_USER_ID = re.compile(r"""\[\s*["']_user_id["']\s*\]\s*=(?!=)|["']_user_id["']\s*:""")
 # Forged cookies, each asserted to sign nobody in: the one place a test writes the key.
@@ -72,3 +77,46 @@ def test_one_way_to_sign_in_in_the_browser() -> None:
         if line.startswith("tests/e2e/")
     ]
     assert found == [], "use tests/e2e/steps.py:\n" + "\n".join(found)
+
+
+# -- the code: no module of market/ over 500 lines ---------------------------------------------
+MAX_MODULE_LINES = 500
+# Still over it, each with its reason: struck off here once split (the next test says so).
+LONG_MODULES = {
+    "payments/services.py": "paying, refunds, expiry and cash in one module; split under way",
+    "orders/services.py": "cart, checkout, cancelling and shipping in one module; split under way",
+}
+
+
+def module_lengths() -> dict[str, int]:
+    """{'groupbuy/joining.py': lines} for every Python module of market/."""
+    return {
+        path.relative_to(MARKET).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(MARKET.rglob("*.py"))
+    }
+
+
+def test_no_module_of_market_is_over_500_lines() -> None:
+    over = {
+        name: lines
+        for name, lines in module_lengths().items()
+        if lines > MAX_MODULE_LINES and name not in LONG_MODULES
+    }
+    assert over == {}, f"split these by what they serve (at most {MAX_MODULE_LINES} lines):\n" + (
+        "\n".join(f"market/{name}: {lines} lines" for name, lines in sorted(over.items()))
+    )
+
+
+def test_each_known_long_module_is_still_over_500_lines() -> None:
+    """A listed module split (or gone) is struck off the list, so that it cannot grow back."""
+    lengths = module_lengths()
+    done = [name for name in LONG_MODULES if lengths.get(name, 0) <= MAX_MODULE_LINES]
+    assert done == [], "no longer over the limit, strike off LONG_MODULES: " + ", ".join(done)
+
+
+def test_the_module_count_sees_every_package() -> None:
+    """The rule reads the modules it is about: the split ones among them, under the limit."""
+    lengths = module_lengths()
+    for name in ("groupbuy/joining.py", "procurement/purchases.py", "procurement/custom.py"):
+        assert 0 < lengths[name] <= MAX_MODULE_LINES, name
+    assert "groupbuy/services.py" not in lengths and "procurement/services.py" not in lengths

@@ -15,8 +15,7 @@ from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.catalog import services as catalog
 from market.catalog.services import MAX_STOCK
-from market.groupbuy import fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import fulfilment, proposals
 from market.orders import queries
 from market.orders import services as orders
 from market.security.access import Access, requires
@@ -156,7 +155,7 @@ def coop_group_buys():
 @_errors(400, 404, 409)
 def accept_group_buy(group_buy_id: int):
     """Accept a proposal's prices, caps and dates: it opens (caps are reserved from stock)."""
-    return dump_summary(groupbuy.accept_group_buy(current_user, group_buy_id))
+    return dump_summary(proposals.accept_group_buy(current_user, group_buy_id))
 
 
 @blp.route("/coop/group-buys/<int:group_buy_id>/decline", methods=["POST"])
@@ -166,4 +165,4 @@ def accept_group_buy(group_buy_id: int):
 @_errors(400, 404, 409)
 def decline_group_buy(data, group_buy_id: int):
     """Decline a proposal with a reason (the coordinator is told)."""
-    return dump_summary(groupbuy.decline_group_buy(current_user, group_buy_id, data["reason"]))
+    return dump_summary(proposals.decline_group_buy(current_user, group_buy_id, data["reason"]))

@@ -12,7 +12,7 @@ from market.api.order_views import PaymentSchema, dump_payment
 from market.api.paging import slice_of
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.extensions import db
-from market.groupbuy import services
+from market.groupbuy import joining, proposals, queries
 from market.groupbuy.models import GroupBuy, ParticipationStatus, PaymentMode, Visibility
 from market.groupbuy.views import progress, time_left
 from market.models import utcnow
@@ -92,7 +92,7 @@ class GroupBuySchema(GroupBuySummarySchema):
 
 class QuantitySchema(Schema):
     item_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    quantity = fields.Integer(required=True, validate=validate.Range(0, services.MAX_QUANTITY))
+    quantity = fields.Integer(required=True, validate=validate.Range(0, joining.MAX_QUANTITY))
 
 
 class QuantitiesSchema(Schema):
@@ -173,7 +173,7 @@ def dump_summary(group_buy: GroupBuy) -> dict:
 def dump_group_buy(group_buy: GroupBuy) -> dict:
     body = dump_summary(group_buy)
     total = body["progress"]["total_quantity"]
-    participation = services.participation_of(group_buy.id, current_user.id)
+    participation = queries.participation_of(group_buy.id, current_user.id)
     mine = None
     if participation is not None:
         active = participation.status == ParticipationStatus.ACTIVE
@@ -183,7 +183,7 @@ def dump_group_buy(group_buy: GroupBuy) -> dict:
             "order_number": participation.order.number if participation.order else None,
             "needs_payment": active
             and group_buy.payment_mode == PaymentMode.CARD
-            and not services.is_secured(participation),
+            and not queries.is_secured(participation),
         }
     body.update(
         description=group_buy.description,
@@ -231,7 +231,7 @@ def _errors(*codes):
 def group_buys(args):
     """The open group-buys of my unit (none without a unit); paged, with a Link header."""
     unit = current_user.unit
-    found = services.open_for_unit(unit.id) if unit is not None else []
+    found = queries.open_for_unit(unit.id) if unit is not None else []
     return slice_of(found, args["page"], args["per_page"], dump_summary)
 
 
@@ -241,7 +241,7 @@ def group_buys(args):
 @_errors()
 def group_buy(group_buy_id: int):
     """A group-buy I may see, with its progress, the tier reached and my participation."""
-    return dump_group_buy(services.group_buy_for(current_user, group_buy_id))
+    return dump_group_buy(queries.group_buy_for(current_user, group_buy_id))
 
 
 def _quantities(data) -> dict[int, int]:
@@ -255,8 +255,8 @@ def _quantities(data) -> dict[int, int]:
 @_errors(400, 409)
 def join(data, group_buy_id: int):
     """Join with quantities per item. A card group-buy then wants POST …/pay."""
-    services.join(current_user, group_buy_id, _quantities(data))
-    return dump_group_buy(services.group_buy_for(current_user, group_buy_id)), 201
+    joining.join(current_user, group_buy_id, _quantities(data))
+    return dump_group_buy(queries.group_buy_for(current_user, group_buy_id)), 201
 
 
 @blp.route("/group-buys/<int:group_buy_id>/change", methods=["POST"])
@@ -266,8 +266,8 @@ def join(data, group_buy_id: int):
 @_errors(400, 409)
 def change(data, group_buy_id: int):
     """Change my quantities while it is open."""
-    services.change(current_user, group_buy_id, _quantities(data))
-    return dump_group_buy(services.group_buy_for(current_user, group_buy_id))
+    joining.change(current_user, group_buy_id, _quantities(data))
+    return dump_group_buy(queries.group_buy_for(current_user, group_buy_id))
 
 
 @blp.route("/group-buys/<int:group_buy_id>/leave", methods=["POST"])
@@ -276,8 +276,8 @@ def change(data, group_buy_id: int):
 @_errors(400, 409)
 def leave(group_buy_id: int):
     """Leave while it is open; anything paid goes back."""
-    services.leave(current_user, group_buy_id)
-    return dump_group_buy(services.group_buy_for(current_user, group_buy_id))
+    joining.leave(current_user, group_buy_id)
+    return dump_group_buy(queries.group_buy_for(current_user, group_buy_id))
 
 
 @blp.route("/group-buys/<int:group_buy_id>/pay", methods=["POST"])
@@ -287,7 +287,7 @@ def leave(group_buy_id: int):
 def pay(group_buy_id: int):
     """Secure my participation by card: the PaymentIntent's client secret (an authorisation at
     the highest price, or a charge, as the page decides). Safe to repeat."""
-    order = services.start_card_payment(current_user, group_buy_id)
+    order = joining.start_card_payment(current_user, group_buy_id)
     payment = payments.open_payment(order, "stripe")
     secret = providers.get("stripe").client_secret(payment)  # type: ignore[attr-defined]
     db.session.refresh(order)
@@ -302,9 +302,9 @@ def pay(group_buy_id: int):
 def open_group_buy(data):
     """A coordinator proposes a group-buy for one co-op's SKUs; the co-op accepts its prices,
     caps and dates before it opens (as on /unit/group-buys/new)."""
-    made = services.open_group_buy(
+    made = proposals.open_group_buy(
         current_user,
-        services.GroupBuyData(
+        proposals.GroupBuyData(
             title=data["title"],
             description=data["description"],
             opens_at=data["opens_at"] or utcnow(),
@@ -316,12 +316,12 @@ def open_group_buy(data):
             pickup_contact=data["pickup_contact"],
             pickup_window=data["pickup_window"],
             items=[
-                services.ItemData(
+                proposals.ItemData(
                     sku_id=item["sku_id"],
                     price_fen=item["price_fen"],
                     cap=item.get("cap"),
                     tiers=[
-                        services.TierData(t["min_total_quantity"], t["price_fen"])
+                        proposals.TierData(t["min_total_quantity"], t["price_fen"])
                         for t in item["tiers"]
                     ],
                 )
@@ -329,4 +329,4 @@ def open_group_buy(data):
             ],
         ),
     )
-    return dump_group_buy(services.group_buy_for(current_user, made.id)), 201
+    return dump_group_buy(queries.group_buy_for(current_user, made.id)), 201

@@ -10,7 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from market.api import blueprint
 from market.api.paging import slice_of
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
-from market.procurement import services
+from market.procurement import purchases as purchasing  # `purchases` is an operation's name
 from market.procurement.models import Purpose
 from market.security.access import Access, requires
 
@@ -93,11 +93,11 @@ def dump_purchase(purchase) -> dict:
     }
 
 
-def _data(data) -> services.PurchaseData:
+def _data(data) -> purchasing.PurchaseData:
     lines: dict[int, int] = {}
     for line in data["lines"]:
         lines[line["sku_id"]] = lines.get(line["sku_id"], 0) + line["quantity"]
-    return services.PurchaseData(
+    return purchasing.PurchaseData(
         purpose=Purpose(data["purpose"]),
         purpose_note=data["purpose_note"],
         recipient=data["recipient"],
@@ -127,7 +127,7 @@ def _errors(*codes):
 def purchases(args):
     """My unit's purchases, newest first."""
     unit = current_user.unit
-    found = services.unit_purchases(unit.id) if unit is not None else []
+    found = purchasing.unit_purchases(unit.id) if unit is not None else []
     return slice_of(found, args["page"], args["per_page"], dump_purchase)
 
 
@@ -138,8 +138,8 @@ def purchases(args):
 @_errors(400, 404)
 def draft(data):
     """Draft a purchase for my unit (canteen, welfare, festival gifts) with invoice details."""
-    made = services.draft_purchase(current_user, _data(data))
-    return dump_purchase(services.purchase_for(current_user, made.id)), 201
+    made = purchasing.draft_purchase(current_user, _data(data))
+    return dump_purchase(purchasing.purchase_for(current_user, made.id)), 201
 
 
 @blp.route("/unit/purchases/<int:purchase_id>", methods=["GET"])
@@ -148,7 +148,7 @@ def draft(data):
 @_errors(404)
 def purchase(purchase_id: int):
     """One of my unit's purchases; another unit's is 404."""
-    return dump_purchase(services.purchase_for(current_user, purchase_id))
+    return dump_purchase(purchasing.purchase_for(current_user, purchase_id))
 
 
 @blp.route("/unit/purchases/<int:purchase_id>", methods=["POST"])
@@ -158,8 +158,8 @@ def purchase(purchase_id: int):
 @_errors(400, 404, 409)
 def update(data, purchase_id: int):
     """Change a draft (or a rejected purchase, which becomes a draft again)."""
-    services.update_purchase(current_user, purchase_id, _data(data))
-    return dump_purchase(services.purchase_for(current_user, purchase_id))
+    purchasing.update_purchase(current_user, purchase_id, _data(data))
+    return dump_purchase(purchasing.purchase_for(current_user, purchase_id))
 
 
 @blp.route("/unit/purchases/<int:purchase_id>/submit", methods=["POST"])
@@ -168,5 +168,5 @@ def update(data, purchase_id: int):
 @_errors(404, 409)
 def submit(purchase_id: int):
     """Submit a draft to the unit's approvers (they are told)."""
-    services.submit_purchase(current_user, purchase_id)
-    return dump_purchase(services.purchase_for(current_user, purchase_id))
+    purchasing.submit_purchase(current_user, purchase_id)
+    return dump_purchase(purchasing.purchase_for(current_user, purchase_id))

@@ -22,12 +22,9 @@ from market.groupbuy.models import (
     ParticipationStatus,
     PaymentMode,
 )
-from market.groupbuy.services import (
-    give_back_reserved_stock,
-    group_buy_link,
-    is_secured,
-    let_go_quantities,
-)
+from market.groupbuy.queries import is_secured
+from market.groupbuy.recipients import group_buy_link
+from market.groupbuy.stock import give_back_reserved_stock, let_go_quantities
 from market.models import utcnow
 from market.notifications.services import notify
 from market.orders.models import Order, OrderStatus

@@ -27,10 +27,8 @@ from market.groupbuy.models import (
     Participation,
     ParticipationStatus,
 )
-from market.groupbuy.services import (
-    group_buy_link,
-    own_group_buy,
-)
+from market.groupbuy.queries import own_group_buy
+from market.groupbuy.recipients import group_buy_link
 from market.models import utcnow
 from market.notifications.services import notify
 from market.orders.models import OrderLine, OrderStatus, ShipmentStatus

@@ -74,7 +74,7 @@ def coop_manager_ids(coop_ids: Iterable[int]) -> list[int]:
 
 def paired_coop_ids(unit_id: int) -> set[int]:
     """The co-ops of the villages the unit is paired with today: a custom request is theirs to
-    see first (as market.procurement.services.visible_to_coop decides)."""
+    see first (as market.procurement.custom.visible_to_coop decides)."""
     day = today()
     return set(
         db.session.scalars(

@@ -13,7 +13,7 @@ from market.errors import DomainError
 from market.orders import invoices
 from market.orders.models import INVOICE_STATUS_LABELS, Invoice, InvoiceStatus, Order
 from market.payments import services as payments
-from market.procurement import services
+from market.procurement import documents
 from market.procurement.forms import InvoiceIssueForm, InvoiceRequestForm
 from market.procurement.views import bp
 from market.security.access import Access, requires
@@ -68,7 +68,7 @@ def unit_bills():
 
 def _invoice_defaults(order: Order, form: InvoiceRequestForm) -> None:
     """What the unit already said when it ordered: the purchase's 抬头 and 税号, the address."""
-    said = services.invoice_details_of(order)
+    said = documents.invoice_details_of(order)
     form.title.data, form.tax_id.data, form.address.data = said.title, said.tax_id, said.address
 
 

@@ -1,6 +1,9 @@
 """以买代帮 pages: the unit's overview and yearly target, drafting, submitting, approving or
-rejecting a purchase, paying its orders, and the printable purchase order and delivery note.
-产品定制 pages: the unit's requests and the quotes on them; the co-ops' requests to quote on."""
+rejecting a purchase, paying its orders, and the printable purchase order and delivery note (of a
+unit purchase's or a custom request's order).
+
+The procurement blueprint is defined here; the 产品定制 pages (`custom_views`) and the 先货后款
+and invoice pages (`billing_views`) register their routes on it (imported last, below)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from market.catalog.models import Sku
 from market.clock import today
 from market.directory.models import Unit
 from market.errors import DomainError
-from market.groupbuy.services import candidate_skus
+from market.groupbuy.queries import candidate_skus
 from market.money import format_fen
 from market.orders import services as orders_services
 from market.orders.models import Order, OrderLine, OrderStatus
@@ -26,30 +29,19 @@ from market.payments import providers
 from market.payments import services as payments
 from market.payments.models import Payment
 from market.procurement import (
+    documents,
     order_links,  # noqa: F401  (the orders' pages link here: market.orders.elsewhere)
-    services,
 )
-from market.procurement.forms import (
-    CustomRequestForm,
-    PurchaseForm,
-    QuoteForm,
-    RejectForm,
-    TargetForm,
-)
-from market.procurement.models import (
-    PURCHASE_STATUS_LABELS,
-    PurchaseStatus,
-    Purpose,
-    RequestStatus,
-    UnitPurchase,
-)
+from market.procurement import purchases as purchasing  # `purchases` is the list page's name
+from market.procurement.forms import PurchaseForm, RejectForm, TargetForm
+from market.procurement.models import PURCHASE_STATUS_LABELS, PurchaseStatus, Purpose, UnitPurchase
 from market.security.access import Access, requires
 from market.web import flash_form_errors, reraise_access_errors, run_action, show_error
 
 bp = Blueprint("procurement", __name__)
 
 
-def _own_unit() -> Unit:
+def own_unit() -> Unit:
     """The signed-in person's unit; someone without one (an admin, say) has nothing here."""
     unit = current_user.unit
     if unit is None:
@@ -65,9 +57,9 @@ def _this_year() -> int:
 @bp.get("/unit/purchases")
 @requires(Access.COORDINATOR, Access.APPROVER)
 def purchases():
-    unit = _own_unit()
+    unit = own_unit()
     year = _this_year()
-    summary = services.overview(unit.id, year)
+    summary = purchasing.overview(unit.id, year)
     rows = [
         (status, PURCHASE_STATUS_LABELS[status], *summary.by_status.get(status.value, (0, 0)))
         for status in PurchaseStatus
@@ -78,7 +70,7 @@ def purchases():
         year=year,
         summary=summary,
         rows=rows,
-        purchases=services.unit_purchases(unit.id),
+        purchases=purchasing.unit_purchases(unit.id),
         target_form=TargetForm(
             amount=summary.target.amount_fen if summary.target is not None else None
         ),
@@ -92,7 +84,7 @@ def set_target():
     form = TargetForm()
     if form.validate_on_submit():
         try:
-            services.set_target(current_user, _this_year(), form.amount.data)
+            purchasing.set_target(current_user, _this_year(), form.amount.data)
         except DomainError as error:
             reraise_access_errors(error)
             show_error(None, error)
@@ -142,8 +134,8 @@ def _card_payments() -> bool:
     return "stripe" in providers.available()
 
 
-def _purchase_data(form: PurchaseForm) -> services.PurchaseData:
-    return services.PurchaseData(
+def _purchase_data(form: PurchaseForm) -> purchasing.PurchaseData:
+    return purchasing.PurchaseData(
         purpose=Purpose(form.purpose.data),
         purpose_note=form.purpose_note.data or "",
         recipient=form.recipient.data,
@@ -181,21 +173,21 @@ def _save_purchase(form: PurchaseForm, save, purchase: UnitPurchase | None):
 @bp.route("/unit/purchases/new", methods=["GET", "POST"])
 @requires(Access.COORDINATOR)
 def new_purchase():
-    form = _purchase_form(_own_unit())
-    return _save_purchase(form, lambda data: services.draft_purchase(current_user, data), None)
+    form = _purchase_form(own_unit())
+    return _save_purchase(form, lambda data: purchasing.draft_purchase(current_user, data), None)
 
 
 @bp.route("/unit/purchases/<int:purchase_id>/edit", methods=["GET", "POST"])
 @requires(Access.COORDINATOR)
 def edit_purchase(purchase_id: int):
-    purchase = services.purchase_for(current_user, purchase_id)
-    if not services.may_edit(purchase):
+    purchase = purchasing.purchase_for(current_user, purchase_id)
+    if not purchasing.may_edit(purchase):
         flash(_("只有草稿或被驳回的采购单可以修改"), "warning")
         return redirect(url_for(".purchase", purchase_id=purchase.id))
     form = _purchase_form(purchase.unit, purchase)
     return _save_purchase(
         form,
-        lambda data: services.update_purchase(current_user, purchase.id, data),
+        lambda data: purchasing.update_purchase(current_user, purchase.id, data),
         purchase,
     )
 
@@ -279,7 +271,7 @@ def _order_rows(orders: list[Order]) -> list[OrderRow]:
 @bp.get("/unit/purchases/<int:purchase_id>")
 @requires(Access.COORDINATOR, Access.APPROVER)
 def purchase(purchase_id: int):
-    found = services.purchase_for(current_user, purchase_id)
+    found = purchasing.purchase_for(current_user, purchase_id)
     orders = sorted(found.orders, key=lambda order: order.id)
     rows = _order_rows(orders)
     return render_template(
@@ -291,10 +283,10 @@ def purchase(purchase_id: int):
         transfers=[row for row in rows if row.transfer is not None],
         is_coordinator=current_user.has_unit_role(UnitRole.COORDINATOR),
         card_payments=_card_payments(),
-        may_decide=services.may_decide(current_user, found),
+        may_decide=purchasing.may_decide(current_user, found),
         action_form=ActionForm(),
         reject_form=RejectForm(),
-        shown_prices=orders_services.encode_prices(services.purchase_prices(found)),
+        shown_prices=orders_services.encode_prices(purchasing.purchase_prices(found)),
     )
 
 
@@ -310,7 +302,7 @@ def _purchase_action(purchase_id: int, act, done: str):
 @bp.post("/unit/purchases/<int:purchase_id>/submit")
 @requires(Access.COORDINATOR)
 def submit_purchase(purchase_id: int):
-    return _purchase_action(purchase_id, services.submit_purchase, _("已提交审批"))
+    return _purchase_action(purchase_id, purchasing.submit_purchase, _("已提交审批"))
 
 
 @bp.post("/unit/purchases/<int:purchase_id>/approve")
@@ -322,7 +314,7 @@ def approve_purchase(purchase_id: int):
     shown_prices = orders_services.parse_prices(shown) if shown is not None else None
     return _purchase_action(
         purchase_id,
-        lambda user, pid: services.approve_purchase(user, pid, shown_prices=shown_prices),
+        lambda user, pid: purchasing.approve_purchase(user, pid, shown_prices=shown_prices),
         _("已批准，已按合作社生成订单"),
     )
 
@@ -333,7 +325,7 @@ def reject_purchase(purchase_id: int):
     form = RejectForm()
     if form.validate_on_submit():
         try:
-            services.reject_purchase(current_user, purchase_id, form.reason.data)
+            purchasing.reject_purchase(current_user, purchase_id, form.reason.data)
         except DomainError as error:
             reraise_access_errors(error)
             show_error(None, error)
@@ -349,7 +341,7 @@ def reject_purchase(purchase_id: int):
 def start_transfer(purchase_id: int):
     return _purchase_action(
         purchase_id,
-        services.start_transfer,
+        purchasing.start_transfer,
         _("请按下方账户信息对公转账，到账确认后订单即为已付款"),
     )
 
@@ -401,7 +393,7 @@ DOCUMENT = '<any("purchase-order", "delivery-note"):kind>'
 @bp.get(f"/unit/purchases/<int:purchase_id>/orders/<int:order_id>/{DOCUMENT}")
 @requires(Access.COORDINATOR, Access.APPROVER)
 def unit_document(purchase_id: int, order_id: int, kind: str):
-    found, order = services.purchase_order_for(current_user, purchase_id, order_id)
+    found, order = purchasing.purchase_order_for(current_user, purchase_id, order_id)
     return _document(kind.replace("-", "_"), order, order.lines, found)
 
 
@@ -409,137 +401,9 @@ def unit_document(purchase_id: int, order_id: int, kind: str):
 @requires(Access.COOP_MANAGER)
 def coop_document(number: str, kind: str):
     """The co-op's copy: only its own parcel's lines; someone else's order is a 403."""
-    found = services.coop_document_of(current_user, number)
+    found = documents.coop_document_of(current_user, number)
     return _document(kind.replace("-", "_"), found.order, found.lines, found.purchase)
 
 
-# -- custom products: the unit ------------------------------------------------------------------
-@bp.get("/unit/custom")
-@requires(Access.COORDINATOR)
-def custom_requests():
-    unit = _own_unit()
-    return render_template(
-        "procurement/custom_list.html", unit=unit, requests=services.unit_requests(unit.id)
-    )
-
-
-def _request_data(form: CustomRequestForm) -> services.RequestData:
-    return services.RequestData(
-        title=form.title.data,
-        description=form.description.data or "",
-        quantity=form.quantity.data,
-        budget_fen=form.budget.data,
-        needed_by=form.needed_by.data,
-        card_text=form.card_text.data or "",
-        packaging=form.packaging.data or "",
-        recipient=form.recipient.data or "",
-        phone=form.phone.data or "",
-        address=form.address.data or "",
-    )
-
-
-@bp.route("/unit/custom/new", methods=["GET", "POST"])
-@requires(Access.COORDINATOR)
-def new_custom_request():
-    unit = _own_unit()
-    form = CustomRequestForm()
-    if request.method == "GET":  # the unit's own address to start from, as on a purchase
-        form.recipient.data = current_user.name
-        form.phone.data = current_user.phone or unit.contact_phone
-        form.address.data = f"{unit.name} {unit.address}".strip()
-    if form.validate_on_submit():
-        try:
-            created = services.create_request(
-                current_user, _request_data(form), request.files.get(form.logo.name)
-            )
-        except DomainError as error:
-            reraise_access_errors(error)
-            if error.field == "images":  # the upload check names its own field
-                form.logo.errors = [*form.logo.errors, str(error)]
-            else:
-                show_error(form, error)
-        else:
-            flash(_("定制需求已发布，结对村的合作社会先看到并报价"), "success")
-            return redirect(url_for(".custom_request", request_id=created.id), 303)
-    status = 400 if request.method == "POST" else 200
-    return render_template("procurement/custom_form.html", form=form), status
-
-
-@bp.get("/unit/custom/<int:request_id>")
-@requires(Access.COORDINATOR)
-def custom_request(request_id: int):
-    found = services.request_for_unit(current_user, request_id)
-    return render_template(
-        "procurement/custom_detail.html",
-        custom=found,
-        action_form=ActionForm(),
-        is_open=found.status == RequestStatus.OPEN,
-    )
-
-
-def _request_action(request_id: int, act, done: str):
-    return run_action(act, done, url_for(".custom_request", request_id=request_id))
-
-
-@bp.post("/unit/custom/<int:request_id>/open")
-@requires(Access.COORDINATOR)
-def open_custom_request(request_id: int):
-    return _request_action(
-        request_id,
-        lambda: services.open_to_all(current_user, request_id),
-        _("已向所有合作社开放报价"),
-    )
-
-
-@bp.post("/unit/custom/<int:request_id>/quotes/<int:quote_id>/accept")
-@requires(Access.COORDINATOR)
-def accept_quote(request_id: int, quote_id: int):
-    return _request_action(
-        request_id,
-        lambda: services.accept_quote(current_user, request_id, quote_id),
-        _("已选定报价并生成订单；其他报价未选中，已谢绝"),
-    )
-
-
-# -- custom products: the co-ops --------------------------------------------------------------
-@bp.get("/coop/custom")
-@requires(Access.COOP_MANAGER)
-def coop_custom():
-    return render_template(
-        "procurement/coop_custom.html",
-        entries=services.open_requests_for(current_user),
-        decided=services.decided_quotes(current_user),
-        form=QuoteForm(),
-    )
-
-
-@bp.post("/coop/custom/<int:request_id>/quote")
-@requires(Access.COOP_MANAGER)
-def submit_quote(request_id: int):
-    form = QuoteForm()
-    form.coop_id.choices = [(coop.id, coop.name) for coop in current_user.managed_coops()]
-    if form.validate_on_submit():
-        try:
-            services.submit_quote(
-                current_user,
-                request_id,
-                form.coop_id.data,
-                services.QuoteData(
-                    unit_price_fen=form.unit_price.data,
-                    lead_time_days=form.lead_time_days.data,
-                    note=form.note.data or "",
-                ),
-                request.files.get(form.sample.name),
-            )
-        except DomainError as error:
-            reraise_access_errors(error)
-            show_error(None, error)
-        else:
-            flash(_("报价已提交，单位选定后会生成订单"), "success")
-    else:
-        flash_form_errors(form)
-    return redirect(url_for(".coop_custom"), 303)
-
-
-# 先货后款 and invoice pages live on this blueprint too (imported last: they use `bp`).
-from market.procurement import billing_views  # noqa: E402, F401
+# 产品定制, 先货后款 and invoice pages live on this blueprint too (imported last: they use `bp`).
+from market.procurement import billing_views, custom_views  # noqa: E402, F401

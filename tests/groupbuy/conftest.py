@@ -20,10 +20,9 @@ from market.accounts.models import CoopMembership, CoopRole, User
 from market.catalog.models import Category, Sku
 from market.directory.models import Coop, Unit
 from market.extensions import db
-from market.groupbuy import closing, fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import closing, fulfilment, joining, proposals
 from market.groupbuy.models import GroupBuy, GroupBuyItem, Participation, PaymentMode, Visibility
-from market.groupbuy.services import GroupBuyData, ItemData, TierData
+from market.groupbuy.proposals import GroupBuyData, ItemData, TierData
 from market.models import utcnow
 from market.orders.models import Order
 from market.payments import services as payments
@@ -131,14 +130,14 @@ class Kit:
         data = self.data(**overrides)
         with self.ctx():
             coordinator = self.user(coordinator_id or self.world.coordinator)
-            return groupbuy.open_group_buy(coordinator, data).id
+            return proposals.open_group_buy(coordinator, data).id
 
     def accept(self, group_buy_id: int, manager_id: int | None = None) -> None:
         """A manager of the group-buy's co-op (or `manager_id`) accepts its terms: it opens."""
         with self.ctx():
             if manager_id is None:
                 manager_id = coop_manager_of(group_buy_id)
-            groupbuy.accept_group_buy(self.user(manager_id), group_buy_id)
+            proposals.accept_group_buy(self.user(manager_id), group_buy_id)
 
     def open(self, coordinator_id: int | None = None, **overrides: Any) -> int:
         """Proposed by the coordinator and accepted by the co-op: open for joining."""
@@ -161,7 +160,7 @@ class Kit:
         wanted = self._wanted(group_buy_id, quantities)
         with self.ctx():
             try:
-                return groupbuy.join(self.user(user_id), group_buy_id, wanted).id
+                return joining.join(self.user(user_id), group_buy_id, wanted).id
             except Exception:
                 db.session.rollback()
                 raise
@@ -170,7 +169,7 @@ class Kit:
         wanted = self._wanted(group_buy_id, quantities)
         with self.ctx():
             try:
-                return groupbuy.change(self.user(user_id), group_buy_id, wanted).id
+                return joining.change(self.user(user_id), group_buy_id, wanted).id
             except Exception:
                 db.session.rollback()
                 raise
@@ -178,7 +177,7 @@ class Kit:
     def leave(self, user_id: int, group_buy_id: int) -> None:
         with self.ctx():
             try:
-                groupbuy.leave(self.user(user_id), group_buy_id)
+                joining.leave(self.user(user_id), group_buy_id)
             except Exception:
                 db.session.rollback()
                 raise
@@ -220,7 +219,7 @@ class Kit:
     def pay_by_card(self, user_id: int, group_buy_id: int, token: str) -> SimpleNamespace:
         """start_card_payment, then the card form: the card is confirmed on the server."""
         with self.ctx():
-            order = groupbuy.start_card_payment(self.user(user_id), group_buy_id)
+            order = joining.start_card_payment(self.user(user_id), group_buy_id)
             number = order.number
         with self.ctx():
             outcome = payments.confirm_card(self.user(user_id), number, token)
@@ -251,7 +250,7 @@ def accept_as_coop(app: Flask, group_buy_id: int) -> None:
     """The group-buy's co-op accepts it, as its manager would on the co-op's page."""
     with app.test_request_context():
         manager = db.session.get(User, coop_manager_of(group_buy_id))
-        groupbuy.accept_group_buy(manager, group_buy_id)
+        proposals.accept_group_buy(manager, group_buy_id)
 
 
 @pytest.fixture

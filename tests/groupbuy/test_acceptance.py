@@ -21,8 +21,7 @@ from sqlalchemy import func, select, update
 from market.catalog.models import Sku
 from market.errors import Conflict, DomainError, NotAllowed
 from market.extensions import db
-from market.groupbuy import fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import changes, fulfilment, joining, proposals, queries
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -31,7 +30,7 @@ from market.groupbuy.models import (
     ParticipationStatus,
     PaymentMode,
 )
-from market.groupbuy.services import ItemData, TierData
+from market.groupbuy.proposals import ItemData, TierData
 from market.models import utcnow
 from market.notifications.models import Notification
 from market.orders.models import Order, OrderStatus
@@ -161,7 +160,7 @@ def test_a_stranger_cannot_answer_for_a_coop(kit, client_as, app):
     assert client_as("coop_manager").post("/coop/group-buys/999999/accept").status_code == 404
     # Nor an admin: the co-op agrees to its own price.
     with kit.ctx(), pytest.raises(NotAllowed):
-        groupbuy.accept_group_buy(kit.user(kit.world.admin), honey_id)
+        proposals.accept_group_buy(kit.user(kit.world.admin), honey_id)
     assert status_of(kit, honey_id) == status_of(kit, lychee_id) == GroupBuyStatus.PROPOSED
     assert kit.stock(lychee) == WORLD_STOCK
 
@@ -212,7 +211,7 @@ def test_a_proposal_past_its_closing_time_cannot_be_accepted(kit, client_as):
         )
         db.session.commit()
     with kit.ctx(), pytest.raises(DomainError, match="截止时间已过，不能再确认"):
-        groupbuy.accept_group_buy(kit.user(kit.world.coop_manager), group_buy_id)
+        proposals.accept_group_buy(kit.user(kit.world.coop_manager), group_buy_id)
     assert status_of(kit, group_buy_id) == GroupBuyStatus.PROPOSED
     assert kit.stock(kit.sku_of(kit.world.honey_product)) == WORLD_STOCK
     page = text(client_as("coop_manager").get("/coop/group-buys"))
@@ -273,7 +272,7 @@ def test_an_extension_stays_within_30_days_and_is_refused_with_the_latest_time(k
         group_buy = db.session.get(GroupBuy, group_buy_id)
         assert not group_buy.extended
     with kit.ctx(), pytest.raises(DomainError) as refused:
-        groupbuy.extend(
+        changes.extend(
             kit.user(kit.world.coordinator), group_buy_id, utcnow() + timedelta(days=30, hours=1)
         )
     assert re.search(r"截止时间最晚为 30 天后（\d{4}-\d\d-\d\d \d\d:\d\d）", str(refused.value))
@@ -293,7 +292,7 @@ def test_an_extension_of_a_card_group_buy_stays_within_its_authorisation_window(
     assert paid.status == PaymentStatus.AUTHORIZED
     with kit.ctx():
         started = db.session.get(Payment, paid.payment_id).created_at
-    latest = started + groupbuy.AUTHORIZE_WITHIN
+    latest = started + joining.AUTHORIZE_WITHIN
 
     coordinator = client_as("coordinator")
     url = f"/unit/group-buys/{group_buy_id}"
@@ -320,12 +319,12 @@ def test_a_card_group_buy_without_authorisations_extends_up_to_30_days(kit, stri
     kit.join(a, group_buy_id, 2)  # joined, never paid: nothing is held
     with kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
-        assert groupbuy.authorisation_deadline(group_buy) is None
+        assert changes.authorisation_deadline(group_buy) is None
     with kit.ctx():
-        groupbuy.extend(kit.user(kit.world.coordinator), group_buy_id, utcnow() + timedelta(20))
+        changes.extend(kit.user(kit.world.coordinator), group_buy_id, utcnow() + timedelta(20))
     with kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
-        assert not groupbuy.manual_capture(group_buy)  # who pays now is charged instead
+        assert not joining.manual_capture(group_buy)  # who pays now is charged instead
 
 
 # -- cancelling ---------------------------------------------------------------------------------
@@ -416,7 +415,7 @@ def test_cancelling_a_charged_group_buy_refunds_every_charge_in_full(
     paid = kit.pay_by_card(a, group_buy_id, card_token(GOOD_CARD))
     assert (paid.status, paid.amount_fen) == (PaymentStatus.SUCCEEDED, 3 * GROUP_PRICE)
     with kit.ctx():
-        groupbuy.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "合作社停产")
+        changes.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "合作社停产")
     assert refunded_at_stripe(stripe_client, paid.intent_id) == [3 * GROUP_PRICE]
     with kit.ctx():
         order = kit.order_of(pa)
@@ -454,16 +453,16 @@ def test_strangers_cannot_cancel_and_the_deadline_ends_the_right_to(kit, client_
         response = client_as(role).post(url.format(id=group_buy_id), data={"reason": "捣乱"})
         assert response.status_code == 403, role
     with kit.ctx(), pytest.raises(NotAllowed, match="活动组织方"):
-        groupbuy.cancel_group_buy(kit.user(kit.world.buyer), group_buy_id, "捣乱")
+        changes.cancel_group_buy(kit.user(kit.world.buyer), group_buy_id, "捣乱")
     assert status_of(kit, group_buy_id) == GroupBuyStatus.OPEN
 
     pass_deadline(kit.app, group_buy_id)  # due, the closer not yet run: the outcome is its own
     with kit.ctx(), pytest.raises(DomainError, match="团购已截止，正在结算，不能取消"):
-        groupbuy.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "太晚")
+        changes.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "太晚")
     close_due(kit.app)
     assert status_of(kit, group_buy_id) == GroupBuyStatus.SUCCEEDED
     with kit.ctx(), pytest.raises(Conflict, match="当前为“已成团”，不能取消"):
-        groupbuy.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "太晚")
+        changes.cancel_group_buy(kit.user(kit.world.organizer), group_buy_id, "太晚")
     assert 'id="cancel-form"' not in text(
         client_as("coordinator").get(f"/unit/group-buys/{group_buy_id}")
     )
@@ -482,7 +481,7 @@ def test_two_cancels_at_once_cancel_once(kit):
         with kit.ctx():
             barrier.wait()
             try:
-                groupbuy.cancel_group_buy(kit.user(actor_id), group_buy_id, "同时取消")
+                changes.cancel_group_buy(kit.user(actor_id), group_buy_id, "同时取消")
                 outcomes.append("cancelled")
             except DomainError as error:
                 db.session.rollback()
@@ -614,5 +613,5 @@ def test_the_organizer_sees_every_proposed_and_open_group_buy(kit, client_as):
     assert 'href="/admin/group-buys"' in page  # in the organizer's menu
     assert client_as("coordinator").get("/admin/group-buys").status_code == 403
     with kit.ctx():
-        assert {g.id for g in groupbuy.current_group_buys()} == {proposed, opened}
+        assert {g.id for g in queries.current_group_buys()} == {proposed, opened}
         assert db.session.get(GroupBuyItem, kit.item_ids(opened)[0]).reserved_stock == 0

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from market.errors import DomainError
 from market.extensions import db
-from market.groupbuy import closing, fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import closing, fulfilment, joining, queries
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyStatus,
@@ -83,9 +82,9 @@ def test_manual_capture_when_closing_within_six_days(card_kit):
     with card_kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
         closes_at = group_buy.closes_at
-        assert groupbuy.manual_capture(group_buy, closes_at - timedelta(days=6)) is True
-        assert groupbuy.manual_capture(group_buy, closes_at - timedelta(days=6, seconds=1)) is False
-        assert groupbuy.manual_capture(group_buy) is True
+        assert joining.manual_capture(group_buy, closes_at - timedelta(days=6)) is True
+        assert joining.manual_capture(group_buy, closes_at - timedelta(days=6, seconds=1)) is False
+        assert joining.manual_capture(group_buy) is True
 
 
 # -- authorised: captured in part, or released -------------------------------------------------
@@ -110,7 +109,7 @@ def test_authorised_at_the_group_price_then_captured_at_the_tier_reached(
     assert movements == []  # an authorisation is not money received
     with kit.ctx():
         assert kit.order_of(pa).status == OrderStatus.PENDING_PAYMENT
-        assert groupbuy.is_secured(db.session.get(Participation, pa))
+        assert queries.is_secured(db.session.get(Participation, pa))
 
     assert kit.close(group_buy_id) is True
 
@@ -293,7 +292,7 @@ def test_changing_quantity_releases_the_old_authorisation_and_asks_the_card_agai
     kit.change(a, group_buy_id, 5)
     assert intent(stripe_client, first.intent_id).status == "canceled"
     with kit.ctx():
-        assert not groupbuy.is_secured(db.session.get(Participation, pa))
+        assert not queries.is_secured(db.session.get(Participation, pa))
     second = kit.pay_by_card(a, group_buy_id, card_token(GOOD_CARD))
     assert (second.status, second.amount_fen) == (PaymentStatus.AUTHORIZED, 5 * GROUP_PRICE)
     assert second.intent_id != first.intent_id
@@ -314,8 +313,8 @@ def test_a_card_that_never_went_through_is_released_and_does_not_count(
     assert declined.status == PaymentStatus.FAILED
     with kit.ctx():
         assert db.session.get(GroupBuy, group_buy_id).total_quantity == MIN_QUANTITY
-        assert not groupbuy.is_secured(db.session.get(Participation, pb))
-        assert not groupbuy.is_secured(db.session.get(Participation, pc))
+        assert not queries.is_secured(db.session.get(Participation, pb))
+        assert not queries.is_secured(db.session.get(Participation, pc))
 
     assert kit.close(group_buy_id) is True
 
@@ -343,7 +342,7 @@ def test_an_unpaid_participant_does_not_lower_the_price_of_the_others(
     paid = kit.pay_by_card(a, group_buy_id, card_token(GOOD_CARD))
     with kit.ctx():
         order_b = kit.order_of(pb).number
-        groupbuy.start_card_payment(kit.user(b), group_buy_id)  # chose card, never typed one
+        joining.start_card_payment(kit.user(b), group_buy_id)  # chose card, never typed one
 
     assert kit.close(group_buy_id) is True
 
@@ -374,7 +373,7 @@ def test_pay_at_pickup_group_buys_take_no_card(card_kit):
     (a,) = kit.members(1)
     kit.join(a, group_buy_id, 1)
     with kit.ctx(), pytest.raises(DomainError, match="取货时付款"):
-        groupbuy.start_card_payment(kit.user(a), group_buy_id)
+        joining.start_card_payment(kit.user(a), group_buy_id)
     assert kit.payment_count() == 0
 
 

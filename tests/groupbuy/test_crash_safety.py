@@ -26,7 +26,7 @@ from market.campaign.models import AttributionEntry
 from market.campaign.reconciliation import money_reconcile
 from market.extensions import db
 from market.groupbuy.models import GroupBuy, GroupBuyStatus, Participation, ParticipationStatus
-from market.groupbuy.services import ItemData, TierData
+from market.groupbuy.proposals import ItemData, TierData
 from market.models import utcnow
 from market.payments.models import Payment
 from market.tasks import CLOSE_DUE_GROUP_BUYS, make_celery

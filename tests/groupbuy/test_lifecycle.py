@@ -11,8 +11,7 @@ from sqlalchemy import func, select, update
 
 from market.errors import Conflict, DomainError, InvalidTransition, NotAllowed
 from market.extensions import db
-from market.groupbuy import closing, fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import changes, closing, fulfilment, queries
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -20,7 +19,7 @@ from market.groupbuy.models import (
     Participation,
     ParticipationStatus,
 )
-from market.groupbuy.services import ItemData, TierData
+from market.groupbuy.proposals import ItemData, TierData
 from market.models import utcnow
 from market.notifications.models import Notification
 from market.orders.models import Order, OrderStatus, ShipmentStatus
@@ -211,7 +210,7 @@ def test_only_due_group_buys_are_closed(kit):
     with kit.ctx():
         assert db.session.get(GroupBuy, soon).status == GroupBuyStatus.SUCCEEDED
         assert db.session.get(GroupBuy, later).status == GroupBuyStatus.OPEN
-        later_participation = groupbuy.participation_of(later, b)
+        later_participation = queries.participation_of(later, b)
         assert later_participation.status == ParticipationStatus.ACTIVE
 
 
@@ -272,14 +271,14 @@ def test_extend_once_to_a_later_time_and_everyone_is_told(kit):
     coordinator = kit.world.coordinator
 
     with kit.ctx(), pytest.raises(DomainError, match="晚于原截止时间"):
-        groupbuy.extend(kit.user(coordinator), group_buy_id, old - timedelta(minutes=5))
+        changes.extend(kit.user(coordinator), group_buy_id, old - timedelta(minutes=5))
     with kit.ctx(), pytest.raises(NotAllowed):
-        groupbuy.extend(kit.user(kit.world.employee), group_buy_id, old + timedelta(days=1))
+        changes.extend(kit.user(kit.world.employee), group_buy_id, old + timedelta(days=1))
     with kit.ctx(), pytest.raises(NotAllowed):
-        groupbuy.extend(kit.user(kit.world.other_coordinator), group_buy_id, old + timedelta(1))
+        changes.extend(kit.user(kit.world.other_coordinator), group_buy_id, old + timedelta(1))
 
     with kit.ctx():
-        groupbuy.extend(kit.user(coordinator), group_buy_id, old + timedelta(days=1))
+        changes.extend(kit.user(coordinator), group_buy_id, old + timedelta(days=1))
     with kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
         assert (group_buy.closes_at, group_buy.extended) == (old + timedelta(days=1), True)
@@ -291,7 +290,7 @@ def test_extend_once_to_a_later_time_and_everyone_is_told(kit):
         assert "延期" in title
 
     with kit.ctx(), pytest.raises(DomainError, match="只能延期一次"):
-        groupbuy.extend(kit.user(coordinator), group_buy_id, old + timedelta(days=2))
+        changes.extend(kit.user(coordinator), group_buy_id, old + timedelta(days=2))
     with kit.ctx():
         assert db.session.get(GroupBuy, group_buy_id).closes_at == old + timedelta(days=1)
         assert len(notified("groupbuy.changed")) == 3
@@ -307,29 +306,29 @@ def test_lower_minimum_only_down_and_everyone_is_told(kit):
     coordinator = kit.world.coordinator
     for refused in (MIN_QUANTITY, MIN_QUANTITY + 1, 0):
         with kit.ctx(), pytest.raises(DomainError, match="小于原成团量"):
-            groupbuy.lower_minimum(kit.user(coordinator), group_buy_id, refused)
+            changes.lower_minimum(kit.user(coordinator), group_buy_id, refused)
     with kit.ctx(), pytest.raises(NotAllowed):
-        groupbuy.lower_minimum(kit.user(kit.world.employee), group_buy_id, 3)
+        changes.lower_minimum(kit.user(kit.world.employee), group_buy_id, 3)
     with kit.ctx():
         assert notified("groupbuy.changed") == []
         assert db.session.get(GroupBuy, group_buy_id).min_quantity == MIN_QUANTITY
 
     with kit.ctx():
-        groupbuy.lower_minimum(kit.user(coordinator), group_buy_id, 3)
+        changes.lower_minimum(kit.user(coordinator), group_buy_id, 3)
     with kit.ctx():
         assert db.session.get(GroupBuy, group_buy_id).min_quantity == 3
         assert notified("groupbuy.changed") == sorted([a, b])
         # 3 joined, now the minimum: everyone hears it is reached.
         assert notified("groupbuy.reached") == sorted([a, b])
     with kit.ctx(), pytest.raises(DomainError, match="小于原成团量"):
-        groupbuy.lower_minimum(kit.user(coordinator), group_buy_id, 4)  # back up: refused
+        changes.lower_minimum(kit.user(coordinator), group_buy_id, 4)  # back up: refused
 
     assert kit.close(group_buy_id) is True
     with kit.ctx():
         group_buy = db.session.get(GroupBuy, group_buy_id)
         assert group_buy.status == GroupBuyStatus.SUCCEEDED
         # Reached the minimum, not a tier: the group-buy price.
-        assert kit.order_of(groupbuy.participation_of(group_buy_id, a).id).total_fen == (
+        assert kit.order_of(queries.participation_of(group_buy_id, a).id).total_fen == (
             2 * GROUP_PRICE
         )
 
@@ -417,7 +416,7 @@ def test_joining_after_the_close_is_refused(kit):
         kit.leave(a, group_buy_id)
     with kit.ctx():
         assert counts() == before
-        assert groupbuy.participation_of(group_buy_id, late) is None
+        assert queries.participation_of(group_buy_id, late) is None
     assert kit.stock(kit.sku_of(kit.world.honey_product)) == stock
 
 
@@ -466,7 +465,7 @@ def test_a_quantity_beyond_the_cap_is_refused(kit):
         kit.change(a, group_buy_id, {honey: 6})
     with kit.ctx():
         assert counts() == before
-        assert groupbuy.participation_of(group_buy_id, b) is None
+        assert queries.participation_of(group_buy_id, b) is None
         quantities = sorted(
             db.session.scalars(
                 select(GroupBuyItem.joined_quantity).where(
@@ -475,7 +474,7 @@ def test_a_quantity_beyond_the_cap_is_refused(kit):
             )
         )
         assert quantities == [0, 4]  # b's herb was not counted either
-        assert kit.order_of(groupbuy.participation_of(group_buy_id, a).id).status == (
+        assert kit.order_of(queries.participation_of(group_buy_id, a).id).status == (
             OrderStatus.PENDING_PAYMENT
         )  # a's refused change kept a's order
     assert kit.stock(honey_sku) == WORLD_STOCK - 5
@@ -531,7 +530,7 @@ def test_anyone_signed_in_may_join_with_the_link(kit):
     group_buy_id = kit.open(visibility=Visibility.LINK)
     kit.join(kit.world.buyer, group_buy_id, 1)
     with kit.ctx():
-        assert groupbuy.participation_of(group_buy_id, kit.world.buyer) is not None
+        assert queries.participation_of(group_buy_id, kit.world.buyer) is not None
 
 
 def test_skus_of_two_coops_cannot_share_a_group_buy(kit):

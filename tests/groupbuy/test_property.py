@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from market.errors import DomainError
 from market.extensions import db
-from market.groupbuy import services as groupbuy
+from market.groupbuy import changes
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -32,7 +32,7 @@ from market.groupbuy.models import (
     ParticipationStatus,
     PaymentMode,
 )
-from market.groupbuy.services import ItemData, TierData
+from market.groupbuy.proposals import ItemData, TierData
 from market.models import utcnow
 from market.orders.models import OrderStatus
 from market.payments import hook
@@ -310,7 +310,7 @@ def test_card_everyone_pays_the_tier_reached_never_more_than_authorised(
         if extend:
             later = kit.closes_at(group_buy_id) + timedelta(hours=1)
             with kit.ctx():
-                groupbuy.extend(kit.user(kit.world.coordinator), group_buy_id, later)
+                changes.extend(kit.user(kit.world.coordinator), group_buy_id, later)
             event("extended")
         assert kit.close(group_buy_id) is True
     finally:

@@ -15,8 +15,15 @@ from sqlalchemy import select, update
 
 from market.accounts.models import User
 from market.extensions import db
-from market.groupbuy import services
-from market.groupbuy.models import GroupBuy, GroupBuyItem, Participation, ParticipationStatus
+from market.groupbuy import proposals, queries
+from market.groupbuy.models import (
+    GroupBuy,
+    GroupBuyItem,
+    Participation,
+    ParticipationStatus,
+    PaymentMode,
+    Visibility,
+)
 from market.groupbuy.views import time_left
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus
@@ -69,19 +76,19 @@ def open_group_buy(app: Flask, world: SimpleNamespace, **overrides) -> int:
     """A pay-at-pickup, members-only honey group-buy proposed and accepted by the co-op through
     the services (for speed)."""
     honey_sku = sku_of(app, world.honey_product)
-    item = services.ItemData(
+    item = proposals.ItemData(
         sku_id=honey_sku,
         price_fen=overrides.pop("price_fen", 8000),
         cap=overrides.pop("cap", None),
-        tiers=overrides.pop("tiers", [services.TierData(4, 7500)]),
+        tiers=overrides.pop("tiers", [proposals.TierData(4, 7500)]),
     )
     fields = dict(
         title="中秋蜂蜜团购",
         opens_at=utcnow(),
         closes_at=utcnow() + timedelta(days=2),
         min_quantity=4,
-        payment_mode=services.PaymentMode.PICKUP,
-        visibility=services.Visibility.MEMBERS,
+        payment_mode=PaymentMode.PICKUP,
+        visibility=Visibility.MEMBERS,
         pickup_address="市场监管局一楼大厅",
         pickup_contact="李联络",
         pickup_window="周五中午",
@@ -90,7 +97,7 @@ def open_group_buy(app: Flask, world: SimpleNamespace, **overrides) -> int:
     fields.update(overrides)
     with app.test_request_context():
         coordinator = db.session.get(User, world.coordinator)
-        group_buy_id = services.open_group_buy(coordinator, services.GroupBuyData(**fields)).id
+        group_buy_id = proposals.open_group_buy(coordinator, proposals.GroupBuyData(**fields)).id
     accept_as_coop(app, group_buy_id)
     return group_buy_id
 
@@ -140,7 +147,7 @@ def close_due(app: Flask) -> str:
 
 def participation(app: Flask, group_buy_id: int, user_id: int) -> Participation | None:
     with app.app_context():
-        found = services.participation_of(group_buy_id, user_id)
+        found = queries.participation_of(group_buy_id, user_id)
         if found is not None:
             db.session.expunge(found)
         return found
@@ -181,7 +188,7 @@ def test_opened_by_form_joined_by_two_closed_at_the_deadline_and_picked_up(app, 
     assert "团购已发起" in text(coordinator.get(manage_url))
     with app.app_context():
         group_buy = db.session.get(GroupBuy, group_buy_id)
-        assert group_buy.payment_mode == services.PaymentMode.PICKUP
+        assert group_buy.payment_mode == PaymentMode.PICKUP
         assert group_buy.closes_at - utcnow() > timedelta(days=1, hours=23)  # Beijing time read
         assert [(t.min_total_quantity, t.price_fen) for t in group_buy.items[0].tiers] == [
             (4, 7500)
@@ -422,7 +429,7 @@ def test_members_only_is_refused_to_outsiders_with_the_reason(app, world, client
 
 
 def test_a_link_group_buy_is_open_to_anyone_signed_in(app, world, client_as):
-    group_buy_id = open_group_buy(app, world, visibility=services.Visibility.LINK)
+    group_buy_id = open_group_buy(app, world, visibility=Visibility.LINK)
     item = item_id(app, group_buy_id)
     buyer = client_as("buyer")
     assert buyer.get(f"/group-buys/{group_buy_id}").status_code == 200

@@ -27,16 +27,15 @@ from market.accounts.models import User
 from market.catalog.models import Sku
 from market.clock import SHANGHAI
 from market.extensions import db
-from market.groupbuy import closing, fulfilment
-from market.groupbuy import services as groupbuy
+from market.groupbuy import closing, fulfilment, joining, proposals
 from market.groupbuy.models import GroupBuy, PaymentMode, Visibility
-from market.groupbuy.services import GroupBuyData, ItemData, TierData
+from market.groupbuy.proposals import GroupBuyData, ItemData, TierData
 from market.models import utcnow
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderLine, Shipment
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from market.procurement import services as procurement
+from market.procurement import custom, purchases
 from market.procurement.models import Purpose
 from market.settlements import services as settlements
 from market.settlements.models import Payout, SettlementEntry, Statement, StatementLine
@@ -127,7 +126,7 @@ class Shop:
         """A unit purchase drafted, submitted and approved: one unpaid order per co-op."""
         world = self.world
         with self.ctx():
-            data = procurement.PurchaseData(
+            data = purchases.PurchaseData(
                 purpose=Purpose.CANTEEN,
                 purpose_note="机关食堂",
                 recipient="李联络",
@@ -138,10 +137,10 @@ class Shop:
                 pay_online=False,
                 lines={self.sku_of_here(p): q for p, q in quantities.items()},
             )
-            purchase_id = procurement.draft_purchase(self.user(world.coordinator), data).id
-        self.call(procurement.submit_purchase, world.coordinator, purchase_id)
+            purchase_id = purchases.draft_purchase(self.user(world.coordinator), data).id
+        self.call(purchases.submit_purchase, world.coordinator, purchase_id)
         with self.ctx():
-            purchase = procurement.approve_purchase(self.user(world.approver), purchase_id)
+            purchase = purchases.approve_purchase(self.user(world.approver), purchase_id)
             return [order.number for order in purchase.orders]
 
     def custom(self, quantity: int, unit_price_fen: int, coop_id: int | None = None) -> str:
@@ -149,9 +148,9 @@ class Shop:
         world = self.world
         coop_id = coop_id or world.coop
         with self.ctx():
-            request = procurement.create_request(
+            request = custom.create_request(
                 self.user(world.coordinator),
-                procurement.RequestData(
+                custom.RequestData(
                     title=f"定制礼盒{next(self._serial)}",
                     description="蜂蜜加藿香",
                     quantity=quantity,
@@ -163,17 +162,17 @@ class Shop:
             )
             request_id = request.id
         if coop_id != world.coop:  # a co-op of a village the unit is not paired with
-            self.call(procurement.open_to_all, world.coordinator, request_id)
+            self.call(custom.open_to_all, world.coordinator, request_id)
         with self.ctx():
-            quote = procurement.submit_quote(
+            quote = custom.submit_quote(
                 self.user(self.manager_of(coop_id)),
                 request_id,
                 coop_id,
-                procurement.QuoteData(unit_price_fen, 10, ""),
+                custom.QuoteData(unit_price_fen, 10, ""),
             )
             quote_id = quote.id
         with self.ctx():
-            order = procurement.accept_quote(self.user(world.coordinator), request_id, quote_id)
+            order = custom.accept_quote(self.user(world.coordinator), request_id, quote_id)
             return order.number
 
     def group_buy(
@@ -207,21 +206,21 @@ class Shop:
                 pickup_window="周五 12:00-14:00",
                 items=[ItemData(sku_id, price_fen, None, [TierData(*tier)] if tier else [])],
             )
-            group_buy = groupbuy.open_group_buy(self.user(world.coordinator), data)
+            group_buy = proposals.open_group_buy(self.user(world.coordinator), data)
             group_buy_id, item_id, closes_at = group_buy.id, group_buy.items[0].id, data.closes_at
         with self.ctx():  # the co-op agrees to the proposal: it opens
             manager = self.user(coop_manager_of(group_buy_id))
-            groupbuy.accept_group_buy(manager, group_buy_id)
+            proposals.accept_group_buy(manager, group_buy_id)
         members = self.members(len(member_quantities))
         participations = []
         for member, quantity in zip(members, member_quantities, strict=True):
             with self.ctx():
                 participations.append(
-                    groupbuy.join(self.user(member), group_buy_id, {item_id: quantity}).id
+                    joining.join(self.user(member), group_buy_id, {item_id: quantity}).id
                 )
             if card:
                 with self.ctx():
-                    number = groupbuy.start_card_payment(self.user(member), group_buy_id).number
+                    number = joining.start_card_payment(self.user(member), group_buy_id).number
                 with self.ctx():
                     payments.confirm_card(self.user(member), number, self.card(GOOD_CARD))
         with self.ctx():
