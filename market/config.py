@@ -78,6 +78,8 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
         # Orders: unpaid orders give their stock back after this long; a bank transfer gets days.
         "UNPAID_ORDER_MINUTES": int(env.get("UNPAID_ORDER_MINUTES", "30")),
         "BANK_TRANSFER_DAYS": int(env.get("BANK_TRANSFER_DAYS", "7")),
+        # 预售定金: a served reservation's 尾款 is due this many days after the harvest.
+        "PRESALE_BALANCE_DAYS": int(env.get("PRESALE_BALANCE_DAYS", "7")),
         # Settlements: a shipped parcel's money is due to its co-op this many days after shipping
         # when the buyer has not confirmed receipt; the platform fee in basis points of the net
         # (0: like the national 832 platform, the service centre keeps nothing).

@@ -408,10 +408,9 @@ class Builder:
         """k closed group-buys of two members each and one of 2k members (shipped, arrived,
         half picked up: cash with the coordinator), and one open with 2k members, the
         employee among them."""
-        from market.groupbuy import closing, fulfilment
-        from market.groupbuy import services as groupbuy
+        from market.groupbuy import closing, fulfilment, joining, proposals
         from market.groupbuy.models import PaymentMode, Visibility
-        from market.groupbuy.services import GroupBuyData, ItemData, TierData
+        from market.groupbuy.proposals import GroupBuyData, ItemData, TierData
 
         members = self.ids["members"]
 
@@ -431,20 +430,20 @@ class Builder:
                     pickup_window="周五 12:00-14:00",
                     items=[ItemData(sku, 8000, None, [TierData(5, 7000)]) for sku in skus],
                 )
-                group_buy = groupbuy.open_group_buy(self.user("coordinator"), data)
+                group_buy = proposals.open_group_buy(self.user("coordinator"), data)
                 gb_id, items, closes_at = (
                     group_buy.id,
                     [i.id for i in group_buy.items],
                     data.closes_at,
                 )
             with self.ctx():
-                groupbuy.accept_group_buy(self.user("coop"), gb_id)
+                proposals.accept_group_buy(self.user("coop"), gb_id)
             return gb_id, items, closes_at
 
         def join(gb_id: int, items: list[int], user_ids: list[int]) -> None:
             for user_id in user_ids:
                 with self.ctx():
-                    groupbuy.join(self.user(user_id), gb_id, {item: 1 for item in items})
+                    joining.join(self.user(user_id), gb_id, {item: 1 for item in items})
 
         closed = []
         for size in [2] * self.k + [2 * self.k]:
@@ -476,13 +475,13 @@ class Builder:
         one draft."""
         from market.orders import invoices
         from market.orders import services as orders
-        from market.procurement import services as procurement
+        from market.procurement import purchases
         from market.procurement.models import Purpose
 
         def draft() -> int:
             with self.ctx():
                 lines = self.skus_of(self.ids["coop"], self.k) + self.skus_of(self.ids["farm"], 1)
-                data = procurement.PurchaseData(
+                data = purchases.PurchaseData(
                     purpose=Purpose.CANTEEN,
                     purpose_note="机关食堂",
                     recipient="王联络",
@@ -493,19 +492,19 @@ class Builder:
                     pay_online=False,
                     lines={sku: 2 for sku in lines},
                 )
-                return procurement.draft_purchase(self.user("coordinator"), data).id
+                return purchases.draft_purchase(self.user("coordinator"), data).id
 
         approved = []
         for _ in range(self.k):
             purchase_id = draft()
             with self.ctx():
-                procurement.submit_purchase(self.user("coordinator"), purchase_id)
+                purchases.submit_purchase(self.user("coordinator"), purchase_id)
             with self.ctx():
-                purchase = procurement.approve_purchase(self.user("approver"), purchase_id)
+                purchase = purchases.approve_purchase(self.user("approver"), purchase_id)
                 approved.append((purchase_id, [o.id for o in purchase.orders]))
         submitted = draft()
         with self.ctx():
-            procurement.submit_purchase(self.user("coordinator"), submitted)
+            purchases.submit_purchase(self.user("coordinator"), submitted)
         self.ids["draft_purchase"] = draft()
         purchase_id, order_ids = approved[-1]
         from market.orders.models import Order
@@ -538,14 +537,14 @@ class Builder:
     def custom_requests(self) -> None:
         """k + 1 custom requests open to every co-op, each quoted by k co-ops; the first's quote
         accepted."""
-        from market.procurement import services as procurement
+        from market.procurement import custom
 
         request_ids = []
         for _ in range(self.k + 1):
             with self.ctx():
-                request = procurement.create_request(
+                request = custom.create_request(
                     self.user("coordinator"),
-                    procurement.RequestData(
+                    custom.RequestData(
                         title=f"定制礼盒{self.n()}",
                         description="蜂蜜加藿香",
                         quantity=50,
@@ -557,18 +556,18 @@ class Builder:
                 )
                 request_ids.append(request.id)
             with self.ctx():
-                procurement.open_to_all(self.user("coordinator"), request_ids[-1])
+                custom.open_to_all(self.user("coordinator"), request_ids[-1])
             quoters = [("coop", self.ids["coop"])] + [
                 (f"manager{i}", coop_id)
                 for i, coop_id in enumerate(self.ids["new_coops"][: self.k - 1])
             ]
             for manager, coop_id in quoters:
                 with self.ctx():
-                    procurement.submit_quote(
+                    custom.submit_quote(
                         self.user(manager),
                         request_ids[-1],
                         coop_id,
-                        procurement.QuoteData(9000 + self.n(), 10, "可加印单位标志"),
+                        custom.QuoteData(9000 + self.n(), 10, "可加印单位标志"),
                     )
         with self.ctx():
             from market.procurement.models import CustomRequest
@@ -576,7 +575,7 @@ class Builder:
             first = db.session.get(CustomRequest, request_ids[0])
             quote_id = first.quotes[0].id
         with self.ctx():
-            procurement.accept_quote(self.user("coordinator"), request_ids[0], quote_id)
+            custom.accept_quote(self.user("coordinator"), request_ids[0], quote_id)
         self.ids["custom_request"] = request_ids[-1]
 
     def statements(self) -> None:

@@ -1,5 +1,6 @@
 """A demo presale (预售): next season's 白糖罂荔枝 from 根子镇元坝村's lychee co-op, open for
-reservations, so that the presale pages and the product page's link have something to show."""
+reservations with a ¥20 定金 of the ¥79 price, so that the presale pages and the product page's
+link have something to show."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from market.catalog.models import Product, Sku
 from market.clock import today
 from market.directory.models import Coop, Village
 from market.extensions import db
-from market.presales.models import Presale
+from market.presales.models import PaymentKind, Presale
 
 VILLAGE = "元坝村"  # 根子镇
 PRODUCT = "白糖罂荔枝"
 SPEC = "5斤装"
 PRICE_FEN = 7900  # below the 8900 of the SKU: paying ahead is rewarded
+DEPOSIT_FEN = 2000  # ¥20 定金 when ordering; the ¥59 尾款 once the lychees are picked
 LIMIT = 300
 
 
@@ -50,9 +52,11 @@ def seed_presales(organizer_email: str) -> Presale | None:
         harvest_from=start,
         harvest_to=end,
         price_fen=PRICE_FEN,
+        payment_kind=PaymentKind.DEPOSIT,
+        deposit_fen=DEPOSIT_FEN,
         limit_quantity=LIMIT,
         reserved_quantity=0,
-        note="示例数据：来年白糖罂荔枝预售，采收后按付款先后发货。",
+        note="示例数据：来年白糖罂荔枝定金预售，每份定金 ¥20，采收后付尾款 ¥59，按付定金先后发货。",
         created_by_id=opener,
     )
     db.session.add(presale)

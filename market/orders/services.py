@@ -37,6 +37,7 @@ from market.models import utcnow
 from market.money import format_fen, split_by_shares
 from market.notifications import recipients
 from market.notifications.services import notify
+from market.orders import parcels
 from market.orders.models import (
     Address,
     Cart,
@@ -740,6 +741,7 @@ def ship(
     shipment.tracking_number = tracking_number
     shipment.shipped_at = now
     batches.allocate_lines(shipment.lines, batch_picks or {})
+    parcels.parcel_moved(shipment)
     notify(
         [order.buyer_id],
         "order.shipped",
@@ -770,6 +772,7 @@ def confirm_delivery(user: User, number: str, shipment_id: int) -> Shipment:
     shipment.move_to(ShipmentStatus.DELIVERED)
     shipment.delivered_at = utcnow()
     _complete_if_done(order)
+    parcels.parcel_moved(shipment)
     db.session.commit()
     return shipment
 

@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from market.forms import IntegerField, YuanField, positive_fen
 from market.orders.forms import CheckoutForm
 from market.orders.services import MAX_QUANTITY
-from market.presales.models import MAX_LIMIT
+from market.presales.models import MAX_LIMIT, PaymentKind
 from market.security.inputs import sane_day
 
 REFUND = "refund"
@@ -29,6 +29,17 @@ class PresaleForm(FlaskForm):
     limit_quantity = IntegerField(
         _l("限量（份）"), validators=[InputRequired(), NumberRange(1, MAX_LIMIT)]
     )
+    payment_kind = RadioField(
+        _l("付款方式"),
+        choices=[
+            (PaymentKind.FULL.value, _l("全款预订：下单即付全款")),
+            (PaymentKind.DEPOSIT.value, _l("定金预订：下单付定金，采收后付尾款")),
+        ],
+        default=PaymentKind.FULL.value,
+        validators=[DataRequired()],
+    )
+    # Checked against the price by the service (0 < 定金 < 预售价), for a deposit presale only.
+    deposit = YuanField(_l("定金（元/份）"), validators=[Optional(), positive_fen])
     note = StringField(_l("说明"), validators=[Optional(), Length(max=300)])
 
 

@@ -5,17 +5,19 @@ each buyer chose; once every served parcel has left, the co-op ends the presale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User
 from market.audit import services as audit
 from market.batches import services as batches
 from market.catalog.models import Sku
-from market.clock import today
+from market.clock import SHANGHAI, today
 from market.errors import DomainError
 from market.extensions import db
 from market.models import utcnow
@@ -25,6 +27,7 @@ from market.notifications.services import notify
 from market.orders import services as orders
 from market.orders.models import Order, Shipment, ShipmentStatus
 from market.payments import services as payments
+from market.presales.balances import label_lines
 from market.presales.models import (
     MAX_LIMIT,
     Presale,
@@ -46,7 +49,21 @@ class Harvest:
     already: bool  # announced before: nothing changed
 
 
-def _serve(user: User, reservation: PresaleReservation, batch_id: int | None) -> None:
+def _balance_per_unit(presale: Presale, reservation: PresaleReservation) -> int:
+    """尾款 per unit: the presale's price less the 定金 the reservation paid (none when it paid
+    in full; a carried deposit pays this season's price)."""
+    if reservation.deposit_fen is None:
+        return 0
+    return max(presale.price_fen - reservation.deposit_fen, 0)
+
+
+def _serve(
+    user: User, presale: Presale, reservation: PresaleReservation, batch_id: int | None
+) -> None:
+    balance = _balance_per_unit(presale, reservation)
+    if balance > 0:
+        _serve_with_balance(presale, reservation, balance)
+        return
     order = reservation.order
     reservation.move_to(ReservationStatus.SERVED)
     reservation.decided_at = utcnow()
@@ -67,6 +84,55 @@ def _serve(user: User, reservation: PresaleReservation, batch_id: int | None) ->
         _l("您预订的 %(product)s 已采收，即将发货", product=order.lines[0].product_name),
         _l("订单 %(number)s 将按付款先后发出，发货后会再通知您。", number=order.number),
         recipients.link_to("orders.detail", number=order.number),
+    )
+
+
+def _serve_with_balance(presale: Presale, reservation: PresaleReservation, balance: int) -> None:
+    """A served deposit reservation: a 尾款 order ((price − deposit) × quantity) is placed for
+    its buyer (the unit's, for a unit), taking the units out of the stock the harvest just
+    received, due within PRESALE_BALANCE_DAYS, paid on the ordinary pay page. Its parcel
+    carries the goods and ships only once it is paid; the deposit order's parcel holds none and
+    follows it (services.follow_parcel), so the co-op ships once, after the 尾款. Flushes only."""
+    deposit_order = reservation.order
+    buyer = db.session.get(User, reservation.buyer_id)
+    balance_order = orders.build_order(
+        buyer,
+        [orders.WantedLine(presale.sku_id, reservation.quantity)],
+        orders.Delivery(
+            method=deposit_order.delivery_method,
+            recipient=deposit_order.recipient,
+            phone=deposit_order.phone,
+            address=deposit_order.address,
+            note=deposit_order.note,
+        ),
+        f"presale-balance-{reservation.id}",
+        unit_id=reservation.unit_id,
+        referral_unit_id=deposit_order.referral_unit_id,
+        prices={presale.sku_id: balance},
+        take_stock_for={presale.sku_id},  # out of the harvest just received
+        allow_unlisted=True,
+    )
+    label_lines(balance_order, _("尾款"))
+    deadline = utcnow() + timedelta(days=current_app.config["PRESALE_BALANCE_DAYS"])
+    balance_order.expires_at = deadline
+    reservation.balance_order_id = balance_order.id
+    reservation.move_to(ReservationStatus.SERVED)
+    reservation.decided_at = utcnow()
+    notify(
+        [reservation.buyer_id],
+        "presale.balance_due",
+        _l(
+            "您预订的 %(product)s 已采收，请支付尾款 %(amount)s",
+            product=deposit_order.lines[0].product_name,
+            amount=format_fen(balance_order.total_fen),
+        ),
+        _l(
+            "请在 %(deadline)s 前付清尾款订单 %(number)s，付清后按付款先后发货；"
+            "逾期未付，预订取消，定金全额退款。",
+            deadline=deadline.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+            number=balance_order.number,
+        ),
+        recipients.link_to("payments.pay", number=balance_order.number),
     )
 
 
@@ -165,7 +231,7 @@ def announce_harvest(user: User, presale_id: int, quantity: int | None) -> Harve
     for reservation in reservations:
         if queue_open and reservation.quantity <= left:
             left -= reservation.quantity
-            _serve(user, reservation, batch_id)
+            _serve(user, presale, reservation, batch_id)
             served += 1
             continue
         queue_open = False  # strictly in payment order: no later one jumps the queue
@@ -185,7 +251,9 @@ def announce_harvest(user: User, presale_id: int, quantity: int | None) -> Harve
             recipients.coop_manager_ids({presale.coop_id}),
             "presale.to_ship",
             _l("预售已采收：%(n)d 个订单待发货", n=served),
-            _l("请在订单发货页按付款先后发货。"),
+            _l("尾款付清的订单会出现在订单发货页，请按付款先后发货。")
+            if presale.takes_deposit
+            else _l("请在订单发货页按付款先后发货。"),
             recipients.link_to("orders.coop_inbox"),
         )
     audit.record(
@@ -220,11 +288,24 @@ def _unshipped(presale: Presale) -> bool:
     return (
         db.session.scalar(
             select(Shipment.id)
-            .join(PresaleReservation, PresaleReservation.order_id == Shipment.order_id)
+            .join(
+                PresaleReservation,
+                or_(
+                    PresaleReservation.order_id == Shipment.order_id,
+                    PresaleReservation.balance_order_id == Shipment.order_id,
+                ),
+            )
             .where(
                 PresaleReservation.presale_id == presale.id,
                 PresaleReservation.status == ReservationStatus.SERVED,
-                Shipment.status == ShipmentStatus.TO_SHIP,
+                # a 尾款 not paid yet (or not yet lapsed), a parcel not gone
+                Shipment.status.in_(
+                    (
+                        ShipmentStatus.AWAITING_PAYMENT,
+                        ShipmentStatus.AWAITING_HARVEST,
+                        ShipmentStatus.TO_SHIP,
+                    )
+                ),
             )
             .limit(1)
         )

@@ -25,6 +25,17 @@ from market.orders.models import Order
 MAX_LIMIT = 1_000_000
 
 
+class PaymentKind(enum.StrEnum):
+    FULL = "full"  # the whole price when ordering
+    DEPOSIT = "deposit"  # 定金 when ordering, 尾款 once the harvest is in
+
+
+PAYMENT_KIND_LABELS = {
+    PaymentKind.FULL: _l("全款预订"),
+    PaymentKind.DEPOSIT: _l("定金预订"),
+}
+
+
 class PresaleStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"  # no more orders; waiting for the harvest
@@ -59,6 +70,8 @@ RESERVATION_STATUS_LABELS = {
     ReservationStatus.ROLLED_OVER: _l("顺延到下一季"),
     ReservationStatus.CANCELLED: _l("未付款 · 已取消"),
 }
+# A served deposit reservation whose 尾款 lapsed (cancelled, its deposit refunded in full).
+BALANCE_LAPSED_LABEL = _l("尾款逾期 · 定金已全额退款")
 
 
 class Presale(StateMachine, TimestampMixin, db.Model):
@@ -74,6 +87,11 @@ class Presale(StateMachine, TimestampMixin, db.Model):
             name="reserved_within_limit",
         ),
         CheckConstraint("harvest_to >= harvest_from", name="window_ordered"),
+        CheckConstraint(
+            "(payment_kind = 'full' AND deposit_fen IS NULL) OR (payment_kind = 'deposit' "
+            "AND deposit_fen > 0 AND deposit_fen < price_fen)",
+            name="deposit_below_price",
+        ),
         CheckConstraint(
             "harvested_quantity IS NULL OR harvested_quantity >= 0",
             name="harvested_nonnegative",
@@ -97,6 +115,11 @@ class Presale(StateMachine, TimestampMixin, db.Model):
     harvest_from: Mapped[date] = mapped_column(Date)
     harvest_to: Mapped[date] = mapped_column(Date)
     price_fen: Mapped[int] = mapped_column(Integer)
+    payment_kind: Mapped[PaymentKind] = mapped_column(
+        text_enum(PaymentKind, "presale_payment_kind"), default=PaymentKind.FULL
+    )
+    # 定金 per unit (deposit presales only): paid when ordering; the rest once harvested.
+    deposit_fen: Mapped[int | None] = mapped_column(Integer)
     limit_quantity: Mapped[int] = mapped_column(Integer)
     reserved_quantity: Mapped[int] = mapped_column(Integer, default=0)
     harvested_quantity: Mapped[int | None] = mapped_column(Integer)
@@ -120,6 +143,19 @@ class Presale(StateMachine, TimestampMixin, db.Model):
     def is_open(self) -> bool:
         return self.status == PresaleStatus.OPEN
 
+    @property
+    def takes_deposit(self) -> bool:
+        return self.payment_kind == PaymentKind.DEPOSIT
+
+    @property
+    def balance_fen(self) -> int:
+        """尾款 per unit (0 for a full-payment presale)."""
+        return self.price_fen - self.deposit_fen if self.takes_deposit and self.deposit_fen else 0
+
+    @property
+    def payment_kind_label(self) -> str:
+        return str(PAYMENT_KIND_LABELS[self.payment_kind])
+
 
 class PresaleReservation(StateMachine, TimestampMixin, db.Model):
     """A buyer's share of a presale, paid through `order` (its lines hold no stock; its parcel
@@ -141,7 +177,8 @@ class PresaleReservation(StateMachine, TimestampMixin, db.Model):
             ReservationStatus.REFUNDED,
             ReservationStatus.ROLLED_OVER,
         },
-        ReservationStatus.SERVED: set(),
+        # A deposit's 尾款 not paid by its deadline: the deposit is refunded in full.
+        ReservationStatus.SERVED: {ReservationStatus.CANCELLED},
         ReservationStatus.REFUNDED: set(),
         ReservationStatus.ROLLED_OVER: set(),
         ReservationStatus.CANCELLED: set(),
@@ -156,6 +193,11 @@ class PresaleReservation(StateMachine, TimestampMixin, db.Model):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
+    # 定金 per unit paid through `order` (None: `order` paid the full price).
+    deposit_fen: Mapped[int | None] = mapped_column(Integer)
+    # The 尾款 order placed at the harvest for a served deposit reservation; its parcel carries
+    # the goods and ships once it is paid (the deposit order's parcel follows it, holding none).
+    balance_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     # The buyer's choice at ordering, should the harvest fall short: 顺延到下一季 or 全额退款.
     rollover_wanted: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[ReservationStatus] = mapped_column(
@@ -172,4 +214,11 @@ class PresaleReservation(StateMachine, TimestampMixin, db.Model):
     presale: Mapped[Presale] = relationship()
     buyer: Mapped[User] = relationship()
     unit: Mapped[Unit | None] = relationship()
-    order: Mapped[Order] = relationship()
+    order: Mapped[Order] = relationship(foreign_keys=[order_id])
+    balance_order: Mapped[Order | None] = relationship(foreign_keys=[balance_order_id])
+
+    @property
+    def shown_status_label(self) -> str:
+        if self.status == ReservationStatus.CANCELLED and self.balance_order_id is not None:
+            return str(BALANCE_LAPSED_LABEL)
+        return self.status_label

@@ -49,7 +49,11 @@ def queue(presale_id: int) -> list[PresaleReservation]:
         db.session.scalars(
             select(PresaleReservation)
             .where(PresaleReservation.presale_id == presale_id)
-            .options(joinedload(PresaleReservation.order), joinedload(PresaleReservation.buyer))
+            .options(
+                joinedload(PresaleReservation.order),
+                joinedload(PresaleReservation.balance_order),
+                joinedload(PresaleReservation.buyer),
+            )
             .order_by(
                 PresaleReservation.paid_at.is_(None),
                 PresaleReservation.paid_at,
@@ -67,7 +71,10 @@ def reservations_of(user: User, presale_id: int) -> list[PresaleReservation]:
                 PresaleReservation.presale_id == presale_id,
                 PresaleReservation.buyer_id == user.id,
             )
-            .options(joinedload(PresaleReservation.order))
+            .options(
+                joinedload(PresaleReservation.order),
+                joinedload(PresaleReservation.balance_order),
+            )
             .order_by(PresaleReservation.id)
         )
     )

@@ -33,11 +33,14 @@ from market.extensions import db
 from market.models import utcnow
 from market.notifications import recipients
 from market.notifications.services import notify
+from market.orders import parcels
 from market.orders import services as orders
 from market.orders.models import Order, OrderStatus, ShipmentStatus
 from market.payments import hook
+from market.presales import balances
 from market.presales.models import (
     MAX_LIMIT,
+    PaymentKind,
     Presale,
     PresaleReservation,
     PresaleStatus,
@@ -76,7 +79,14 @@ def _coop_sku(user: User, sku_id: int | None) -> Sku:
 
 
 # -- opening ------------------------------------------------------------------------------------
-def _check_terms(harvest_from: date | None, harvest_to: date | None, price_fen, limit) -> None:
+def _check_terms(
+    harvest_from: date | None,
+    harvest_to: date | None,
+    price_fen,
+    limit,
+    payment_kind: PaymentKind = PaymentKind.FULL,
+    deposit_fen=None,
+) -> None:
     if harvest_from is None or harvest_to is None:
         raise DomainError(_("请填写预计采收期"), field="harvest_from")
     if harvest_to < harvest_from:
@@ -87,6 +97,11 @@ def _check_terms(harvest_from: date | None, harvest_to: date | None, price_fen, 
         raise DomainError(_("请填写预售价"), field="price")
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise DomainError(_("限量应在 1 到 %(n)d 之间", n=MAX_LIMIT), field="limit_quantity")
+    if payment_kind == PaymentKind.DEPOSIT:
+        if deposit_fen is None or deposit_fen <= 0:
+            raise DomainError(_("请填写每份定金"), field="deposit")
+        if deposit_fen >= price_fen:
+            raise DomainError(_("定金应低于预售价"), field="deposit")
 
 
 @unit_of_work
@@ -99,17 +114,26 @@ def open_presale(
     price_fen: int | None,
     limit_quantity: int | None,
     note: str = "",
+    payment_kind: PaymentKind | str = PaymentKind.FULL,
+    deposit_fen: int | None = None,
 ) -> Presale:
     """A co-op opens a presale for one of its listed SKUs: a future harvest window, a price per
     unit and a limit. One presale of a SKU runs at a time. Reservations last season's buyers
     asked to roll over are carried into it at once (in their payment order), and count against
-    its limit."""
+    its limit. A deposit presale (定金) takes `deposit_fen` per unit when ordering and the rest
+    (尾款) once the harvest is in."""
+    try:
+        payment_kind = PaymentKind(payment_kind)
+    except ValueError:
+        raise DomainError(_("请选择付款方式"), field="payment_kind") from None
     sku = _coop_sku(user, sku_id)
     # The SKU's row lock: two co-op managers opening its presale at once open one.
     db.session.get(Sku, sku.id, with_for_update=True, populate_existing=True)
     if sku.product.status != ProductStatus.LISTED or not sku.active:
         raise DomainError(_("请先上架该商品"), field="sku_id")
-    _check_terms(harvest_from, harvest_to, price_fen, limit_quantity)
+    _check_terms(harvest_from, harvest_to, price_fen, limit_quantity, payment_kind, deposit_fen)
+    if payment_kind == PaymentKind.FULL:
+        deposit_fen = None
     running = db.session.scalar(
         select(Presale.id).where(Presale.sku_id == sku.id, Presale.status.in_(ACTIVE)).limit(1)
     )
@@ -140,6 +164,8 @@ def open_presale(
         harvest_from=harvest_from,
         harvest_to=harvest_to,
         price_fen=price_fen,
+        payment_kind=payment_kind,
+        deposit_fen=deposit_fen,
         limit_quantity=limit_quantity,
         reserved_quantity=carried_quantity,
         note=(note or "").strip()[:300],
@@ -156,6 +182,7 @@ def open_presale(
                 unit_id=old.unit_id,
                 order_id=old.order_id,
                 quantity=old.quantity,
+                deposit_fen=old.deposit_fen,
                 rollover_wanted=old.rollover_wanted,
                 status=ReservationStatus.RESERVED,
                 paid_at=old.paid_at,
@@ -182,6 +209,8 @@ def open_presale(
         after={
             "sku_id": sku.id,
             "price_fen": price_fen,
+            "payment_kind": payment_kind.value,
+            "deposit_fen": deposit_fen,
             "limit": limit_quantity,
             "harvest_from": harvest_from,
             "harvest_to": harvest_to,
@@ -233,13 +262,16 @@ def release_lapsed(presale: Presale) -> int:
 
 
 def release_lapsed_reservations() -> int:
-    """The periodic job: every running presale gives back what unpaid, closed orders held.
-    One presale at a time, each committed on its own (a batch, like expire_unpaid_orders)."""
+    """The periodic job: every running presale gives back what unpaid, closed orders held;
+    every served deposit reservation whose 尾款 order closed unpaid is cancelled and its deposit
+    refunded. One presale (or reservation) at a time, each committed on its own (a batch, like
+    expire_unpaid_orders)."""
     released = 0
     ids = db.session.scalars(select(Presale.id).where(Presale.status.in_(ACTIVE))).all()
     for presale_id in ids:
         released += release_lapsed(_lock(presale_id))
         db.session.commit()  # a batch: each presale on its own (a rerun does the rest)
+    released += balances.release_lapsed_balances()
     return released
 
 
@@ -309,6 +341,7 @@ def reserve(
         unit_id = buyer.unit.id
     release_lapsed(presale)
     _claim(presale, quantity)
+    deposit = presale.takes_deposit
     placed_delivery = orders.delivery_for(
         buyer,
         method=delivery.method,
@@ -327,9 +360,11 @@ def reserve(
         idempotency_key,
         unit_id=unit_id,
         referral_unit_id=None if unit_id else referral_unit_id,
-        prices={presale.sku_id: presale.price_fen},
+        prices={presale.sku_id: presale.deposit_fen if deposit else presale.price_fen},
         take_stock_for=set(),  # a reservation against the harvest, not today's stock
     )
+    if deposit:
+        balances.label_lines(order, _("定金"))
     for shipment in order.shipments:
         shipment.move_to(ShipmentStatus.AWAITING_HARVEST)
     db.session.add(
@@ -339,6 +374,7 @@ def reserve(
             unit_id=unit_id,
             order=order,
             quantity=quantity,
+            deposit_fen=presale.deposit_fen if deposit else None,
             rollover_wanted=rollover_wanted,
         )
     )
@@ -376,3 +412,4 @@ def on_money_moved(movement: hook.MoneyMovement) -> None:
 
 def install() -> None:
     hook.subscribe(on_money_moved)
+    parcels.subscribe(balances.follow_parcel)

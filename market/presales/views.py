@@ -74,7 +74,7 @@ def detail(presale_id: int):
 @bp.post("/presales/<int:presale_id>/reserve")
 @requires(Access.SIGNED_IN)
 def reserve(presale_id: int):
-    queries.presale(presale_id)  # 404 for none
+    presale = queries.presale(presale_id)  # 404 for none
     form = _reserve_form(orders.addresses_of(current_user))
     if not form.validate_on_submit():
         return _detail_page(presale_id, form, 400)
@@ -101,7 +101,10 @@ def reserve(presale_id: int):
         reraise_access_errors(error)
         show_error(form, error)
         return _detail_page(presale_id, form, 409 if isinstance(error, services.OverLimit) else 400)
-    flash(_("已预订，请付款；付款后按付款先后在采收后发货"), "success")
+    if presale.takes_deposit:
+        flash(_("已预订，请付定金；采收后付尾款，按付定金先后发货"), "success")
+    else:
+        flash(_("已预订，请付款；付款后按付款先后在采收后发货"), "success")
     return redirect(url_for("payments.pay", number=order.number), 303)
 
 
@@ -132,6 +135,8 @@ def new():
                     price_fen=form.price.data,
                     limit_quantity=form.limit_quantity.data,
                     note=form.note.data or "",
+                    payment_kind=form.payment_kind.data,
+                    deposit_fen=form.deposit.data,
                 )
             except DomainError as error:
                 reraise_access_errors(error)

@@ -21,12 +21,18 @@ def test_the_demo_has_an_open_lychee_presale_of_genzi(app, client):
         assert product.name == "白糖罂荔枝"
         assert product.coop.village.town.name == "根子镇"
         assert presale.status.value == "open"
+        assert (presale.payment_kind.value, presale.deposit_fen, presale.price_fen) == (
+            "deposit",
+            2000,
+            7900,
+        )
         assert today() <= presale.harvest_from <= presale.harvest_to
         presale_id, product_id = presale.id, product.id
     page = client.get(f"/presales?product={product_id}").get_data(as_text=True)
     assert f'data-presale-id="{presale_id}"' in page
     detail = client.get(f"/presales/{presale_id}").get_data(as_text=True)
     assert "白糖罂荔枝" in detail and "剩余 300 份" in detail
+    assert "定金 ¥20.00/份 · 尾款 ¥59.00/份" in detail
 
 
 def test_the_next_harvest_is_the_coming_may():
