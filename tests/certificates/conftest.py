@@ -58,7 +58,7 @@ def certificate_count(app) -> int:
 
 def badges(page: str) -> list[str]:
     """The certificate badges of the product cards on a page."""
-    return re.findall(r'<div class="cert-badges">(.*?)</div>', page, flags=re.S)
+    return re.findall(r'<div class="cert-badges[^"]*">(.*?)</div>', page, flags=re.S)
 
 
 def certificates_cell(page: str) -> str:
