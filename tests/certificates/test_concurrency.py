@@ -4,8 +4,6 @@ only: a row lock under real concurrency, which SQLite (one writer at a time) can
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import select
 
@@ -17,9 +15,9 @@ from market.errors import InvalidTransition
 from market.extensions import db
 from tests import factories
 from tests.certificates.conftest import last_certificate_id, upload
+from tests.concurrency import all_at_once
 
 pytestmark = pytest.mark.postgres_only
-JOIN_TIMEOUT = 120
 
 
 def test_a_verify_and_a_reject_at_once_keep_one_decision(app, world, manager):
@@ -30,29 +28,16 @@ def test_a_verify_and_a_reject_at_once_keep_one_decision(app, world, manager):
         db.session.commit()
         organizers = [world.organizer, second.id]
     calls = [
-        lambda: services.verify_certificate(db.session.get(User, organizers[0]), certificate_id),
-        lambda: services.reject_certificate(
-            db.session.get(User, organizers[1]), certificate_id, "扫描件不清晰"
+        lambda: (
+            services.verify_certificate(db.session.get(User, organizers[0]), certificate_id).status
+        ),
+        lambda: (
+            services.reject_certificate(
+                db.session.get(User, organizers[1]), certificate_id, "扫描件不清晰"
+            ).status
         ),
     ]
-    start = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index, call) -> None:
-        with app.test_request_context():
-            start.wait()
-            try:
-                results[index] = call().status
-            except Exception as error:  # reported by the test, not lost in the thread
-                db.session.rollback()
-                results[index] = error
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads)
+    results = all_at_once(app, calls)
     decided = [r for r in results if isinstance(r, CertificateStatus)]
     refused = [r for r in results if isinstance(r, InvalidTransition)]
     assert len(decided) == 1 and len(refused) == 1, results

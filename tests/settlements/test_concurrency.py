@@ -25,6 +25,7 @@ from market.extensions import db
 from market.settlements import services as settlements
 from market.settlements.models import Payout, SettlementEntry, Statement
 from tests import factories
+from tests.concurrency import all_at_once
 from tests.settlements.conftest import today
 
 JOIN_TIMEOUT = 120  # seconds: a hung thread or process fails the test instead of the run
@@ -54,30 +55,6 @@ def finance_users(app, count: int) -> list[int]:
         ]
         db.session.commit()
         return [user.id for user in users]
-
-
-def all_at_once(app, calls) -> list[object]:
-    """Run each call in a thread and an app context (so a session) of its own, all released
-    together; return what each returned, or the exception it raised."""
-    start = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index, call) -> None:
-        with app.test_request_context():
-            start.wait()
-            try:
-                results[index] = call()
-            except Exception as error:  # reported by the test, not lost in the thread
-                db.session.rollback()
-                results[index] = error
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a payer never finished"
-    return results
 
 
 def pay(user_id: int, statement_id: int, reference: str):
