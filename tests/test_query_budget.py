@@ -680,14 +680,15 @@ class Builder:
                     1,
                     rollover_wanted=False,
                     for_unit=False,
-                    delivery=presales.DeliveryInput(
-                        "delivery",
-                        None,
-                        "赵买家",
-                        "13800000007",
-                        "广东省茂名市高州市",
-                        "人民路 1 号",
-                    ),
+                    delivery={
+                        "method": "delivery",
+                        "address_id": None,
+                        "recipient": "赵买家",
+                        "phone": "13800000007",
+                        "region": "广东省茂名市高州市",
+                        "detail": "人民路 1 号",
+                        "note": "",
+                    },
                     idempotency_key=secrets.token_hex(16),
                 )
 

@@ -46,6 +46,19 @@ class CheckoutForm(FlaskForm):
     detail = StringField(_l("详细地址"), validators=[Optional(), Length(max=200)])
     note = StringField(_l("备注"), validators=[Optional(), Length(max=300)])
 
+    def delivery_fields(self) -> dict:
+        """The delivery asked for, as `orders.services.delivery_for` takes it (the checkout and
+        every page that orders through this form, e.g. a presale's)."""
+        return {
+            "method": self.delivery_method.data,
+            "address_id": self.address_id.data,
+            "recipient": self.recipient.data,
+            "phone": self.phone.data,
+            "region": self.region.data,
+            "detail": self.detail.data,
+            "note": self.note.data,
+        }
+
 
 class ShipForm(FlaskForm):
     carrier = StringField(_l("快递公司"), validators=[DataRequired(), Length(max=40)])

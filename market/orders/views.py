@@ -127,17 +127,7 @@ def _checkout_form(addresses: list) -> CheckoutForm:
 
 def _delivery(form: CheckoutForm, addresses: list) -> services.Delivery:
     """Turn the form into a delivery, or raise a DomainError naming the field to fix."""
-    return services.delivery_for(
-        current_user,
-        method=form.delivery_method.data,
-        address_id=form.address_id.data,
-        recipient=form.recipient.data,
-        phone=form.phone.data,
-        region=form.region.data,
-        detail=form.detail.data,
-        note=form.note.data,
-        addresses=addresses,
-    )
+    return services.delivery_for(current_user, **form.delivery_fields(), addresses=addresses)
 
 
 @bp.route("/checkout", methods=["GET", "POST"])

@@ -15,7 +15,7 @@ there too, as for any order; refunds at the harvest reverse it through the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date
 
 from flask_babel import gettext as _
@@ -295,17 +295,6 @@ def _claim(presale: Presale, quantity: int) -> None:
     db.session.expire(presale, ["reserved_quantity"])
 
 
-@dataclass(frozen=True)
-class DeliveryInput:
-    method: str
-    address_id: int | None = None
-    recipient: str | None = None
-    phone: str | None = None
-    region: str | None = None
-    detail: str | None = None
-    note: str | None = None
-
-
 @unit_of_work
 def reserve(
     buyer: User,
@@ -314,7 +303,7 @@ def reserve(
     *,
     rollover_wanted: bool,
     for_unit: bool,
-    delivery: DeliveryInput,
+    delivery: Mapping[str, str | int | None],
     idempotency_key: str,
     referral_unit_id: int | None = None,
 ) -> Order:
@@ -322,7 +311,8 @@ def reserve(
     quantity is taken from the presale's limit at once, all or nothing, and an order at the
     presale price is placed whose lines take no stock and whose parcel waits for the harvest.
     The order is paid on the ordinary pay page; unpaid, it expires and gives the units back.
-    The same form submitted twice (same idempotency key) is one reservation."""
+    The same form submitted twice (same idempotency key) is one reservation. `delivery` is
+    what the form asked for (`CheckoutForm.delivery_fields`), resolved as at checkout."""
     if not idempotency_key or len(idempotency_key) > 64:
         raise DomainError(_("请刷新页面后再提交"))
     already = orders.existing_order(buyer, idempotency_key)
@@ -342,21 +332,10 @@ def reserve(
     release_lapsed(presale)
     _claim(presale, quantity)
     deposit = presale.takes_deposit
-    placed_delivery = orders.delivery_for(
-        buyer,
-        method=delivery.method,
-        address_id=delivery.address_id,
-        recipient=delivery.recipient,
-        phone=delivery.phone,
-        region=delivery.region,
-        detail=delivery.detail,
-        note=delivery.note,
-        addresses=orders.addresses_of(buyer),
-    )
     order = orders.build_order(
         buyer,
         [orders.WantedLine(presale.sku_id, quantity)],
-        placed_delivery,
+        orders.delivery_for(buyer, **delivery, addresses=orders.addresses_of(buyer)),
         idempotency_key,
         unit_id=unit_id,
         referral_unit_id=None if unit_id else referral_unit_id,

@@ -85,15 +85,7 @@ def reserve(presale_id: int):
             form.quantity.data,
             rollover_wanted=form.shortfall.data == ROLLOVER,
             for_unit=bool(form.for_unit.data),
-            delivery=services.DeliveryInput(
-                method=form.delivery_method.data,
-                address_id=form.address_id.data,
-                recipient=form.recipient.data,
-                phone=form.phone.data,
-                region=form.region.data,
-                detail=form.detail.data,
-                note=form.note.data,
-            ),
+            delivery=form.delivery_fields(),
             idempotency_key=form.idempotency_key.data,
             referral_unit_id=referrals.followed_unit_id(),
         )

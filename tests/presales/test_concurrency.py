@@ -4,7 +4,6 @@ SQLite (one writer at a time) cannot show."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import timedelta
 
@@ -19,36 +18,12 @@ from market.orders.models import Order
 from market.presales import services
 from market.presales.models import Presale, PresaleReservation
 from tests import factories
+from tests.concurrency import all_at_once
 
 pytestmark = pytest.mark.postgres_only
 
-JOIN_TIMEOUT = 120
 RACERS = 8
 LIMIT = 5
-
-
-def all_at_once(app, calls) -> list[object]:
-    """Each call in a thread and a request context (so a session) of its own, released
-    together; what each returned, or the exception it raised."""
-    start = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index, call) -> None:
-        with app.test_request_context():
-            start.wait()
-            try:
-                results[index] = call()
-            except Exception as error:  # reported by the test, not lost in the thread
-                db.session.rollback()
-                results[index] = error
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a buyer never finished"
-    return results
 
 
 def test_buyers_racing_for_the_last_units_never_pass_the_limit(app, world):
@@ -77,9 +52,15 @@ def test_buyers_racing_for_the_last_units_never_pass_the_limit(app, world):
             1,
             rollover_wanted=False,
             for_unit=False,
-            delivery=services.DeliveryInput(
-                "delivery", None, "周买家", "13900000009", "高州", "1号"
-            ),
+            delivery={
+                "method": "delivery",
+                "address_id": None,
+                "recipient": "周买家",
+                "phone": "13900000009",
+                "region": "高州",
+                "detail": "1号",
+                "note": "",
+            },
             idempotency_key=uuid.uuid4().hex,
         )
 
@@ -91,9 +72,15 @@ def test_buyers_racing_for_the_last_units_never_pass_the_limit(app, world):
                 1,
                 rollover_wanted=False,
                 for_unit=False,
-                delivery=services.DeliveryInput(
-                    "delivery", None, "买家", "13900000001", "高州", "2号"
-                ),
+                delivery={
+                    "method": "delivery",
+                    "address_id": None,
+                    "recipient": "买家",
+                    "phone": "13900000001",
+                    "region": "高州",
+                    "detail": "2号",
+                    "note": "",
+                },
                 idempotency_key=uuid.uuid4().hex,
             ).number
         )
