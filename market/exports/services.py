@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -48,6 +49,9 @@ DEFAULTS = {
 }
 
 
+_COLUMNS = sa_inspect(ExportJob).column_attrs
+
+
 def setting(name: str) -> int:
     return int(current_app.config.get(name, DEFAULTS[name]))
 
@@ -67,7 +71,10 @@ def request_export(user: User, kind: ExportKind, parameters: dict[str, Any]) -> 
     running; a new job is sent to a worker once committed."""
     key = _active_key(user.id, kind, parameters)
     existing = _active(key)
-    if existing is not None:
+    if existing is not None and _is_stale(existing, utcnow()):
+        _mark_failed(existing, utcnow())  # its worker is gone: this request starts afresh
+        db.session.flush()
+    elif existing is not None:
         return existing
     job = ExportJob(
         requested_by_id=user.id,
@@ -94,6 +101,8 @@ def retry_export(user: User, job_id: int) -> ExportJob:
     """A failed job of the user's is queued again (the state machine refuses any other), unless
     the same export is already queued or running: then that one is the answer."""
     job = owned_job(user, job_id, lock=True)
+    if _is_stale(job, utcnow()):
+        _mark_failed(job, utcnow())  # shown failed already; recorded now, before it is retried
     job.move_to(ExportStatus.QUEUED)
     key = _active_key(job.requested_by_id, job.kind, job.parameters)
     job.active_key = key
@@ -123,13 +132,16 @@ def owned_job(user: User, job_id: int, *, lock: bool = False) -> ExportJob:
 
 
 def job_status(user: User, job_id: int) -> ExportJob:
-    """The job as its owner sees it; a job whose worker was lost is marked failed on the way
-    (so the page never shows "running" forever)."""
+    """The job as its owner sees it. A job whose worker was lost is shown failed (so the page
+    never shows "running" forever) as a copy outside the session: a GET writes nothing; the
+    periodic sweep records it, or the owner's retry does."""
     job = owned_job(user, job_id)
-    if _is_stale(job, utcnow()):
-        fail_stale_exports()
-        db.session.refresh(job)
-    return job
+    now = utcnow()
+    if not _is_stale(job, now):
+        return job
+    shown = ExportJob(**{column.key: getattr(job, column.key) for column in _COLUMNS})
+    _mark_failed(shown, now)
+    return shown
 
 
 def jobs_of(user: User, limit: int = 20) -> list[ExportJob]:
@@ -281,7 +293,8 @@ def _is_stale(job: ExportJob, now: datetime) -> bool:
 
 def fail_stale_exports() -> int:
     """Mark failed every running job whose worker stopped beating, and every queued job no worker
-    took in time (periodic: market.tasks / market.jobs; and on the job's own status check)."""
+    took in time (periodic: market.tasks / market.jobs). A request for the same export, or the
+    owner's retry, records its own lost job first; the status page only shows it failed."""
     now = utcnow()
     running_before = now - timedelta(seconds=setting("EXPORT_STALE_SECONDS"))
     queued_before = now - timedelta(seconds=setting("EXPORT_QUEUED_SECONDS"))
@@ -297,13 +310,18 @@ def fail_stale_exports() -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for job in stale:
-        lost = job.status is ExportStatus.RUNNING
-        job.move_to(ExportStatus.FAILED)
-        job.active_key = None
-        job.finished_at = now
-        job.error = _("导出中断（后台进程停止），请重试") if lost else _("没有后台进程处理，请重试")
+        _mark_failed(job, now)
     db.session.commit()
     return len(stale)
+
+
+def _mark_failed(job: ExportJob, now: datetime) -> None:
+    """A job whose worker was lost (running) or never came (queued) fails, saying which."""
+    lost = job.status is ExportStatus.RUNNING
+    job.move_to(ExportStatus.FAILED)
+    job.active_key = None
+    job.finished_at = now
+    job.error = _("导出中断（后台进程停止），请重试") if lost else _("没有后台进程处理，请重试")
 
 
 def purge_old_exports(user_id: int | None = None) -> int:

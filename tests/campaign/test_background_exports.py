@@ -345,6 +345,10 @@ def test_a_job_whose_worker_was_lost_is_shown_failed_and_a_retry_finishes_it(
     _lost(app, job_id, minutes=60)
     status = _status(organizer, job_id)
     assert status["status"] == "failed" and "导出中断" in status["error"]
+    page = organizer.get(f"/exports/{job_id}").get_data(as_text=True)
+    assert "导出中断" in page
+    with app.app_context():  # shown, not written: a GET changes nothing (the retry records it)
+        assert db.session.get(ExportJob, job_id).status == ExportStatus.RUNNING
 
     app.extensions["celery"].conf.task_always_eager = True  # a worker is back
     app.config["CELERY_TASK_ALWAYS_EAGER"] = True
@@ -473,3 +477,18 @@ def worker_wait(worker, seconds: float = 0.1) -> None:
     """Give the worker a moment (waiting on its process, which returns early if it exits)."""
     with contextlib.suppress(subprocess.TimeoutExpired):
         worker.wait(timeout=seconds)
+
+
+def test_asking_again_for_an_export_whose_worker_was_lost_starts_a_new_one(
+    app, client_as, world, campaign, refunded, no_worker
+):
+    organizer = client_as("organizer")
+    lost = _job_id(_start(organizer, campaign.id, "ledger_csv"))
+    assert _job_id(_start(organizer, campaign.id, "ledger_csv")) == lost  # a double click
+    _lost(app, lost, minutes=60)
+    again = _job_id(_start(organizer, campaign.id, "ledger_csv"))
+    assert again != lost
+    with app.app_context():
+        old = db.session.get(ExportJob, lost)
+        assert (old.status, old.active_key) == (ExportStatus.FAILED, None)
+        assert db.session.get(ExportJob, again).status == ExportStatus.QUEUED
