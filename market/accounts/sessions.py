@@ -19,7 +19,7 @@ from functools import cache
 
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User, UserSession
@@ -114,8 +114,9 @@ def load(cookie_id: str) -> User | None:
         return None
     now = utcnow()
     if now - record.last_seen_at > idle_limit(record.remember):
-        record.ended_at = now
-        db.session.commit()
+        # Over, and it stays so: only this function moves `last_seen_at`, and never for an
+        # idle session. Nothing is written on the way (a GET never writes); the daily job
+        # records its end (`end_idle`).
         return None
     if now - record.last_seen_at > TOUCH_EVERY:
         record.last_seen_at = now
@@ -149,10 +150,33 @@ def sign_out(user: User) -> None:
     session.clear()
 
 
-def purge(older_than_days: int = 35) -> int:
-    """Drop session rows long ended or expired (the daily job)."""
-    from sqlalchemy import delete, or_
+def end_idle() -> int:
+    """Record the end of every open session idle past its limit (already refused by `load`)."""
+    config = current_app.config
+    now = utcnow()
+    short = now - timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+    long = now - timedelta(days=config["REMEMBER_DAYS"])
+    result = db.session.execute(
+        update(UserSession)
+        .where(
+            UserSession.ended_at.is_(None),
+            or_(
+                UserSession.remember.is_(False) & (UserSession.last_seen_at < short),
+                UserSession.remember.is_(True) & (UserSession.last_seen_at < long),
+            ),
+        )
+        .values(ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
+
+def purge(older_than_days: int = 35) -> int:
+    """The daily job: sessions idle past their limit are recorded ended, and rows long ended or
+    expired are dropped."""
+    from sqlalchemy import delete
+
+    end_idle()
     cutoff = utcnow() - timedelta(days=older_than_days)
     result = db.session.execute(
         delete(UserSession).where(
