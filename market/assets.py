@@ -27,7 +27,7 @@ from markupsafe import Markup, escape
 from whitenoise import WhiteNoise
 
 from market.security.headers import PUBLIC_FILE_ENDPOINTS
-from market.uploads import card_srcset
+from market.uploads import GALLERY_SIZES, card_srcset, gallery_srcset
 
 DIST = "dist"
 MANIFEST = "manifest.json"
@@ -236,6 +236,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["icon"] = icon
     app.jinja_env.globals["card_srcset"] = card_srcset
     app.jinja_env.globals["CARD_SIZES"] = CARD_SIZES
+    app.jinja_env.globals["gallery_srcset"] = gallery_srcset
+    app.jinja_env.globals["GALLERY_SIZES"] = GALLERY_SIZES
     app.session_interface = PublicFileSessions()
     # Outermost: a static file is answered before the app (and ProxyFix) sees the request; pages
     # keep their security headers from the app's after_request hooks.

@@ -34,6 +34,13 @@ THUMB_SIZE = 480
 # 640 px phones with three.
 CARD_WIDTHS = (320, 400, 480, 640)
 CARD_THUMBNAIL = re.compile(r"^(?P<stem>.+)\.w(?P<width>\d+)\.webp$")
+# WebP copies of a product page's pictures, whole (not cropped), for its gallery's `srcset`: the
+# gallery is the page's width on a phone (a 390 px phone at two or three device pixels per CSS
+# pixel wants 800 or 1200 px) and half of it from the md breakpoint (GALLERY_SIZES); the stored
+# picture (at most FULL_SIZE) stays the largest choice and the fallback `src`.
+GALLERY_WIDTHS = (480, 800, 1200)
+GALLERY_SIZES = "(min-width: 768px) 50vw, 100vw"
+GALLERY_IMAGE = re.compile(r"^(?P<stem>.+)\.g(?P<width>\d+)\.webp$")
 # Folders of money documents. The public /media route refuses them even under UPLOAD_DIR, where
 # slips were stored before they became private (market/security/headers.py).
 PRIVATE_FOLDERS = frozenset(
@@ -103,6 +110,9 @@ def _save(upload: FileStorage, folder: str, root: Path, *, thumbnail: bool) -> S
             thumb.save(root / thumb_path, format=image_format, quality=80)
             for width in CARD_WIDTHS:
                 _save_card_thumbnail(image, root / card_thumbnail_path(path, width), width)
+            for width in GALLERY_WIDTHS:
+                if width < image.width:
+                    _save_gallery_image(image, root / gallery_image_path(path, width), width)
         return StoredImage(path, thumb_path, image.width, image.height)
 
 
@@ -118,22 +128,50 @@ def card_srcset(path: str) -> str:
     )
 
 
+def gallery_image_path(path: str, width: int) -> str:
+    """products/3/ab12.jpg -> products/3/ab12.g800.webp (no column holds it)."""
+    return f"{posixpath.splitext(path)[0]}.g{width}.webp"
+
+
+def gallery_srcset(path: str, width: int) -> str:
+    """The gallery's choices for a stored picture `width` px wide: each smaller WebP copy, and
+    the picture itself."""
+    choices = [
+        f"{url_for('web.media', filename=gallery_image_path(path, w))} {w}w"
+        for w in GALLERY_WIDTHS
+        if w < width
+    ]
+    return ", ".join([*choices, f"{url_for('web.media', filename=path)} {width}w"])
+
+
 def _save_card_thumbnail(image: Image.Image, target: Path, width: int) -> None:
-    thumb = ImageOps.fit(image, (width, width), Image.Resampling.LANCZOS)
+    _save_webp(ImageOps.fit(image, (width, width), Image.Resampling.LANCZOS), target, 70)
+
+
+def _save_gallery_image(image: Image.Image, target: Path, width: int) -> None:
+    height = max(round(image.height * width / image.width), 1)
+    _save_webp(image.resize((width, height), Image.Resampling.LANCZOS), target, 75)
+
+
+def _save_webp(thumb: Image.Image, target: Path, quality: int) -> None:
     if thumb.mode not in ("RGB", "RGBA"):
         thumb = thumb.convert("RGBA" if "A" in thumb.getbands() else "RGB")
     # Written beside, then renamed: two requests making the same thumbnail never serve half.
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    thumb.save(partial, format="WEBP", quality=70)
+    thumb.save(partial, format="WEBP", quality=quality)
     os.replace(partial, target)
 
 
-def ensure_card_thumbnail(filename: str) -> None:
-    """Pictures stored before card thumbnails existed get theirs the first time one is asked
-    for, from the picture it is named after (public pictures only; the caller refuses private
-    folders)."""
-    match = CARD_THUMBNAIL.match(filename)
-    if match is None or int(match["width"]) not in CARD_WIDTHS:
+def ensure_derived_image(filename: str) -> None:
+    """Pictures stored before their card thumbnails or gallery copies existed get them the
+    first time one is asked for, from the picture it is named after (public pictures only; the
+    caller refuses private folders)."""
+    card, gallery = CARD_THUMBNAIL.match(filename), GALLERY_IMAGE.match(filename)
+    if card is not None and int(card["width"]) in CARD_WIDTHS:
+        match, save = card, _save_card_thumbnail
+    elif gallery is not None and int(gallery["width"]) in GALLERY_WIDTHS:
+        match, save = gallery, _save_gallery_image
+    else:
         return
     root = current_app.config["UPLOAD_DIR"]
     target = safe_join(root, filename)
@@ -145,9 +183,9 @@ def ensure_card_thumbnail(filename: str) -> None:
             try:
                 with Image.open(original) as opened:
                     opened.load()
-                    _save_card_thumbnail(opened, Path(target), int(match["width"]))
+                    save(opened, Path(target), int(match["width"]))
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-                current_app.logger.warning("no card thumbnail from %s", original, exc_info=True)
+                current_app.logger.warning("no derived image from %s", original, exc_info=True)
             return
 
 
@@ -252,10 +290,12 @@ def send_private(path: str | None) -> Response:
 
 
 def remove_stored(*paths: str | None) -> None:
-    """Stored public pictures, with the card thumbnails named after them."""
+    """Stored public pictures, with the card thumbnails and gallery copies named after them."""
     root = Path(current_app.config["UPLOAD_DIR"])
     for path in paths:
         if path:
             (root / path).unlink(missing_ok=True)
             for width in CARD_WIDTHS:
                 (root / card_thumbnail_path(path, width)).unlink(missing_ok=True)
+            for width in GALLERY_WIDTHS:
+                (root / gallery_image_path(path, width)).unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from market.idempotency import form_token_field
 from market.money import fen_to_yuan_text, format_fen
 from market.security.access import Access, can, requires
 from market.security.redirects import next_url
-from market.uploads import ensure_card_thumbnail
+from market.uploads import ensure_derived_image
 
 bp = Blueprint("web", __name__)
 
@@ -56,7 +56,7 @@ def set_language():
 @bp.get("/media/<path:filename>")
 @requires(Access.PUBLIC)
 def media(filename: str):
-    ensure_card_thumbnail(filename)  # pictures stored before card thumbnails existed
+    ensure_derived_image(filename)  # pictures stored before their thumbnails existed
     return send_from_directory(current_app.config["UPLOAD_DIR"], filename, max_age=86400 * 30)
 
 

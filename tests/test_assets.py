@@ -238,6 +238,38 @@ def test_the_product_page_shows_the_full_picture_with_its_size(app, client_as, w
     assert tag and 'width="1600" height="800"' in tag.group(0)
 
 
+def _gallery_sources(html: str, path: str) -> list[tuple[str, int]]:
+    tag = re.search(rf'<img src="/media/{re.escape(path)}" srcset="([^"]+)" sizes="[^"]+"', html)
+    assert tag, "the gallery offers smaller copies of the picture"
+    return [(url, int(width.rstrip("w"))) for url, width in (c.split() for c in tag[1].split(","))]
+
+
+def test_the_gallery_offers_whole_smaller_copies_for_a_phone(app, client_as, world):
+    """A phone's gallery needs 800 or 1200 px, not the 1600 px stored picture: the page offers
+    WebP copies of each width, whole (same shape), and the picture itself as the largest; a
+    picture stored before the copies existed gets each when it is first asked for."""
+    product_id = _listed_product_with_a_photo(app, client_as, world)
+    html = client_as("buyer").get(f"/products/{product_id}").get_data(as_text=True)
+    with app.app_context():
+        path = db.session.scalar(
+            select(ProductImage.path).where(ProductImage.product_id == product_id)
+        )
+    sources = _gallery_sources(html, path)
+    assert [width for _url, width in sources] == [480, 800, 1200, 1600]
+    assert sources[-1][0] == f"/media/{path}"
+    upload_dir = Path(app.config["UPLOAD_DIR"])
+    for url, width in sources[:-1]:
+        response = client_as("buyer").get(url)
+        assert response.status_code == 200 and response.headers["Content-Type"] == "image/webp"
+        with Image.open(io.BytesIO(response.data)) as copy:
+            assert copy.size == (width, width // 2)  # the 2:1 picture, not cropped
+        assert len(response.data) < len(client_as("buyer").get(f"/media/{path}").data)
+        stored = upload_dir / url.removeprefix("/media/")
+        stored.unlink()  # as if uploaded before this release
+        again = client_as("buyer").get(url)
+        assert again.status_code == 200 and stored.is_file()
+
+
 def test_photos_stored_before_thumbnails_existed_get_them_when_asked(app, client_as, world):
     _listed_product_with_a_photo(app, client_as, world)
     html = client_as("buyer").get("/products").get_data(as_text=True)
@@ -262,6 +294,7 @@ def test_removing_a_photo_removes_its_thumbnails(app, client_as, world):
         image_id, stem = image.id, image.path.rsplit(".", 1)[0]
     upload_dir = Path(app.config["UPLOAD_DIR"])
     thumbnails = [upload_dir / f"{stem}.w{width}.webp" for width in (320, 400, 480, 640)]
+    thumbnails += [upload_dir / f"{stem}.g{width}.webp" for width in (480, 800, 1200)]
     assert all(path.is_file() for path in thumbnails)
     response = client_as("coop_manager").post(
         f"/coop/products/{product_id}/images/{image_id}/delete"
