@@ -22,7 +22,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
-from market.accounts.models import User, UserSession
+from market.accounts.models import CoopMembership, UnitMembership, User, UserSession
 from market.extensions import db
 from market.models import utcnow
 from market.transactions import commit_keeping_loaded
@@ -86,16 +86,17 @@ def start(user: User, *, remember: bool = False) -> None:
 
 @cache
 def _open_session_query():
-    """One round trip: the open session of a key hash, its person and the memberships every page's
-    menu and permission checks read. Built once (each request only binds the hash): building the
+    """One round trip: the open session of a key hash, its person, the memberships every page's
+    menu and permission checks read, and their unit and co-op (the header names the unit; the
+    home page's group-buy section and the co-op pages start from them). Built once (each request only binds the hash): building the
     statement and its loader options cost as much as running it."""
     user_options = joinedload(UserSession.user)
     return (
         select(UserSession)
         .where(UserSession.key_hash == bindparam("key_hash"), UserSession.ended_at.is_(None))
         .options(
-            user_options.joinedload(User.unit_memberships),
-            user_options.joinedload(User.coop_memberships),
+            user_options.joinedload(User.unit_memberships).joinedload(UnitMembership.unit),
+            user_options.joinedload(User.coop_memberships).joinedload(CoopMembership.coop),
         )
     )
 
