@@ -43,6 +43,29 @@ class YuanField(StringField):
         return fen_to_yuan_text(self.data) if isinstance(self.data, int) else ""
 
 
+class SkuRowForm(wtforms.Form):
+    """One row of a form's list of SKUs (a group-buy's items, a purchase's lines): a row whose
+    `sku_id` is not chosen is ignored; a chosen row must fill the field named by `REQUIRED`
+    ((field name, message))."""
+
+    REQUIRED: tuple[str, object]
+
+    @property
+    def chosen(self) -> bool:
+        return bool(self.sku_id.data)  # type: ignore[attr-defined]
+
+    def validate(self, extra_validators=None) -> bool:
+        if not self.chosen:
+            return self.sku_id.validate(self)  # type: ignore[attr-defined]  # only the choice
+        ok = super().validate(extra_validators)
+        name, message = self.REQUIRED
+        required = self[name]
+        if required.data is None and not required.errors:
+            required.errors = [*required.errors, message]
+            ok = False
+        return ok
+
+
 def positive_fen(form, field):
     if field.data is not None and field.data <= 0:
         raise ValidationError(_l("金额必须大于 0"))

@@ -30,7 +30,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from market.forms import IntegerField, YuanField, positive_fen
+from market.forms import IntegerField, SkuRowForm, YuanField, positive_fen
 from market.groupbuy.models import GroupBuyItem
 from market.orders.forms import ShipForm as ShipForm  # the co-op's one parcel: carrier, number
 from market.orders.services import MAX_QUANTITY
@@ -86,7 +86,7 @@ class TierForm(Form):
         return ok
 
 
-class ItemForm(Form):
+class ItemForm(SkuRowForm):
     """One row of the opening form; a row without a SKU is ignored."""
 
     sku_id = SelectField(_l("商品规格"), coerce=int, default=0)
@@ -99,19 +99,7 @@ class ItemForm(Form):
         _l("上限（件，可不填）"), validators=[Optional(), NumberRange(1, MAX_GROUP_QUANTITY)]
     )
     tiers = FieldList(FormField(TierForm), min_entries=TIER_ROWS, max_entries=TIER_ROWS)
-
-    @property
-    def chosen(self) -> bool:
-        return bool(self.sku_id.data)
-
-    def validate(self, extra_validators=None) -> bool:
-        if not self.chosen:
-            return self.sku_id.validate(self)  # an empty row: only the choice itself is checked
-        ok = super().validate(extra_validators)
-        if self.price.data is None and not self.price.errors:
-            self.price.errors = [*self.price.errors, _l("请填写团购价")]
-            ok = False
-        return ok
+    REQUIRED = ("price", _l("请填写团购价"))
 
 
 def payment_mode_choices(card_available: bool) -> list[tuple[str, object]]:

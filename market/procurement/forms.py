@@ -10,7 +10,6 @@ from wtforms import (
     BooleanField,
     DateField,
     FieldList,
-    Form,
     FormField,
     SelectField,
     StringField,
@@ -18,7 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
-from market.forms import IntegerField, YuanField, positive_fen
+from market.forms import IntegerField, SkuRowForm, YuanField, positive_fen
 from market.orders.services import MAX_QUANTITY
 from market.procurement.models import PURPOSE_LABELS
 from market.security.inputs import sane_day
@@ -27,7 +26,7 @@ LINE_ROWS = 8
 MAX_CUSTOM_QUANTITY = 1_000_000
 
 
-class LineForm(Form):
+class LineForm(SkuRowForm):
     """One row of a purchase; a row without a product is ignored."""
 
     sku_id = SelectField(_l("商品规格"), coerce=int, default=0)
@@ -39,19 +38,7 @@ class LineForm(Form):
         ],
         render_kw={"min": 1, "max": MAX_QUANTITY, "inputmode": "numeric"},
     )
-
-    @property
-    def chosen(self) -> bool:
-        return bool(self.sku_id.data)
-
-    def validate(self, extra_validators=None) -> bool:
-        if not self.chosen:
-            return self.sku_id.validate(self)  # an empty row: only the choice itself is checked
-        ok = super().validate(extra_validators)
-        if self.quantity.data is None and not self.quantity.errors:
-            self.quantity.errors = [*self.quantity.errors, _l("请填写数量")]
-            ok = False
-        return ok
+    REQUIRED = ("quantity", _l("请填写数量"))
 
 
 class PurchaseForm(FlaskForm):
