@@ -220,6 +220,19 @@ class Order(StateMachine, TimestampMixin, db.Model):
         )
 
     @property
+    def buyer_may_cancel(self) -> bool:
+        """Whether the order page offers 取消订单: unpaid, or paid with every parcel still to
+        ship (not a group-buy's, not a presale's waiting for the harvest). The service
+        (payments.services.cancel_order) says why not to anyone who posts anyway."""
+        if self.mode == OrderMode.GROUP_BUY:
+            return False
+        if self.status == OrderStatus.PENDING_PAYMENT:
+            return True
+        return self.status == OrderStatus.PAID and all(
+            shipment.status == ShipmentStatus.TO_SHIP for shipment in self.shipments
+        )
+
+    @property
     def awaits_payment(self) -> bool:
         """Money is still owed: not paid yet, before or (先货后款) after shipping."""
         return self.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.ON_CREDIT)

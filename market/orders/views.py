@@ -213,7 +213,7 @@ INVOICE_TAB = "invoice"  # 发票未开: parcels of orders whose invoice is aske
 @requires(Access.COOP_MANAGER)
 def coop_inbox():
     tab = request.args.get("tab", "to_ship")
-    if tab not in queries.INBOX_TABS and tab != INVOICE_TAB:
+    if tab not in queries.INBOX_TABS and tab not in (queries.HARVEST_TAB, INVOICE_TAB):
         abort(404)
     coop_ids = [c.id for c in current_user.managed_coops()]
     page = queries.coop_inbox(
@@ -226,6 +226,8 @@ def coop_inbox():
         "orders/coop_inbox.html",
         page=page,
         tab=tab,
+        counts=queries.coop_inbox_counts(coop_ids),
+        harvest_notes=queries.harvest_notes(page.items),
         ship_form=ShipForm(),
         invoices=invoices.invoices_by_order([shipment.order_id for shipment in page.items]),
         batch_choices=batch_services.open_batches_of(

@@ -51,6 +51,17 @@ def _lock_payment(payment_id: int) -> Payment:
     return payment
 
 
+def _lock_order_and_payment(payment_id: int) -> tuple[Order, Payment]:
+    """The payment's order, then the payment: the order every writer locks them in (paying,
+    expiring, cancelling, refunding), so a webhook racing the expiry sweep waits for it
+    instead of deadlocking with it."""
+    order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
+    if order_id is None:
+        raise NotFound(_("找不到该支付"))
+    order = _lock_order(order_id)
+    return order, _lock_payment(payment_id)
+
+
 # -- paying --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PaymentStart:
@@ -113,9 +124,21 @@ def begin_payment(
         payment.move_to(PaymentStatus.PENDING)
         payment.failure_message = ""
     if provider_name == "offline" and order.expires_at is not None:
-        order.expires_at = now + timedelta(days=current_app.config["BANK_TRANSFER_DAYS"])
+        order.expires_at = _transfer_deadline(order, now)
     db.session.flush()
     return PaymentStart(payment, created)
+
+
+def _transfer_deadline(order: Order, now: datetime) -> datetime:
+    """Bank transfer turns the checkout's minutes to pay (UNPAID_ORDER_MINUTES) into
+    BANK_TRANSFER_DAYS from now. A deadline already beyond those minutes was set on purpose (a
+    尾款's due date, a transfer chosen before) and stays: choosing how to pay never moves a
+    deadline later, nor shortens one the buyer was given."""
+    placed = order.created_at or now
+    checkout_window = placed + timedelta(minutes=current_app.config["UNPAID_ORDER_MINUTES"])
+    if order.expires_at > checkout_window:
+        return order.expires_at
+    return now + timedelta(days=current_app.config["BANK_TRANSFER_DAYS"])
 
 
 def open_payment(order: Order, provider_name: str) -> Payment | None:
@@ -162,11 +185,10 @@ def confirm_card(buyer: User, number: str, card_token: str) -> CardOutcome:
 def settle(payment_id: int) -> Payment:
     """Make our record agree with what the provider says now. Safe to call any number of times,
     in any order, from the return page, a webhook or the reconciler: money is recorded once."""
-    payment = _lock_payment(payment_id)
+    order, payment = _lock_order_and_payment(payment_id)
     if payment.held_by:  # a group-buy's closer owns it and settles it itself
         db.session.commit()
         return payment
-    order = _lock_order(payment.order_id)
     state = providers.get(payment.provider).fetch(payment)
     _apply(payment, order, state)
     db.session.commit()
@@ -647,6 +669,9 @@ def cancel_order(buyer: User, number: str) -> Order:
         orders.close_unpaid(order, OrderStatus.CANCELLED)
         _cancel_open_payments(order)
     elif order.status == OrderStatus.PAID:
+        if any(s.status == ShipmentStatus.AWAITING_HARVEST for s in order.shipments):
+            # 预售: the paid reservation is the buyer's place in the harvest queue.
+            raise DomainError(_("预售订单已付款，采收前不能取消；如歉收将全额退款"))
         if any(s.status != ShipmentStatus.TO_SHIP for s in order.shipments):
             raise DomainError(_("已有包裹发出，不能整单取消；请联系合作社退款"))
         _refund_and_cancel_paid(order, _("买家取消订单"), buyer)
@@ -764,11 +789,10 @@ def handle_webhook(provider_name: str, payload: bytes, signature: str | None) ->
     if payment is None:
         db.session.commit()
         return "ignored"
-    payment = _lock_payment(payment.id)
+    order, payment = _lock_order_and_payment(payment.id)
     if payment.held_by:
         db.session.commit()
         return "left to the closer"
-    order = _lock_order(payment.order_id)
     _apply(payment, order, provider.fetch(payment))
     db.session.commit()
     return "processed"

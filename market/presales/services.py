@@ -34,10 +34,11 @@ from market.models import utcnow
 from market.notifications import recipients
 from market.notifications.services import notify
 from market.orders import parcels
+from market.orders import queries as order_queries
 from market.orders import services as orders
 from market.orders.models import Order, OrderStatus, ShipmentStatus
 from market.payments import hook
-from market.presales import balances
+from market.presales import balances, queries
 from market.presales.models import (
     MAX_LIMIT,
     PaymentKind,
@@ -392,3 +393,4 @@ def on_money_moved(movement: hook.MoneyMovement) -> None:
 def install() -> None:
     hook.subscribe(on_money_moved)
     parcels.subscribe(balances.follow_parcel)
+    order_queries.describe_harvest_with(queries.harvest_notes)  # the co-op inbox's 待采收 tab

@@ -19,6 +19,7 @@ from market.orders.models import Order
 from market.presales.models import Presale, PresaleReservation
 from tests.payments.conftest import (  # noqa: F401  (card payments through localstripe)
     GOOD_CARD,
+    authenticate,
     card_token,
     localstripe_url,
     stripe_app,
