@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     from market import api, cli, errorpages, pagecache, web
     from market.accounts import menu
     from market.campaign import ledger
+    from market.groupbuy import presale as groupbuy_presale
     from market.presales import services as presales
     from market.settlements import ledger as settlement_ledger
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     ledger.install()
     settlement_ledger.install()
     presales.install()  # a presale's reservation is paid when its order's money arrives
+    groupbuy_presale.install()  # a presale group-buy holds the harvest and hears of refunds
     web.init_app(app)
     pagecache.init_app(app)  # storefront pages from the cache
     menu.init_app(app)  # the signed-in header menu, stored per person and page
@@ -89,12 +91,16 @@ def _register_blueprints(app: Flask) -> None:
     from market.certificates.views import bp as certificates_bp
     from market.directory.admin_views import bp as directory_admin_bp
     from market.exports.views import bp as exports_bp
-    from market.groupbuy.views import bp as groupbuy_bp
+    from market.groupbuy import coop_views, coordinator_views  # noqa: F401  (their routes)
+    from market.groupbuy import views as groupbuy_views  # noqa: F401  (its routes)
+    from market.groupbuy.blueprint import bp as groupbuy_bp
     from market.notifications.views import bp as notifications_bp
     from market.orders.views import bp as orders_bp
     from market.payments.views import bp as payments_bp
     from market.presales.views import bp as presales_bp
-    from market.procurement.views import bp as procurement_bp
+    from market.procurement import billing_views, custom_views  # noqa: F401  (their routes)
+    from market.procurement import views as procurement_views  # noqa: F401  (its routes)
+    from market.procurement.blueprint import bp as procurement_bp
     from market.settlements.views import bp as settlements_bp
 
     app.register_blueprint(catalog_bp)

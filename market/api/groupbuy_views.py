@@ -13,8 +13,8 @@ from market.api.paging import slice_of
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.extensions import db
 from market.groupbuy import joining, proposals, queries
+from market.groupbuy.display import progress, time_left
 from market.groupbuy.models import GroupBuy, ParticipationStatus, PaymentMode, Visibility
-from market.groupbuy.views import progress, time_left
 from market.models import utcnow
 from market.payments import providers
 from market.payments import services as payments

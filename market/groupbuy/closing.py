@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 
 from market.errors import DomainError
 from market.extensions import db
+from market.groupbuy import presale
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyStatus,
@@ -380,6 +381,8 @@ def _close_claimed(
     group_buy.closed_at = now
     group_buy.reached_quantity = _ready_quantity(group_buy.id) if reached else total
     give_back_reserved_stock(group_buy, sold_by_item(group_buy.id) if reached else {})
+    if reached:
+        presale.reserve_participants(group_buy)
     _tell_everyone(group_buy, reached)
     db.session.commit()
     return True

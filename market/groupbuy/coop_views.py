@@ -10,8 +10,8 @@ from flask_login import current_user
 
 from market.errors import DomainError
 from market.groupbuy import changes, fulfilment, proposals, queries
+from market.groupbuy.blueprint import bp
 from market.groupbuy.forms import ReasonForm, ShipForm
-from market.groupbuy.views import bp
 from market.security.access import Access, requires
 from market.web import flash_form_errors, reraise_access_errors, run_action, run_form, show_error
 

@@ -12,7 +12,9 @@ from flask_login import current_user
 from market.accounts.forms import ActionForm
 from market.catalog.models import Sku
 from market.errors import DomainError
-from market.groupbuy import changes, fulfilment, proposals, queries
+from market.groupbuy import changes, fulfilment, presale, proposals, queries
+from market.groupbuy.blueprint import bp
+from market.groupbuy.display import progress, time_left
 from market.groupbuy.forms import (
     ExtendForm,
     GroupBuyForm,
@@ -27,11 +29,11 @@ from market.groupbuy.models import (
     PaymentMode,
     Visibility,
 )
-from market.groupbuy.views import bp, progress, time_left
 from market.models import utcnow
 from market.money import format_fen
 from market.payments import providers
 from market.payments import services as payments
+from market.presales.models import Presale
 from market.security.access import Access, requires
 from market.web import reraise_access_errors, run_action, show_error
 
@@ -54,7 +56,7 @@ def _local(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment is not None else None
 
 
-def _group_buy_data(form: GroupBuyForm) -> proposals.GroupBuyData:
+def _group_buy_data(form: GroupBuyForm, ordered: Presale | None) -> proposals.GroupBuyData:
     items = [
         proposals.ItemData(
             sku_id=row.sku_id.data,
@@ -65,6 +67,7 @@ def _group_buy_data(form: GroupBuyForm) -> proposals.GroupBuyData:
                 for tier in row.tiers
                 if tier.form.min_total_quantity.data is not None
             ],
+            presale_id=ordered.id if ordered and ordered.sku_id == row.sku_id.data else None,
         )
         for row in form.chosen_items()
     ]
@@ -87,16 +90,24 @@ def _group_buy_data(form: GroupBuyForm) -> proposals.GroupBuyData:
 @requires(Access.COORDINATOR)
 def new():
     form = GroupBuyForm()
-    skus = queries.candidate_skus(proposals.coordinated_unit(current_user))
-    form.set_sku_choices([(sku.id, _sku_label(sku, paired)) for sku, paired in skus])
+    unit = proposals.coordinated_unit(current_user)
+    # ?presale=<id>: a 预售团购 of that presale's SKU (404 unless it is open to group-buys).
+    ordered = None
+    if "presale" in request.args:
+        ordered = presale.presale_to_order(request.args.get("presale", type=int))
+        form.set_sku_choices([(ordered.sku_id, _sku_label(ordered.sku, False))])
+    else:
+        skus = queries.candidate_skus(unit)
+        form.set_sku_choices([(sku.id, _sku_label(sku, paired)) for sku, paired in skus])
     # Card payments only where the shop takes cards; otherwise everyone pays at pickup.
     form.payment_mode.choices = payment_mode_choices("stripe" in providers.available())
-    if request.method == "GET" and current_user.unit is not None:
-        unit = current_user.unit
+    if request.method == "GET":
         form.pickup_address.data = f"{unit.name} {unit.address or ''}".strip()
+        if ordered is not None:
+            presale.fill_form(form, ordered)
     if form.validate_on_submit():
         try:
-            group_buy = proposals.open_group_buy(current_user, _group_buy_data(form))
+            group_buy = proposals.open_group_buy(current_user, _group_buy_data(form, ordered))
         except DomainError as error:
             reraise_access_errors(error)
             show_error(form, error, on_form=True)
@@ -104,7 +115,7 @@ def new():
             flash(_("团购已发起，等待合作社确认团购价、上限和时间后职工才能参团"), "success")
             return redirect(url_for(".manage", group_buy_id=group_buy.id), 303)
     status = 400 if request.method == "POST" else 200
-    return render_template("groupbuy/new.html", form=form), status
+    return render_template("groupbuy/new.html", form=form, presale=ordered), status
 
 
 def _manage_page(

@@ -19,6 +19,7 @@ from market.catalog.models import Sku
 from market.directory.models import Coop, Village
 from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
+from market.groupbuy import presale
 from market.groupbuy.closing import sold_by_item, tier_prices
 from market.groupbuy.models import (
     GroupBuy,
@@ -183,6 +184,7 @@ def ship_consolidated(
         raise DomainError(_("只有成团的团购需要发货"))
     if group_buy.shipped_at is not None:
         raise DomainError(_("该团购已发货"))
+    presale.ensure_harvested(group_buy)
     if not carrier.strip():
         raise DomainError(_("请填写快递公司"), field="carrier")
     group_buy.shipped_at = utcnow()

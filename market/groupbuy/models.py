@@ -28,6 +28,7 @@ from market.directory.models import Coop, Unit
 from market.extensions import db
 from market.models import StateMachine, TimestampMixin, UTCDateTime, text_enum, utcnow
 from market.orders.models import Order
+from market.presales.models import Presale
 
 
 class GroupBuyStatus(enum.StrEnum):
@@ -228,9 +229,14 @@ class GroupBuyItem(db.Model):
     joined_quantity: Mapped[int] = mapped_column(Integer, default=0)
     # The tier price every participant pays, decided at closing (None before).
     settled_price_fen: Mapped[int | None] = mapped_column(Integer)
+    # A presale (预售) item: the cap is claimed from the presale's limit when the co-op accepts,
+    # not from today's stock; each paid participant becomes a reservation at closing and the
+    # consolidated parcel leaves once the harvest is in (market/groupbuy/presale.py).
+    presale_id: Mapped[int | None] = mapped_column(ForeignKey("presales.id"), index=True)
 
     group_buy: Mapped[GroupBuy] = relationship(back_populates="items")
     sku: Mapped[Sku] = relationship()
+    presale: Mapped[Presale | None] = relationship()
     tiers: Mapped[list[GroupBuyTier]] = relationship(
         back_populates="item",
         cascade="all, delete-orphan",

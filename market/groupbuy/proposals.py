@@ -24,6 +24,7 @@ from market.catalog.models import ProductStatus, Sku
 from market.directory.models import Unit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
+from market.groupbuy import presale
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -60,6 +61,7 @@ class ItemData:
     price_fen: int
     cap: int | None = None
     tiers: list[TierData] = field(default_factory=list)
+    presale_id: int | None = None  # 预售团购: the presale it orders (groupbuy/presale.py)
 
 
 @dataclass(frozen=True)
@@ -154,14 +156,28 @@ def open_group_buy(coordinator: User, data: GroupBuyData) -> GroupBuy:
         if item_data.cap is not None and not 1 <= item_data.cap <= 1_000_000:
             raise DomainError(_("%(name)s 的上限必须大于 0", name=name), field="items")
         _check_tiers(item_data, name)
+        if item_data.presale_id is not None:
+            presale.check_item(
+                item_data.presale_id,
+                sku.id,
+                item_data.cap,
+                items=len(data.items),
+                payment_mode=data.payment_mode,
+                closes_at=data.closes_at,
+            )
         # A first look only: the co-op's acceptance reserves the cap, and may still find the
         # stock gone by then.
-        if item_data.cap is not None and item_data.cap > sku.stock:
+        elif item_data.cap is not None and item_data.cap > sku.stock:
             raise DomainError(
                 _("%(name)s 库存只有 %(stock)d，上限不能超过库存", name=name, stock=sku.stock),
                 field="items",
             )
-        item = GroupBuyItem(sku=sku, price_fen=item_data.price_fen, cap=item_data.cap)
+        item = GroupBuyItem(
+            sku=sku,
+            price_fen=item_data.price_fen,
+            cap=item_data.cap,
+            presale_id=item_data.presale_id,
+        )
         item.tiers = [
             GroupBuyTier(min_total_quantity=t.min_total_quantity, price_fen=t.price_fen)
             for t in item_data.tiers
@@ -223,6 +239,9 @@ def accept_group_buy(manager: User, group_buy_id: int) -> GroupBuy:
     for item in group_buy.items:
         if item.cap is None:
             continue  # uncapped: each participant's order takes its own stock
+        if item.presale_id is not None:
+            presale.claim(item)  # from the presale's limit, never today's stock
+            continue
         if not orders.take_stock(item.sku_id, item.cap):
             stock = db.session.scalar(select(Sku.stock).where(Sku.id == item.sku_id))
             message = _(

@@ -11,6 +11,7 @@ from sqlalchemy import or_, update
 from market.catalog.models import Sku
 from market.errors import DomainError
 from market.extensions import db
+from market.groupbuy import presale
 from market.groupbuy.models import GroupBuy, GroupBuyItem, Participation
 
 
@@ -62,7 +63,10 @@ def give_back_reserved_stock(group_buy: GroupBuy, sold: dict[int, int]) -> None:
     for item in group_buy.items:
         keep = sold.get(item.id, 0) if item.cap is not None else 0
         give_back = item.reserved_stock - keep
-        if give_back > 0:
+        if give_back > 0 and item.presale_id is not None:
+            presale.give_back(item, give_back)  # presale units, not stock
+            item.reserved_stock = keep
+        elif give_back > 0:
             db.session.execute(
                 update(Sku)
                 .where(Sku.id == item.sku_id)

@@ -1,25 +1,20 @@
-"""爱心团购 pages: the blueprint, what every group-buy page shows (time left, progress, the home
-page's section), and the employees' pages: see, join, change, leave and pay.
-
-The coordinator's pages are in `coordinator_views`, the co-op's and the organizer's in
-`coop_views`: they register their routes on this blueprint (imported last, below)."""
+"""爱心团购, the employees' pages: see, join, change, leave and pay (on the blueprint of
+market/groupbuy/blueprint.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-import market.groupbuy.models  # noqa: F401  (the models are part of the app's metadata)
 from market.accounts.forms import ActionForm
 from market.errors import DomainError
 from market.extensions import db
 from market.groupbuy import joining, queries
+from market.groupbuy.blueprint import bp
+from market.groupbuy.display import progress, time_left
 from market.groupbuy.forms import QuantitiesForm, quantities_form
 from market.groupbuy.models import (
     GroupBuy,
@@ -29,94 +24,8 @@ from market.groupbuy.models import (
     PaymentMode,
 )
 from market.models import utcnow
-from market.money import format_fen
 from market.security.access import Access, requires
 from market.web import reraise_access_errors, run_action, show_error
-
-bp = Blueprint("groupbuy", __name__)
-
-
-# -- what every group-buy page shows: time left and progress --------------------------------------
-def time_left(closes_at: datetime, now: datetime | None = None) -> str:
-    """'剩余 2 天 5 小时' (whole units, rounded down), worked out on the server: no script."""
-    seconds = int((closes_at - (now or utcnow())).total_seconds())
-    if seconds <= 0:
-        return _("已截止")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return _("剩余 %(days)d 天 %(hours)d 小时", days=days, hours=hours)
-    if hours:
-        return _("剩余 %(hours)d 小时 %(minutes)d 分钟", hours=hours, minutes=minutes)
-    return _("剩余 %(minutes)d 分钟", minutes=max(minutes, 1))
-
-
-@dataclass(frozen=True)
-class Progress:
-    total: int  # joined so far; once closed, what was reached
-    minimum: int
-    next_tier: str | None  # "还差 3 件到下一档 ¥80.00"
-
-    @property
-    def percent(self) -> int:
-        return min(100, self.total * 100 // self.minimum) if self.minimum else 100
-
-    @property
-    def to_minimum(self) -> int:
-        return max(self.minimum - self.total, 0)
-
-
-def _next_tier_text(group_buy: GroupBuy, total: int) -> str | None:
-    thresholds = sorted(
-        {
-            tier.min_total_quantity
-            for item in group_buy.items
-            for tier in item.tiers
-            if tier.min_total_quantity > total
-        }
-    )
-    if not thresholds or group_buy.status != GroupBuyStatus.OPEN:
-        return None
-    threshold = thresholds[0]
-    drops = [
-        (item, item.price_at(threshold))
-        for item in group_buy.items
-        if item.price_at(threshold) < item.price_at(total)
-    ]
-    if len(group_buy.items) == 1:
-        return _(
-            "还差 %(n)d 件到下一档 %(price)s", n=threshold - total, price=format_fen(drops[0][1])
-        )
-    prices = "、".join(f"{item.sku.product.name} {format_fen(price)}" for item, price in drops)
-    return _("还差 %(n)d 件到下一档：%(prices)s", n=threshold - total, prices=prices)
-
-
-def progress(group_buy: GroupBuy) -> Progress:
-    total = (
-        group_buy.reached_quantity
-        if group_buy.reached_quantity is not None
-        else group_buy.total_quantity
-    )
-    return Progress(total, group_buy.min_quantity, _next_tier_text(group_buy, total))
-
-
-def _unit_group_buys() -> list[GroupBuy]:
-    """The home page's section: the open group-buys of the signed-in employee's unit."""
-    unit = current_user.unit if current_user.is_authenticated else None
-    return queries.open_for_unit(unit.id) if unit is not None else []
-
-
-@bp.app_context_processor
-def group_buy_context() -> dict:
-    # A function, not a list: only the page that shows the section pays for the query. The home
-    # page (catalog, a lower layer) includes groupbuy/_home_section.html when this exists.
-    return {"unit_group_buys": _unit_group_buys}
-
-
-# Globals rather than context: the macros in groupbuy/_macros.html are imported without context.
-bp.add_app_template_global(progress, "group_buy_progress")
-bp.add_app_template_global(time_left, "group_buy_time_left")
 
 
 # -- employees ------------------------------------------------------------------------------------
@@ -256,8 +165,3 @@ def pay(group_buy_id: int):
     if not ActionForm().validate_on_submit():
         return redirect(url_for(".detail", group_buy_id=group_buy_id), 303)
     return _into_card_flow(group_buy_id)
-
-
-# The coordinator's, the co-op's and the organizer's pages, on this blueprint (imported last: they
-# use `bp`).
-from market.groupbuy import coop_views, coordinator_views  # noqa: E402, F401

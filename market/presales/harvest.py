@@ -27,6 +27,7 @@ from market.notifications.services import notify
 from market.orders import services as orders
 from market.orders.models import Order, Shipment, ShipmentStatus
 from market.payments import services as payments
+from market.presales import seams
 from market.presales.balances import label_lines
 from market.presales.models import (
     MAX_LIMIT,
@@ -143,6 +144,7 @@ def _refund(reservation: PresaleReservation) -> None:
     )
     reservation.move_to(ReservationStatus.REFUNDED)
     reservation.decided_at = utcnow()
+    seams.reservation_unserved(reservation)
     notify(
         [reservation.buyer_id],
         "presale.refunded",
@@ -201,6 +203,9 @@ def announce_harvest(user: User, presale_id: int, quantity: int | None) -> Harve
         return Harvest(presale, 0, 0, 0, already=True)
     if quantity is None or not 0 <= quantity <= MAX_LIMIT:
         raise DomainError(_("收成数量应在 0 到 %(n)d 之间", n=MAX_LIMIT), field="quantity")
+    blocked = seams.harvest_blocked(presale)
+    if blocked:
+        raise DomainError(blocked)
     release_lapsed(presale)
     _withdraw_unpaid(presale)
     reservations = list(

@@ -144,6 +144,11 @@ class Presale(StateMachine, TimestampMixin, db.Model):
         return self.status == PresaleStatus.OPEN
 
     @property
+    def group_buyable(self) -> bool:
+        """A unit may open a group-buy of it (market/groupbuy/presale.py): open, paid in full."""
+        return self.is_open and not self.takes_deposit
+
+    @property
     def takes_deposit(self) -> bool:
         return self.payment_kind == PaymentKind.DEPOSIT
 

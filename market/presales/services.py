@@ -296,6 +296,72 @@ def _claim(presale: Presale, quantity: int) -> None:
     db.session.expire(presale, ["reserved_quantity"])
 
 
+# -- in bulk, for a group-buy (market/groupbuy/presale.py) ----------------------------------------
+def claim_for_group_buy(presale_id: int, sku_id: int, quantity: int) -> Presale:
+    """A group-buy's cap taken from an open, full-payment presale of `sku_id` when the co-op
+    accepts it, all or nothing, exactly as a buyer's reservation is. Flushes only."""
+    presale = _lock(presale_id)
+    if presale.sku_id != sku_id:
+        raise NotFound(_("找不到该预售"))
+    if not presale.is_open or presale.harvest_to < today():
+        raise DomainError(_("该预售已截止预订"))
+    if presale.takes_deposit:
+        raise DomainError(_("定金预售不能团购，请个人或单位单独预订"))
+    release_lapsed(presale)
+    _claim(presale, quantity)
+    return presale
+
+
+def give_back(presale_id: int, quantity: int) -> None:
+    """What a group-buy claimed and did not sell goes back to the presale's limit (one UPDATE,
+    never read-then-write). Flushes only."""
+    if quantity > 0:
+        db.session.execute(
+            update(Presale)
+            .where(Presale.id == presale_id)
+            .values(reserved_quantity=Presale.reserved_quantity - quantity)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def reserve_paid(presale_id: int, buyer_id: int, order: Order, quantity: int) -> None:
+    """A group-buy participant charged at the closing: a paid reservation of `quantity` units
+    (already claimed by the group-buy), its place in the harvest queue the moment of payment.
+    Once per order. Flushes only."""
+    if db.session.scalar(
+        select(PresaleReservation.id).where(PresaleReservation.order_id == order.id).limit(1)
+    ):
+        return
+    db.session.add(
+        PresaleReservation(
+            presale_id=presale_id,
+            buyer_id=buyer_id,
+            order_id=order.id,
+            quantity=quantity,
+            status=ReservationStatus.RESERVED,
+            paid_at=utcnow(),
+        )
+    )
+    db.session.flush()
+
+
+def awaiting_harvest(order_ids: list[int]) -> bool:
+    """Whether any of these orders still waits for its presale's harvest. Reads only."""
+    if not order_ids:
+        return False
+    return (
+        db.session.scalar(
+            select(PresaleReservation.id)
+            .where(
+                PresaleReservation.order_id.in_(order_ids),
+                PresaleReservation.status == ReservationStatus.RESERVED,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 @unit_of_work
 def reserve(
     buyer: User,

@@ -14,8 +14,8 @@ from market.orders import invoices
 from market.orders.models import INVOICE_STATUS_LABELS, Invoice, InvoiceStatus, Order
 from market.payments import services as payments
 from market.procurement import documents
+from market.procurement.blueprint import bp
 from market.procurement.forms import InvoiceIssueForm, InvoiceRequestForm
-from market.procurement.views import bp
 from market.security.access import Access, requires
 from market.security.inputs import page_arg
 from market.security.redirects import safe_target

@@ -10,9 +10,9 @@ from flask_login import current_user
 from market.accounts.forms import ActionForm
 from market.errors import DomainError
 from market.procurement import custom
+from market.procurement.blueprint import bp, own_unit
 from market.procurement.forms import CustomRequestForm, QuoteForm
 from market.procurement.models import RequestStatus
-from market.procurement.views import bp, own_unit
 from market.security.access import Access, requires
 from market.web import flash_form_errors, reraise_access_errors, run_action, show_error
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-import market.procurement.models  # noqa: F401  (the models are part of the app's metadata)
 from market.accounts.forms import ActionForm
 from market.accounts.models import UnitRole
 from market.catalog.models import Sku
@@ -33,20 +32,11 @@ from market.procurement import (
     order_links,  # noqa: F401  (the orders' pages link here: market.orders.elsewhere)
 )
 from market.procurement import purchases as purchasing  # `purchases` is the list page's name
+from market.procurement.blueprint import bp, own_unit
 from market.procurement.forms import PurchaseForm, RejectForm, TargetForm
 from market.procurement.models import PURCHASE_STATUS_LABELS, PurchaseStatus, Purpose, UnitPurchase
 from market.security.access import Access, requires
 from market.web import flash_form_errors, reraise_access_errors, run_action, show_error
-
-bp = Blueprint("procurement", __name__)
-
-
-def own_unit() -> Unit:
-    """The signed-in person's unit; someone without one (an admin, say) has nothing here."""
-    unit = current_user.unit
-    if unit is None:
-        abort(404)
-    return unit
 
 
 def _this_year() -> int:
@@ -403,7 +393,3 @@ def coop_document(number: str, kind: str):
     """The co-op's copy: only its own parcel's lines; someone else's order is a 403."""
     found = documents.coop_document_of(current_user, number)
     return _document(kind.replace("-", "_"), found.order, found.lines, found.purchase)
-
-
-# 产品定制, 先货后款 and invoice pages live on this blueprint too (imported last: they use `bp`).
-from market.procurement import billing_views, custom_views  # noqa: E402, F401

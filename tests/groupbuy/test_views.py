@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from market.accounts.models import User
 from market.extensions import db
 from market.groupbuy import proposals, queries
+from market.groupbuy.display import time_left
 from market.groupbuy.models import (
     GroupBuy,
     GroupBuyItem,
@@ -24,7 +25,6 @@ from market.groupbuy.models import (
     PaymentMode,
     Visibility,
 )
-from market.groupbuy.views import time_left
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus
 from market.payments.models import Payment, PaymentStatus
