@@ -88,8 +88,9 @@ def start(user: User, *, remember: bool = False) -> None:
 def _open_session_query():
     """One round trip: the open session of a key hash, its person, the memberships every page's
     menu and permission checks read, and their unit and co-op (the header names the unit; the
-    home page's group-buy section and the co-op pages start from them). Built once (each request only binds the hash): building the
-    statement and its loader options cost as much as running it."""
+    home page's group-buy section and the co-op pages start from them). Built once (each request
+    only binds the hash): building the statement and its loader options cost as much as running
+    it."""
     user_options = joinedload(UserSession.user)
     return (
         select(UserSession)
