@@ -885,6 +885,7 @@ def args_for(endpoint: str, real: dict[str, Any], ids: dict[str, Any]) -> dict[s
         "procurement.coop_document": {"number": ids["purchase_order"]},
         "batches.trace": {"code": ids["batch_code"]},
         "batches.report": {"code": ids["batch_code"]},
+        "api_trace.batch": {"code": ids["batch_code"]},
     }
     return {**real, **special.get(endpoint, {})}
 

@@ -17,37 +17,14 @@ from types import SimpleNamespace
 from babel import Locale
 from flask import Flask, g, request
 from flask_login import AnonymousUserMixin
-from flask_smorest import Api, Blueprint
 
 from market.api import errors
-from market.api.schemas import ErrorSchema
+from market.api.blueprint import API_PREFIX, api, blueprint, blueprints
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "api", "blueprint", "init_app"]
+
 BEARER = "bearerAuth"
 LOCALES = {"zh": "zh_CN", "zh_CN": "zh_CN", "zh_Hans": "zh_CN", "en": "en"}
-
-
-class MarketApi(Api):
-    """flask-smorest's Api without its app-wide HTTPException handler: the HTML pages keep
-    theirs (market/errorpages.py); the API's blueprints register their own."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def _register_error_handlers(self) -> None:
-        pass
-
-
-api = MarketApi()
-_blueprints: list[Blueprint] = []
-
-
-def blueprint(name: str, description: str) -> Blueprint:
-    """A blueprint of the API: under /api/v1, CSRF-exempt, errors in the API's shape, and
-    sign-in refused with 401 (not a redirect to the login page)."""
-    blp = Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
-    errors.register(blp)
-    _blueprints.append(blp)
-    return blp
 
 
 def _request_locale() -> str | None:
@@ -128,10 +105,12 @@ def init_app(app: Flask) -> None:
         groupbuy_views,
         me_views,
         order_views,
+        presale_views,
+        trace_views,
         unit_views,
     )
 
-    for blp in _blueprints:
+    for blp in blueprints:
         api.register_blueprint(blp)
         csrf.exempt(blp)
         login_manager.blueprint_login_views[blp.name] = None  # 401, not a redirect

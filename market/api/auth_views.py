@@ -8,7 +8,8 @@ from flask_login import current_user
 from marshmallow import Schema, fields, validate
 
 from market.accounts import services as accounts
-from market.api import blueprint, tokens, wechat
+from market.api import tokens, wechat
+from market.api.blueprint import blueprint
 from market.api.errors import error_response
 from market.api.schemas import ErrorSchema, MessageSchema, local_time
 from market.extensions import db

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from market.api import blueprint
+from market.api.blueprint import blueprint
 from market.api.catalog_views import stock_state
 from market.api.errors import error_response
 from market.api.order_views import OrderSchema, dump_order
@@ -95,7 +95,10 @@ class CheckoutSummarySchema(Schema):
     pickup_available = fields.Boolean(required=True)
 
 
-class CheckoutSchema(Schema):
+class DeliveryFieldsSchema(Schema):
+    """How an order reaches the buyer: pickup at the buyer's unit, a saved address, or a new
+    one (saved). The checkout's and every other order-placing operation's."""
+
     delivery_method = fields.String(
         required=True, validate=validate.OneOf([m.value for m in DeliveryMethod])
     )
@@ -105,6 +108,23 @@ class CheckoutSchema(Schema):
     region = fields.String(validate=validate.Length(max=100))
     detail = fields.String(validate=validate.Length(max=200))
     note = fields.String(validate=validate.Length(max=300))
+
+
+def delivery_fields(data) -> dict:
+    """The delivery asked for, as `orders.services.delivery_for` takes it (the API's
+    `CheckoutForm.delivery_fields`)."""
+    return {
+        "method": data["delivery_method"],
+        "address_id": data.get("address_id"),
+        "recipient": data.get("recipient"),
+        "phone": data.get("phone"),
+        "region": data.get("region"),
+        "detail": data.get("detail"),
+        "note": data.get("note"),
+    }
+
+
+class CheckoutSchema(DeliveryFieldsSchema):
     shown_prices = fields.List(
         fields.Nested(ShownPriceSchema),
         required=True,
@@ -258,15 +278,7 @@ def checkout(headers, data):
         return error_response(409, _("购物车是空的"), code="cart_empty")
     shown = {line["sku_id"]: line["unit_price_fen"] for line in data["shown_prices"]}
     delivery = services.delivery_for(
-        current_user,
-        method=data["delivery_method"],
-        address_id=data.get("address_id"),
-        recipient=data.get("recipient"),
-        phone=data.get("phone"),
-        region=data.get("region"),
-        detail=data.get("detail"),
-        note=data.get("note"),
-        addresses=services.addresses_of(current_user),
+        current_user, **delivery_fields(data), addresses=services.addresses_of(current_user)
     )
     # A refusal is rolled back by place_order and answered by the API's one error handler.
     order = services.place_order(

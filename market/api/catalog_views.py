@@ -1,5 +1,6 @@
-"""The catalogue, public like the storefront: categories, products with their SKUs, stock state
-and images, villages and co-ops with the units paired with them, and search with paging."""
+"""The catalogue, public like the storefront: categories, products with their SKUs, stock state,
+images and certificates, villages and co-ops with the units paired with them, and search with
+paging."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from market.api import blueprint
+from market.api.blueprint import blueprint
 from market.api.errors import error_response
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, money, paged
 from market.catalog import queries
 from market.catalog.models import Category, Product, ProductStatus
+from market.certificates import queries as certificates
+from market.certificates.models import CertificateKind
 from market.clock import today
 from market.directory.models import Coop, Town
 from market.directory.names import pinyin_key
@@ -75,6 +78,17 @@ class PlaceSchema(Schema):
     name = fields.String(required=True)
 
 
+class BadgeSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in CertificateKind]))
+    label = fields.String(required=True, metadata={"description": "in the request's language"})
+
+
+class CertificateSchema(BadgeSchema):
+    number = fields.String(required=True)
+    issuer = fields.String(required=True)
+    valid_until = fields.Date(required=True, metadata={"description": "its last day, inclusive"})
+
+
 class ProductCardSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -88,6 +102,14 @@ class ProductCardSchema(Schema):
     stock_state = fields.String(required=True, validate=validate.OneOf(STOCK_STATES))
     cover = fields.Nested(ImageSchema, allow_none=True, required=True)
     skus = fields.List(fields.Nested(SkuSchema), required=True)
+    badges = fields.List(
+        fields.Nested(BadgeSchema),
+        required=True,
+        metadata={
+            "description": "the kinds of its verified certificates valid today, as the "
+            "storefront's badges (one per kind)"
+        },
+    )
 
 
 class UnitRefSchema(Schema):
@@ -100,9 +122,14 @@ class ProductSchema(ProductCardSchema):
     origin_story = fields.String(required=True)
     season_months = fields.List(fields.Integer(), required=True)
     shelf_life_days = fields.Integer(allow_none=True, required=True)
-    certifications = fields.String(required=True)
     images = fields.List(fields.Nested(ImageSchema), required=True)
     paired_units = fields.List(fields.Nested(UnitRefSchema), required=True)
+    certifications = fields.String(required=True)
+    certificates = fields.List(
+        fields.Nested(CertificateSchema),
+        required=True,
+        metadata={"description": "its verified certificates valid today (the badges')"},
+    )
 
 
 class SearchArgsSchema(PageArgsSchema):
@@ -169,7 +196,24 @@ def dump_image(image) -> dict:
     }
 
 
-def dump_card(product: Product) -> dict:
+def dump_badge(certificate) -> dict:
+    return {"kind": certificate.kind.value, "label": certificate.kind_label}
+
+
+def dump_certificate(certificate) -> dict:
+    return {
+        **dump_badge(certificate),
+        "number": certificate.number,
+        "issuer": certificate.issuer,
+        "valid_until": certificate.valid_until,
+    }
+
+
+def dump_card(product: Product, shown: list | None = None) -> dict:
+    """A product card; `shown` is its valid certificates when the caller loaded them for a
+    whole page (certificates.valid_by_product), else they are asked for now."""
+    if shown is None:
+        shown = certificates.valid_for_product(product.id)
     prices = product.price_range_fen
     village = product.coop.village
     return {
@@ -185,10 +229,11 @@ def dump_card(product: Product) -> dict:
         "stock_state": stock_state(product.total_stock),
         "cover": dump_image(product.cover) if product.cover else None,
         "skus": [dump_sku(sku) for sku in product.skus if sku.active],
+        "badges": [dump_badge(c) for c in shown],
     }
 
 
-def _units(village_id: int) -> list[dict]:
+def paired_units(village_id: int) -> list[dict]:
     return [
         {"id": unit.id, "name": unit.name}
         for unit in queries.units_paired_with(village_id, today())
@@ -226,7 +271,8 @@ def categories():
 @blp.alt_response(429, schema=ErrorSchema)
 def products(args):
     """Search listed products by product, co-op, village, town or category name (synonyms
-    expanded), optionally in one category or village; paged, with a Link header."""
+    expanded), optionally in one category or village; paged, with a Link header. Each card
+    carries its certificate badges' kinds."""
     found = None
     if args.get("category"):
         found = db.session.scalar(select(Category).where(Category.slug == args["category"]))
@@ -239,7 +285,8 @@ def products(args):
         page=args["page"],
         per_page=args["per_page"],
     )
-    return from_pagination(page, dump_card)
+    shown = certificates.valid_by_product(p.id for p in page.items)  # one query for the page
+    return from_pagination(page, lambda product: dump_card(product, shown[product.id]))
 
 
 @blp.route("/products/<int:product_id>", methods=["GET"])
@@ -249,8 +296,9 @@ def products(args):
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(410, schema=ErrorSchema)
 def product(product_id: int):
-    """A product with its SKUs, stock state, images and the units paired with its village.
-    A draft is seen only by its own co-op; a delisted product answers 410 to others."""
+    """A product with its SKUs, stock state, images, the units paired with its village, and
+    its verified certificates valid today (the storefront's badges). A draft is seen only by
+    its own co-op; a delisted product answers 410 to others."""
     item = queries.product_for_page(product_id)
     if item is None:
         abort(404)
@@ -262,15 +310,17 @@ def product(product_id: int):
             return error_response(410, _("该商品已下架"), code="delisted")
         if not own:
             abort(404)
-    body = dump_card(item)
+    shown = certificates.valid_for_product(item.id)
+    body = dump_card(item, shown)
     body.update(
         description=item.description,
         origin_story=item.origin_story,
         season_months=item.season_months,
         shelf_life_days=item.shelf_life_days,
-        certifications=item.certifications,
         images=[dump_image(image) for image in item.images],
-        paired_units=_units(item.coop.village_id),
+        paired_units=paired_units(item.coop.village_id),
+        certifications=item.certifications,
+        certificates=[dump_certificate(c) for c in shown],
     )
     return body
 
@@ -315,7 +365,7 @@ def village(village_id: int):
         "town": {"id": found.town.id, "name": found.town.name},
         "photo_url": media(found.photo_path),
         "coops": [{"id": c.id, "name": c.name} for c in found.coops if c.approved],
-        "paired_units": _units(found.id),
+        "paired_units": paired_units(found.id),
     }
 
 
@@ -334,5 +384,5 @@ def coop(coop_id: int):
         "name": found.name,
         "intro": found.intro,
         "village": {"id": found.village.id, "name": found.village.name},
-        "paired_units": _units(found.village_id),
+        "paired_units": paired_units(found.village_id),
     }

@@ -39,7 +39,7 @@ INIT = """window.addEventListener("load", function () {
 
 
 def spec_dict() -> dict:
-    from market.api import api
+    from market.api.blueprint import api
 
     return api.spec.to_dict()
 

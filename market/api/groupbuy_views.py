@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.api import blueprint
+from market.api.blueprint import blueprint
 from market.api.order_views import PaymentSchema, dump_payment
 from market.api.paging import slice_of
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged

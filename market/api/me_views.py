@@ -8,7 +8,7 @@ from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
 from market import clock
-from market.api import blueprint
+from market.api.blueprint import blueprint
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.campaign.read.filters import current_campaign

@@ -4,15 +4,16 @@ The same services as the order and payment pages."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import RAISE, Schema, fields, validate
 
-from market.api import blueprint
+from market.api.blueprint import blueprint
 from market.api.errors import error_response
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
+from market.batches import services as batches
 from market.orders import queries
 from market.orders import services as orders
 from market.orders.models import OrderStatus
@@ -23,6 +24,16 @@ from market.security.access import Access, requires
 blp = blueprint("api_orders", "My orders and paying them")
 
 NUMBER = {"description": "the order number", "example": "26120212345678"}
+BATCH_CODE = {
+    "description": "the batch (批次) the line shipped from; null: not shipped yet, or "
+    "shipped from stock outside any batch",
+    "example": "7KQ2M9XTA",
+}
+TRACE_URL = {
+    "description": "the batch's public trace page (the parcel's QR), absolute; null "
+    "when the line has no batch",
+    "example": "https://shop.example/t/7KQ2M9XTA",
+}
 
 
 class OrderLineSchema(Schema):
@@ -35,6 +46,8 @@ class OrderLineSchema(Schema):
     unit_price = fields.Nested(MoneySchema, required=True)
     amount = fields.Nested(MoneySchema, required=True)
     refunded = fields.Nested(MoneySchema, required=True)
+    batch_code = fields.String(allow_none=True, required=True, metadata=BATCH_CODE)
+    trace_url = fields.String(allow_none=True, required=True, metadata=TRACE_URL)
 
 
 class ShipmentSchema(Schema):
@@ -112,7 +125,20 @@ class CardTokenSchema(Schema):
     card_token = fields.String(required=True, validate=validate.Length(1, 200))
 
 
+def dump_trace(line) -> dict:
+    """The batch a shipped line came from, for its trace page (lines preloaded with
+    `batches.preload_batches`, so a list of lines asks once)."""
+    batch = line.batch if line.batch_id is not None else None
+    if batch is None:
+        return {"batch_code": None, "trace_url": None}
+    return {
+        "batch_code": batch.code,
+        "trace_url": url_for("batches.trace", code=batch.code, _external=True),
+    }
+
+
 def dump_order(order) -> dict:
+    batches.preload_batches(order.lines)
     return {
         "number": order.number,
         "status": order.status.value,
@@ -142,6 +168,7 @@ def dump_order(order) -> dict:
                 "unit_price": money(line.unit_price_fen),
                 "amount": money(line.amount_fen),
                 "refunded": money(line.refunded_fen),
+                **dump_trace(line),
             }
             for line in order.lines
         ],
