@@ -257,7 +257,6 @@ class Builder:
                 origin_story=product.origin_story,
                 season_mask=product.season_mask,
                 shelf_life_days=product.shelf_life_days,
-                certifications=product.certifications,
             )
             photo = FileStorage(io.BytesIO(factories.image_bytes("JPEG")), filename="photo.jpg")
             product = catalog.update_product(self.user("coop"), product.id, data, [photo])

@@ -124,7 +124,6 @@ class ProductSchema(ProductCardSchema):
     shelf_life_days = fields.Integer(allow_none=True, required=True)
     images = fields.List(fields.Nested(ImageSchema), required=True)
     paired_units = fields.List(fields.Nested(UnitRefSchema), required=True)
-    certifications = fields.String(required=True)
     certificates = fields.List(
         fields.Nested(CertificateSchema),
         required=True,
@@ -319,7 +318,6 @@ def product(product_id: int):
         shelf_life_days=item.shelf_life_days,
         images=[dump_image(image) for image in item.images],
         paired_units=paired_units(item.coop.village_id),
-        certifications=item.certifications,
         certificates=[dump_certificate(c) for c in shown],
     )
     return body

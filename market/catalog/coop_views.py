@@ -48,7 +48,6 @@ def _product_data(form: ProductForm) -> services.ProductData:
         origin_story=form.origin_story.data or "",
         season_mask=months_to_mask(form.season_months.data or []),
         shelf_life_days=form.shelf_life_days.data,
-        certifications=form.certifications.data or "",
     )
 
 

@@ -35,7 +35,6 @@ class ProductForm(FlaskForm):
     shelf_life_days = IntegerField(
         _l("保质期（天）"), validators=[Optional(), NumberRange(min=1, max=3650)]
     )
-    certifications = StringField(_l("认证"), validators=[Optional(), Length(max=200)])
     images = MultipleFileField(_l("商品图片（JPEG/PNG/WebP，每张不超过 5 MB）"))
 
 

@@ -97,7 +97,6 @@ class Product(StateMachine, TimestampMixin, db.Model):
     # Bit m-1 set: in season in month m (1..12). 0: all year.
     season_mask: Mapped[int] = mapped_column(Integer, default=0)
     shelf_life_days: Mapped[int | None] = mapped_column(Integer)
-    certifications: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[ProductStatus] = mapped_column(
         text_enum(ProductStatus, "product_status"), default=ProductStatus.DRAFT
     )

@@ -33,7 +33,6 @@ class ProductData:
     origin_story: str = ""
     season_mask: int = 0
     shelf_life_days: int | None = None
-    certifications: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,6 @@ def _apply(product: Product, data: ProductData) -> None:
     product.origin_story = data.origin_story.strip()
     product.season_mask = data.season_mask
     product.shelf_life_days = data.shelf_life_days
-    product.certifications = data.certifications.strip()
 
 
 def _attach_images(product: Product, uploads: list[FileStorage]) -> list[StoredImage]:

@@ -56,6 +56,7 @@ def seed_demo(data_dir: Path | None = None) -> bool:
         builders.seed_accounts(units, coops)
         builders.seed_campaign(units)
         certificates.seed_certificates(DEMO_COOP_NAME, ORGANIZER_EMAIL)
+        certificates.seed_geographical_indications(ORGANIZER_EMAIL)
         batches.seed_batches(DEMO_COOP_VILLAGE)
         presales.seed_presales(ORGANIZER_EMAIL)
         db.session.commit()

@@ -254,7 +254,6 @@ def _add_product(coop: Coop, seed: ProductSeed, category: Category, rng: random.
         origin_story=seed.origin_story,
         season_mask=months_to_mask(list(seed.months)),
         shelf_life_days=seed.shelf_life_days,
-        certifications=seed.certifications,
         status=ProductStatus.LISTED,
         featured=seed.featured,
     )

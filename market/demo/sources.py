@@ -48,7 +48,9 @@ class ProductSeed:
     skus: tuple[SkuSeed, ...]
     months: tuple[int, ...] = ()  # empty: sold all year
     shelf_life_days: int | None = None
-    certifications: str = ""
+    # The catalog's `certifications` column says 地理标志产品 for the GI lychee and longan: the
+    # demo gives their co-ops a verified certificate (market/demo/certificates.py).
+    geographical_indication: bool = False
     featured: bool = False
 
     @classmethod
@@ -67,7 +69,7 @@ class ProductSeed:
             skus=tuple(skus),
             months=tuple(int(m) for m in row["months"].split()),
             shelf_life_days=int(row["shelf_life_days"]) if row["shelf_life_days"] else None,
-            certifications=row["certifications"],
+            geographical_indication="地理标志" in row["certifications"],
             featured=row["featured"] == "1",
         )
 

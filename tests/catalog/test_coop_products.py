@@ -156,9 +156,12 @@ def test_edit_a_product_and_add_a_sku(app, client_as, world):
     manager = client_as("coop_manager")
     edit = manager.get(f"/coop/products/{world.honey_product}/edit")
     assert edit.status_code == 200 and "原生态蜂蜜" in edit.get_data(as_text=True)
+    # No free-text 认证 any more: certificates are uploaded and verified (issue 16).
+    assert 'name="certifications"' not in edit.get_data(as_text=True)
+    assert 'href="/coop/certificates"' in edit.get_data(as_text=True)
     response = manager.post(
         f"/coop/products/{world.honey_product}/edit",
-        data={"name": "古丁原生态蜂蜜", "category_id": world.honey, "certifications": "绿色食品"},
+        data={"name": "古丁原生态蜂蜜", "category_id": world.honey},
     )
     assert response.status_code == 302
     response = manager.post(
@@ -168,7 +171,7 @@ def test_edit_a_product_and_add_a_sku(app, client_as, world):
     assert response.status_code == 302
     with app.app_context():
         product = db.session.get(Product, world.honey_product)
-        assert product.name == "古丁原生态蜂蜜" and product.certifications == "绿色食品"
+        assert product.name == "古丁原生态蜂蜜"
         assert product.coop_id == world.coop
         assert [(s.spec, s.price_fen) for s in product.skus] == [("500g", 8800), ("1kg礼盒", 16800)]
 

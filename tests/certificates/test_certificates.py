@@ -367,3 +367,13 @@ def test_the_demo_has_verified_certificates_for_guding_products(app, client):
     assert "富硒" in certificates_cell(text(client.get(f"/products/{by_name['高山红薯']}")))
     honey = certificates_cell(text(client.get(f"/products/{by_name['原生态蜂蜜']}")))
     assert "绿色食品" in honey and "食品经营许可" in honey and "示例" in honey
+    # The catalog's 地理标志 lychee and longan: a verified certificate of their co-op each.
+    with app.app_context():
+        lychee = db.session.scalar(select(Product.id).where(Product.name == "白糖罂荔枝"))
+        honey_of_lychee_village = db.session.scalar(
+            select(Product.id).where(Product.name == "龙眼蜜")
+        )
+    assert "地理标志" in certificates_cell(text(client.get(f"/products/{lychee}")))
+    assert "地理标志" not in certificates_cell(
+        text(client.get(f"/products/{honey_of_lychee_village}"))
+    )

@@ -704,7 +704,6 @@ def _columns():
     return {
         ("CampaignForm", "name"): [Campaign.name],
         ("ProductForm", "name"): [Product.name],
-        ("ProductForm", "certifications"): [Product.certifications],
         ("NewProductForm", "spec"): [Sku.spec],
         ("SkuForm", "spec"): [Sku.spec],
         ("CategoryForm", "name"): [Category.name],
