@@ -82,13 +82,17 @@ def seed_certificates(coop_name: str, organizer_email: str) -> list[Certificate]
             status=CertificateStatus.PENDING,
         )
         if verified:
-            certificate.move_to(CertificateStatus.VERIFIED)
-            certificate.reviewed_by_id = organizer.id
-            certificate.reviewed_at = utcnow()
+            _verified_by(certificate, organizer)
         db.session.add(certificate)
         made.append(certificate)
     db.session.flush()
     return made
+
+
+def _verified_by(certificate: Certificate, organizer: User) -> None:
+    certificate.move_to(CertificateStatus.VERIFIED)
+    certificate.reviewed_by_id = organizer.id
+    certificate.reviewed_at = utcnow()
 
 
 def seed_geographical_indications(organizer_email: str) -> list[Certificate]:
@@ -117,9 +121,7 @@ def seed_geographical_indications(organizer_email: str) -> list[Certificate]:
             file_path=_scan(number),
             status=CertificateStatus.PENDING,
         )
-        certificate.move_to(CertificateStatus.VERIFIED)
-        certificate.reviewed_by_id = organizer.id
-        certificate.reviewed_at = utcnow()
+        _verified_by(certificate, organizer)
         db.session.add(certificate)
         made.append(certificate)
     db.session.flush()
