@@ -60,7 +60,7 @@ def import_roster_command(csv_file) -> None:
 @orders_cli.command("expire")
 def expire_orders_command() -> None:
     """Close unpaid orders past their deadline and give their stock back (for cron)."""
-    from market.payments.services import expire_unpaid_orders
+    from market.payments.background import expire_unpaid_orders
 
     click.echo(f"expired {expire_unpaid_orders()} unpaid orders")
 
@@ -80,7 +80,7 @@ def payments_reconcile_command(older_than_minutes: int, against_provider: bool) 
     if against_provider:
         _reconcile_against_provider()
         return
-    from market.payments.services import reconcile
+    from market.payments.background import reconcile
 
     result = reconcile(timedelta(minutes=older_than_minutes))
     for number, before, after in result.changed:

@@ -17,7 +17,7 @@ Job = tuple[str, Callable[[], object]]
 
 
 def _expire_unpaid() -> object:
-    from market.payments.services import expire_unpaid_orders
+    from market.payments.background import expire_unpaid_orders
     from market.presales.services import release_lapsed_reservations
 
     closed = expire_unpaid_orders()

@@ -92,7 +92,7 @@ def close_due_group_buys() -> int:
 def expire_unpaid_orders() -> int:
     """Close unpaid orders past their deadline and give their stock back (and a presale's
     units its unpaid reservations held)."""
-    from market.payments.services import expire_unpaid_orders as expire_unpaid
+    from market.payments.background import expire_unpaid_orders as expire_unpaid
     from market.presales.services import release_lapsed_reservations
 
     closed = expire_unpaid()

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from market.accounts.models import User
 from market.audit.models import AuditEvent
 from market.extensions import db
-from market.orders import services as orders
+from market.orders import lifecycle
 from market.orders.models import Order, OrderStatus, Shipment
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
@@ -162,8 +162,8 @@ def _delivered_days_ago(app, world, number: str, days: int) -> None:
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.number == number))
         manager = db.session.get(User, world.coop_manager)
-        shipment_id = orders.ship(manager, order.shipments[0].id, "中国邮政", "EMS-1").id
-        orders.confirm_delivery(db.session.get(User, world.buyer), number, shipment_id)
+        shipment_id = lifecycle.ship(manager, order.shipments[0].id, "中国邮政", "EMS-1").id
+        lifecycle.confirm_delivery(db.session.get(User, world.buyer), number, shipment_id)
         shipment = db.session.get(Shipment, shipment_id)
         shipment.shipped_at -= timedelta(days=days)
         shipment.delivered_at -= timedelta(days=days)

@@ -330,8 +330,10 @@ class Builder:
         """3k orders of the buyer (k lines of the demo co-op, one of the fish farm: two
         parcels each), paid by transfer (with a slip) but the last; all paid ones shipped,
         the first ones received; a line refunded on one (owed), on another sent."""
+        from market.orders import lifecycle
         from market.orders import services as orders
         from market.orders.models import DeliveryMethod, Order
+        from market.payments import refunds, transfers
         from market.payments import services as payments
 
         numbers = []
@@ -356,7 +358,7 @@ class Builder:
             if i == 3 * self.k - 1:
                 break  # left to pay
             with self.ctx():
-                payments.confirm_transfer(
+                transfers.confirm_transfer(
                     self.user("finance"),
                     numbers[-1],
                     f"BANK-{self.n():06d}",
@@ -369,21 +371,21 @@ class Builder:
             for shipment_id, coop_id in shipments:
                 manager = "coop" if coop_id == self.ids["coop"] else "farm"
                 with self.ctx():
-                    orders.ship(self.user(manager), shipment_id, "顺丰", f"SF{self.n()}")
+                    lifecycle.ship(self.user(manager), shipment_id, "顺丰", f"SF{self.n()}")
                 if i < 2 * self.k:
                     with self.ctx():
-                        orders.confirm_delivery(self.user("buyer"), numbers[-1], shipment_id)
+                        lifecycle.confirm_delivery(self.user("buyer"), numbers[-1], shipment_id)
         with self.ctx():
             paid = [db.session.scalar(select(Order).where(Order.number == n)) for n in numbers[:2]]
             line_ids = [order.lines[0].id for order in paid]
-        refunds = []
+        refund_ids = []
         for line_id in line_ids:
             with self.ctx():
-                refunds.append(payments.refund_line(self.user("coop"), line_id, 100, "破损").id)
+                refund_ids.append(refunds.refund_line(self.user("coop"), line_id, 100, "破损").id)
         with self.ctx():
-            payments.send_refund(
+            transfers.send_refund(
                 self.user("finance"),
-                refunds[0],
+                refund_ids[0],
                 f"REF-{self.n():06d}",
                 date.today(),
                 image_upload(),
@@ -400,7 +402,7 @@ class Builder:
             self.ids["payment_id"] = db.session.scalar(
                 select(func.max(Payment.id)).where(Payment.proof_path.is_not(None))
             )
-            self.ids["refund_id"] = refunds[0]
+            self.ids["refund_id"] = refund_ids[0]
         self.ids["orders"] = numbers
 
     def group_buys(self) -> None:
@@ -472,8 +474,7 @@ class Builder:
         """k approved purchases of k lines over two co-ops (two orders each, on credit; the
         first one's orders shipped, an invoice asked for and issued with a file), one submitted,
         one draft."""
-        from market.orders import invoices
-        from market.orders import services as orders
+        from market.orders import invoices, lifecycle
         from market.procurement import purchases
         from market.procurement.models import Purpose
 
@@ -513,7 +514,7 @@ class Builder:
                 order = db.session.get(Order, order_id)
                 for shipment in order.shipments:
                     manager = "coop" if shipment.coop_id == self.ids["coop"] else "farm"
-                    orders.ship(self.user(manager), shipment.id, "顺丰", f"SF{self.n()}")
+                    lifecycle.ship(self.user(manager), shipment.id, "顺丰", f"SF{self.n()}")
                     break
         with self.ctx():
             order = db.session.get(Order, order_ids[0])
@@ -619,13 +620,13 @@ class Builder:
 
     def cart(self) -> None:
         """The buyer's cart holds k products of two co-ops."""
-        from market.orders import services as orders
+        from market.orders import carts
 
         with self.ctx():
             skus = self.skus_of(self.ids["coop"], self.k) + self.skus_of(self.ids["farm"], 1)
         for sku in skus:
             with self.ctx():
-                orders.add_to_cart(self.user("buyer"), None, sku, 1)
+                carts.add_to_cart(self.user("buyer"), None, sku, 1)
                 db.session.commit()
 
     def certificates(self) -> None:

@@ -12,7 +12,7 @@ from market.api.catalog_views import stock_state
 from market.api.errors import error_response
 from market.api.order_views import OrderSchema, dump_order
 from market.api.schemas import ErrorSchema, MoneySchema, money
-from market.orders import services
+from market.orders import carts, services
 from market.orders.models import DeliveryMethod
 from market.security.access import Access, requires
 
@@ -48,13 +48,13 @@ class CartSchema(Schema):
 
 class AddToCartSchema(Schema):
     sku_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    quantity = fields.Integer(load_default=1, validate=validate.Range(1, services.MAX_QUANTITY))
+    quantity = fields.Integer(load_default=1, validate=validate.Range(1, carts.MAX_QUANTITY))
 
 
 class CartQuantitySchema(Schema):
     quantity = fields.Integer(
         required=True,
-        validate=validate.Range(0, services.MAX_QUANTITY),
+        validate=validate.Range(0, carts.MAX_QUANTITY),
         metadata={"description": "0 removes the line"},
     )
 
@@ -128,7 +128,7 @@ class CheckoutSchema(DeliveryFieldsSchema):
     shown_prices = fields.List(
         fields.Nested(ShownPriceSchema),
         required=True,
-        validate=validate.Length(max=services.MAX_SHOWN_PRICES),
+        validate=validate.Length(max=carts.MAX_SHOWN_PRICES),
         metadata={"description": "the unit prices the buyer was shown (GET /checkout)"},
     )
 
@@ -147,7 +147,7 @@ class IdempotencyHeaderSchema(Schema):
 
 def dump_cart(cart) -> dict:
     groups = []
-    for group in services.cart_groups(cart):
+    for group in carts.cart_groups(cart):
         groups.append(
             {
                 "coop_id": group.coop.id,
@@ -171,13 +171,13 @@ def dump_cart(cart) -> dict:
         )
     return {
         "groups": groups,
-        "total": money(sum(group.subtotal_fen for group in services.cart_groups(cart))),
+        "total": money(sum(group.subtotal_fen for group in carts.cart_groups(cart))),
         "item_count": sum(len(group["items"]) for group in groups),
     }
 
 
 def _cart() -> dict:
-    return dump_cart(services.cart_for(current_user, None, lines=True))
+    return dump_cart(carts.cart_for(current_user, None, lines=True))
 
 
 @blp.route("/cart", methods=["GET"])
@@ -198,7 +198,7 @@ def cart():
 @blp.alt_response(409, schema=ErrorSchema)
 def add_item(data):
     """Add a listed SKU; the cart never holds more than the stock on hand."""
-    services.add_to_cart(current_user, None, data["sku_id"], data["quantity"])
+    carts.add_to_cart(current_user, None, data["sku_id"], data["quantity"])
     return _cart()
 
 
@@ -211,7 +211,7 @@ def add_item(data):
 @blp.alt_response(409, schema=ErrorSchema)
 def set_quantity(data, item_id: int):
     """Change a line's quantity; 0 removes it."""
-    services.set_cart_quantity(current_user, None, item_id, data["quantity"])
+    carts.set_cart_quantity(current_user, None, item_id, data["quantity"])
     return _cart()
 
 
@@ -221,8 +221,8 @@ def set_quantity(data, item_id: int):
 @blp.alt_response(401, schema=ErrorSchema)
 def checkout_summary():
     """What placing the order would cost now, the prices to send back, my saved addresses."""
-    current = services.cart_for(current_user, None, lines=True)
-    summary = services.checkout_summary(current)
+    current = carts.cart_for(current_user, None, lines=True)
+    summary = carts.checkout_summary(current)
     return {
         "lines": [
             {
@@ -270,11 +270,11 @@ def checkout(headers, data):
     """Place the cart as one order, at exactly the prices shown (else 409 prices_changed and
     nothing is placed). The same Idempotency-Key always answers with the same order."""
     key = headers["idempotency_key"]
-    current = services.cart_for(current_user, None, lines=True, for_order=True)
+    current = carts.cart_for(current_user, None, lines=True, for_order=True)
     already = services.existing_order(current_user, key)
     if already is not None:
         return dump_order(already), 200
-    if not services.cart_groups(current):
+    if not carts.cart_groups(current):
         return error_response(409, _("购物车是空的"), code="cart_empty")
     shown = {line["sku_id"]: line["unit_price_fen"] for line in data["shown_prices"]}
     delivery = services.delivery_for(

@@ -22,7 +22,7 @@ from market.catalog import services as catalog
 from market.catalog.services import MAX_STOCK
 from market.errors import DomainError
 from market.groupbuy import fulfilment, proposals
-from market.orders import queries
+from market.orders import lifecycle, queries
 from market.orders import services as orders
 from market.security.access import Access, requires
 
@@ -205,7 +205,7 @@ def ship(data, shipment_id: int):
     `batches.<line id>`, and nothing is shipped."""
     picks = _picks(orders.shipment_of_coop(current_user, shipment_id), data["batches"])
     try:
-        shipment = orders.ship(
+        shipment = lifecycle.ship(
             current_user, shipment_id, data["carrier"], data["tracking_number"], picks
         )
     except DomainError as error:

@@ -14,10 +14,10 @@ from market.api.errors import error_response
 from market.api.paging import from_pagination
 from market.api.schemas import ErrorSchema, MoneySchema, PageArgsSchema, local_time, money, paged
 from market.batches import services as batches
-from market.orders import queries
+from market.orders import lifecycle, queries
 from market.orders import services as orders
 from market.orders.models import OrderStatus
-from market.payments import providers
+from market.payments import providers, refunds
 from market.payments import services as payments
 from market.security.access import Access, requires
 
@@ -268,7 +268,7 @@ def cancel(number: str):
     found = orders.order_of_buyer(current_user, number)
     if found.status == OrderStatus.CANCELLED:
         return dump_order(found)
-    return dump_order(payments.cancel_order(current_user, number))
+    return dump_order(refunds.cancel_order(current_user, number))
 
 
 @blp.route("/orders/<number>/shipments/<int:shipment_id>/received", methods=["POST"])
@@ -277,7 +277,7 @@ def cancel(number: str):
 @_errors(409)
 def confirm_receipt(number: str, shipment_id: int):
     """确认收货 of one parcel; with every parcel in, the order is completed."""
-    orders.confirm_delivery(current_user, number, shipment_id)
+    lifecycle.confirm_delivery(current_user, number, shipment_id)
     return dump_order(orders.order_of_buyer(current_user, number))
 
 

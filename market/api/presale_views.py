@@ -14,6 +14,7 @@ from market.api.buying_views import DeliveryFieldsSchema, IdempotencyHeaderSchem
 from market.api.catalog_views import PlaceSchema
 from market.api.errors import error_response
 from market.api.schemas import ErrorSchema, MoneySchema, money
+from market.orders import carts
 from market.orders import services as orders
 from market.presales import queries, services
 from market.presales.models import PaymentKind, PresaleStatus, ReservationStatus
@@ -74,7 +75,7 @@ class PresaleListSchema(Schema):
 
 
 class ReserveSchema(DeliveryFieldsSchema):
-    quantity = fields.Integer(required=True, validate=validate.Range(1, orders.MAX_QUANTITY))
+    quantity = fields.Integer(required=True, validate=validate.Range(1, carts.MAX_QUANTITY))
     rollover_wanted = fields.Boolean(
         load_default=False,
         metadata={

@@ -314,7 +314,7 @@ def allocate_lines(lines: Iterable[ShippedLine], picks: Mapping[int, str | int |
     id, or NO_BATCH), else the oldest open batch of its SKU with enough left, else none (stock
     from before batches). The batch's remaining quantity goes down; a batch whose last unit
     ships closes. A picked batch of another SKU, closed, or short is refused with the line's
-    field. Flushes only (orders.services.ship owns the transaction)."""
+    field. Flushes only (orders.lifecycle.ship owns the transaction)."""
     lines = [line for line in lines if line.batch_id is None]
     candidates = open_batches_of(line.sku_id for line in lines)
     for line in lines:

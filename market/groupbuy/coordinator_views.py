@@ -31,8 +31,7 @@ from market.groupbuy.models import (
 )
 from market.models import utcnow
 from market.money import format_fen
-from market.payments import providers
-from market.payments import services as payments
+from market.payments import providers, transfers
 from market.presales.models import Presale
 from market.security.access import Access, requires
 from market.web import reraise_access_errors, run_action, show_error
@@ -229,7 +228,7 @@ def pickup_list(group_buy_id: int):
         "groupbuy/pickup_list.html",
         group_buy=group_buy,
         participations=fulfilment.pickup_list(group_buy),
-        cash_held_fen=payments.cash_held_by(current_user.id),
+        cash_held_fen=transfers.cash_held_by(current_user.id),
     )
 
 

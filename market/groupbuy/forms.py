@@ -32,8 +32,8 @@ from wtforms.validators import (
 
 from market.forms import IntegerField, SkuRowForm, YuanField, positive_fen
 from market.groupbuy.models import GroupBuyItem
+from market.orders.carts import MAX_QUANTITY
 from market.orders.forms import ShipForm as ShipForm  # the co-op's one parcel: carrier, number
-from market.orders.services import MAX_QUANTITY
 
 ITEM_ROWS = 3
 TIER_ROWS = 3

@@ -29,13 +29,14 @@ from market.groupbuy.recipients import active_user_ids, group_buy_link
 from market.groupbuy.stock import hold_quantities, let_go_quantities
 from market.models import utcnow
 from market.notifications.services import notify
+from market.orders import carts
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderMode
 from market.payments import services as payments
 from market.transactions import unit_of_work
 
 AUTHORIZE_WITHIN = timedelta(days=6)  # card authorisations are held for up to about a week
-MAX_QUANTITY = orders.MAX_QUANTITY
+MAX_QUANTITY = carts.MAX_QUANTITY
 
 
 def ensure_open(group_buy: GroupBuy, now: datetime) -> None:

@@ -6,7 +6,7 @@ from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from market.forms import IntegerField
-from market.orders.services import MAX_QUANTITY
+from market.orders.carts import MAX_QUANTITY
 
 
 class AddToCartForm(FlaskForm):
@@ -22,7 +22,7 @@ class CartQuantityForm(FlaskForm):
 
 class CheckoutForm(FlaskForm):
     idempotency_key = HiddenField(validators=[DataRequired(), Length(max=64)])
-    # sku id:unit price (fen) of each line the page showed; parsed by services.parse_prices,
+    # sku id:unit price (fen) of each line the page showed; parsed by carts.parse_prices,
     # where anything malformed or missing means "not shown" and asks for confirmation.
     shown_prices = HiddenField()
     delivery_method = RadioField(

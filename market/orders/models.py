@@ -223,7 +223,7 @@ class Order(StateMachine, TimestampMixin, db.Model):
     def buyer_may_cancel(self) -> bool:
         """Whether the order page offers 取消订单: unpaid, or paid with every parcel still to
         ship (not a group-buy's, not a presale's waiting for the harvest). The service
-        (payments.services.cancel_order) says why not to anyone who posts anyway."""
+        (payments.refunds.cancel_order) says why not to anyone who posts anyway."""
         if self.mode == OrderMode.GROUP_BUY:
             return False
         if self.status == OrderStatus.PENDING_PAYMENT:

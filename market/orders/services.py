@@ -1,4 +1,5 @@
-"""Cart, checkout, stock and fulfilment. Money moves in market.payments.services.
+"""Placing an order, addresses, stock and fulfilment; the cart and the prices shown are in
+market.orders.cart. Money moves in market.payments.services.
 
 Stock rule: taken when the order is placed, in one conditional UPDATE per SKU (never read-then-
 write), all or nothing; given back exactly once when an unpaid order expires or is cancelled.
@@ -12,7 +13,6 @@ new for the buyer to confirm.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,23 +21,19 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from market.accounts.models import User
-from market.batches import services as batches
-from market.catalog.models import BundlePart, Product, ProductStatus, Sku
+from market.catalog.models import Product, ProductStatus, Sku
 from market.clock import local_day
 from market.directory.models import Coop
-from market.errors import Conflict, DomainError, NotAllowed, NotFound
+from market.errors import DomainError, NotAllowed, NotFound
 from market.extensions import db
 from market.models import utcnow
-from market.money import format_fen, split_by_shares
-from market.notifications import recipients
-from market.notifications.services import notify
-from market.orders import parcels
+from market.money import split_by_shares
+from market.orders.carts import PricesChanged, SoldOut, cart_for, check_quantity, check_stock
 from market.orders.models import (
     Address,
     Cart,
@@ -46,284 +42,9 @@ from market.orders.models import (
     Order,
     OrderLine,
     OrderMode,
-    OrderStatus,
     Shipment,
-    ShipmentStatus,
 )
 from market.transactions import commit_keeping_loaded, unit_of_work
-
-MAX_QUANTITY = 9999
-
-
-class SoldOut(Conflict):
-    pass
-
-
-class PricesChanged(Conflict):
-    """A price the buyer was shown is no longer the price (or the item is no longer for sale):
-    nothing was placed; the checkout page shows what changed, to be confirmed."""
-
-    def __init__(self, changed_sku_ids: set[int], message: str | None = None):
-        super().__init__(message or _("价格有变动，订单尚未提交。请核对新的价格和合计后再次提交。"))
-        self.changed_sku_ids = changed_sku_ids
-
-
-# -- cart --------------------------------------------------------------------------------------
-def _cart_options(lines: bool, for_order: bool) -> list:
-    """The cart with its items in the same query; with `lines` each item's SKU, product and
-    co-op too (what the cart and checkout pages show); with `for_order` also a gift box's
-    co-op shares (what placing the order splits the price by)."""
-    items = joinedload(Cart.items)
-    if not (lines or for_order):
-        return [items]
-    product = items.joinedload(CartItem.sku).joinedload(Sku.product)
-    options = [product.joinedload(Product.coop)]
-    if for_order:
-        options.append(product.joinedload(Product.bundle_parts).joinedload(BundlePart.coop))
-    return options
-
-
-def cart_for(
-    user: User | None,
-    guest_cart_id: int | None,
-    *,
-    lines: bool = False,
-    for_order: bool = False,
-) -> Cart | None:
-    """The signed-in user's cart, or the guest's (by the id the cookie session keeps); loaded
-    in one query with its items (and, see `_cart_options`, what they show)."""
-    options = _cart_options(lines, for_order)
-    if user is not None and user.is_authenticated:
-        return (
-            db.session.execute(select(Cart).where(Cart.user_id == user.id).options(*options))
-            .unique()
-            .scalar_one_or_none()
-        )
-    if guest_cart_id:
-        cart = db.session.get(Cart, guest_cart_id, options=options)
-        return cart if cart is not None and cart.user_id is None else None
-    return None
-
-
-def _ensure_cart(user: User | None, guest_cart_id: int | None) -> Cart:
-    cart = cart_for(user, guest_cart_id)
-    if cart is None:
-        cart = Cart(user_id=user.id if user is not None and user.is_authenticated else None)
-        db.session.add(cart)
-        db.session.flush()
-    return cart
-
-
-def _sellable_sku(sku_id: int) -> Sku:
-    sku = db.session.get(Sku, sku_id, options=[joinedload(Sku.product)])
-    if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
-        raise NotFound(_("该商品已下架或不存在"))
-    return sku
-
-
-def check_quantity(quantity: int) -> None:
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise DomainError(_("数量应在 1 到 %(n)d 之间", n=MAX_QUANTITY), field="quantity")
-
-
-def _check_stock(sku: Sku, quantity: int) -> None:
-    if sku.stock <= 0:
-        raise SoldOut(_("%(name)s（%(spec)s）已售罄", name=sku.product.name, spec=sku.spec))
-    if quantity > sku.stock:
-        raise SoldOut(
-            _(
-                "%(name)s（%(spec)s）库存只有 %(stock)d 件",
-                name=sku.product.name,
-                spec=sku.spec,
-                stock=sku.stock,
-            ),
-            field="quantity",
-        )
-
-
-@unit_of_work
-def add_to_cart(user: User | None, guest_cart_id: int | None, sku_id: int, quantity: int) -> Cart:
-    """Add a listed SKU; the cart's quantity for it never exceeds the stock on hand."""
-    check_quantity(quantity)
-    sku = _sellable_sku(sku_id)
-    cart = _ensure_cart(user, guest_cart_id)
-    item = next((i for i in cart.items if i.sku_id == sku.id), None)
-    wanted = quantity + (item.quantity if item else 0)
-    check_quantity(wanted)
-    _check_stock(sku, wanted)
-    if item is None:
-        cart.items.append(CartItem(sku=sku, quantity=wanted))
-    else:
-        item.quantity = wanted
-    commit_keeping_loaded()  # all changed through the ORM; the redirect needs nothing reloaded
-    return cart
-
-
-@unit_of_work
-def set_cart_quantity(
-    user: User | None, guest_cart_id: int | None, item_id: int, quantity: int
-) -> Cart:
-    """Change a line's quantity; 0 removes it."""
-    cart = cart_for(user, guest_cart_id)
-    item = db.session.get(CartItem, item_id)
-    if cart is None or item is None or item.cart_id != cart.id:
-        raise NotFound(_("购物车里没有这件商品"))
-    if quantity == 0:
-        cart.items.remove(item)
-    else:
-        check_quantity(quantity)
-        _check_stock(item.sku, quantity)
-        item.quantity = quantity
-    db.session.commit()
-    return cart
-
-
-@unit_of_work
-def merge_guest_cart(user: User, guest_cart_id: int | None) -> None:
-    """At sign-in the guest's cart joins the user's; quantities of the same SKU add up (capped
-    by stock)."""
-    guest = cart_for(None, guest_cart_id)
-    if guest is None or not guest.items:
-        return
-    cart = _ensure_cart(user, None)
-    for guest_item in list(guest.items):
-        item = next((i for i in cart.items if i.sku_id == guest_item.sku_id), None)
-        if item is None:
-            cart.items.append(CartItem(sku_id=guest_item.sku_id, quantity=guest_item.quantity))
-        else:
-            item.quantity = min(item.quantity + guest_item.quantity, max(item.sku.stock, 1))
-    db.session.delete(guest)
-    db.session.commit()
-
-
-@dataclass(frozen=True)
-class CartGroup:
-    coop: Coop
-    items: list[CartItem]
-
-    @property
-    def subtotal_fen(self) -> int:
-        return sum(i.sku.price_fen * i.quantity for i in self.items)
-
-
-def cart_groups(cart: Cart | None) -> list[CartGroup]:
-    """The cart as it will ship: one group per co-op."""
-    if cart is None:
-        return []
-    groups: dict[int, list[CartItem]] = defaultdict(list)
-    coops: dict[int, Coop] = {}
-    for item in cart.items:
-        coop = item.sku.product.coop
-        coops[coop.id] = coop
-        groups[coop.id].append(item)
-    return [CartGroup(coops[coop_id], items) for coop_id, items in groups.items()]
-
-
-# -- the prices a page showed -------------------------------------------------------------------
-MAX_SHOWN_PRICES = 500  # more lines than any cart holds
-_SHOWN_PRICE = re.compile(r"^(\d{1,10}):(\d{1,12})$")
-
-
-def encode_prices(prices: Mapping[int, int]) -> str:
-    """`{12: 6800, 15: 8900}` -> `"12:6800,15:8900"`, the hidden field a page sends back."""
-    return ",".join(f"{sku_id}:{price}" for sku_id, price in sorted(prices.items()))
-
-
-def parse_prices(text: str | None) -> dict[int, int]:
-    """The hidden field back into sku id -> unit price (fen). Anything malformed counts as
-    nothing shown (so every line asks for confirmation), never as an error page."""
-    parts = (text or "").split(",") if text else []
-    if len(parts) > MAX_SHOWN_PRICES:
-        return {}
-    prices: dict[int, int] = {}
-    for part in parts:
-        match = _SHOWN_PRICE.match(part.strip())
-        if match is None:
-            return {}
-        prices[int(match.group(1))] = int(match.group(2))
-    return prices
-
-
-def _sellable(sku: Sku | None) -> bool:
-    return sku is not None and sku.active and sku.product.status == ProductStatus.LISTED
-
-
-@dataclass(frozen=True)
-class CheckoutLine:
-    sku: Sku
-    quantity: int
-    price_fen: int | None  # now; None when it is no longer for sale
-    shown_fen: int | None  # what the submitted page showed; None when it did not show it
-
-    @property
-    def amount_fen(self) -> int:
-        return (self.price_fen or 0) * self.quantity
-
-    @property
-    def changed(self) -> bool:
-        """Differs from what the buyer was shown: a new price, a line not shown before, or a
-        line shown for sale that is gone (a line shown as gone and still gone is no change)."""
-        if self.price_fen is None:
-            return self.shown_fen is not None
-        return self.shown_fen != self.price_fen
-
-
-@dataclass(frozen=True)
-class CheckoutGroup:
-    coop: Coop
-    lines: list[CheckoutLine]
-
-    @property
-    def subtotal_fen(self) -> int:
-        return sum(line.amount_fen for line in self.lines)
-
-
-@dataclass(frozen=True)
-class CheckoutSummary:
-    groups: list[CheckoutGroup]
-
-    @property
-    def lines(self) -> list[CheckoutLine]:
-        return [line for group in self.groups for line in group.lines]
-
-    @property
-    def total_fen(self) -> int:
-        return sum(group.subtotal_fen for group in self.groups)
-
-    @property
-    def changes(self) -> list[CheckoutLine]:
-        return [line for line in self.lines if line.changed]
-
-    @property
-    def short(self) -> list[CheckoutLine]:
-        """Lines still for sale but with less stock than the cart wants (售罄 or too few): the
-        order cannot be placed until the cart is changed."""
-        return [
-            line
-            for line in self.lines
-            if line.price_fen is not None and line.sku.stock < line.quantity
-        ]
-
-    @property
-    def prices_field(self) -> str:
-        """The prices this page shows, for the form to send back."""
-        return encode_prices(
-            {line.sku.id: line.price_fen for line in self.lines if line.price_fen is not None}
-        )
-
-
-def checkout_summary(cart: Cart | None, shown: Mapping[int, int] | None = None) -> CheckoutSummary:
-    """The cart as the checkout page shows it, at today's prices, one group per co-op; with
-    `shown` (the prices a submitted page showed), each line says whether it changed since."""
-    groups = []
-    for group in cart_groups(cart):
-        lines = []
-        for item in group.items:
-            price = item.sku.price_fen if _sellable(item.sku) else None
-            shown_fen = price if shown is None else shown.get(item.sku_id)
-            lines.append(CheckoutLine(item.sku, item.quantity, price, shown_fen))
-        groups.append(CheckoutGroup(group.coop, lines))
-    return CheckoutSummary(groups)
 
 
 # -- addresses ---------------------------------------------------------------------------------
@@ -543,7 +264,7 @@ def build_order(
             db.session.refresh(sku)
             if expected is not None and sku.price_fen != expected:
                 raise PricesChanged({sku.id})
-            _check_stock(sku, quantity)  # names what is left
+            check_stock(sku, quantity)  # names what is left
             raise SoldOut(_("%(name)s 已售罄", name=sku.product.name))
         if holds_stock:
             db.session.expire(sku, ["stock"])  # taken in SQL: read it again if asked
@@ -660,125 +381,3 @@ def shipment_of_coop(user: User, shipment_id: int, *, for_update: bool = False) 
     if not user.is_admin and shipment.coop_id not in {c.id for c in user.managed_coops()}:
         raise NotAllowed(_("这不是您合作社的包裹"))
     return shipment
-
-
-# -- lifecycle without money -------------------------------------------------------------------
-def close_unpaid(order: Order, status: OrderStatus) -> None:
-    """Cancel or expire an unpaid order: stock back, shipments cancelled. Flushes only."""
-    order.move_to(status)
-    order.closed_at = utcnow()
-    for shipment in order.shipments:
-        shipment.move_to(ShipmentStatus.CANCELLED)
-    give_back_stock(order)
-    db.session.flush()
-
-
-def mark_paid(order: Order) -> None:
-    """Money for the whole order arrived: parcels still waiting for it may ship; an order paid
-    after delivery (先货后款) whose parcels are all in is completed at once."""
-    order.move_to(OrderStatus.PAID)
-    order.paid_at = utcnow()
-    order.expires_at = None
-    to_ship = set()
-    for shipment in order.shipments:
-        if shipment.status == ShipmentStatus.AWAITING_PAYMENT:
-            shipment.move_to(ShipmentStatus.TO_SHIP)
-            to_ship.add(shipment.coop_id)
-    if order.mode != OrderMode.GROUP_BUY:  # a group-buy's co-op is told once, at its closing
-        notify(
-            recipients.coop_manager_ids(to_ship),
-            "order.paid",
-            _l("订单 %(number)s 已付款，请发货", number=order.number),
-            _l(
-                "金额 %(amount)s，请在订单发货页打印拣货单并发货。",
-                amount=format_fen(order.total_fen),
-            ),
-            recipients.link_to("orders.coop_inbox"),
-        )
-    _complete_if_done(order)
-    db.session.flush()
-
-
-def release_on_credit(order: Order, at: datetime) -> None:
-    """先货后款: the order ships before it is paid (the order's state machine says which modes
-    may; any other raises). The payment term starts now; the order no longer expires.
-    Flushes only."""
-    order.move_to(OrderStatus.ON_CREDIT)
-    order.expires_at = None
-    order.payment_due_at = at + timedelta(days=current_app.config["PAYMENT_TERM_DAYS"])
-    for shipment in order.shipments:
-        if shipment.status == ShipmentStatus.AWAITING_PAYMENT:
-            shipment.move_to(ShipmentStatus.TO_SHIP)
-    db.session.flush()
-
-
-@unit_of_work
-def ship(
-    user: User,
-    shipment_id: int,
-    carrier: str,
-    tracking_number: str,
-    batch_picks: Mapping[int, str | int | None] | None = None,
-) -> Shipment:
-    """The co-op hands its parcel to a carrier (or it waits at the pickup point). A unit's
-    order may go before it is paid (先货后款, see Order.MODE_TRANSITIONS): its payment term
-    starts with this shipping; a retail order's unpaid parcel is refused as before. Each line
-    gets the batch (批次) it ships from: the one picked per line id, else the oldest open one."""
-    shipment = shipment_of_coop(user, shipment_id)
-    carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
-    if not carrier:
-        raise DomainError(_("请填写快递公司"), field="carrier")
-    # The order first, then its parcel: the order the payment side locks them in.
-    order = db.session.get(Order, shipment.order_id, with_for_update=True, populate_existing=True)
-    shipment = db.session.get(Shipment, shipment.id, with_for_update=True, populate_existing=True)
-    now = utcnow()
-    if shipment.status == ShipmentStatus.AWAITING_PAYMENT and order.may_move_to(
-        OrderStatus.ON_CREDIT
-    ):
-        release_on_credit(order, now)
-    shipment.move_to(ShipmentStatus.SHIPPED)
-    shipment.carrier = carrier
-    shipment.tracking_number = tracking_number
-    shipment.shipped_at = now
-    batches.allocate_lines(shipment.lines, batch_picks or {})
-    parcels.parcel_moved(shipment)
-    notify(
-        [order.buyer_id],
-        "order.shipped",
-        _l("订单 %(number)s 已发货", number=order.number),
-        _l(
-            "%(coop)s 已交 %(carrier)s 发出，运单号 %(tracking)s。",
-            coop=shipment.coop.name,
-            carrier=shipment.carrier,
-            tracking=shipment.tracking_number,
-        )
-        if shipment.tracking_number
-        else _l(
-            "%(coop)s 已交 %(carrier)s 发出。", coop=shipment.coop.name, carrier=shipment.carrier
-        ),
-        recipients.link_to("orders.detail", number=order.number),
-    )
-    db.session.commit()
-    return shipment
-
-
-@unit_of_work
-def confirm_delivery(user: User, number: str, shipment_id: int) -> Shipment:
-    """The buyer confirms a parcel arrived; with every parcel in, the order is completed."""
-    order = order_of_buyer(user, number, for_update=True)
-    shipment = next((s for s in order.shipments if s.id == shipment_id), None)
-    if shipment is None:
-        raise NotFound(_("找不到该包裹"))
-    shipment.move_to(ShipmentStatus.DELIVERED)
-    shipment.delivered_at = utcnow()
-    _complete_if_done(order)
-    parcels.parcel_moved(shipment)
-    db.session.commit()
-    return shipment
-
-
-def _complete_if_done(order: Order) -> None:
-    settled = {ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED}
-    if order.status == OrderStatus.PAID and all(s.status in settled for s in order.shipments):
-        order.move_to(OrderStatus.COMPLETED)
-        order.closed_at = utcnow()

@@ -17,7 +17,7 @@ from market.batches import services as batch_services
 from market.directory.models import Coop, Village
 from market.errors import DomainError
 from market.extensions import db
-from market.orders import elsewhere, invoices, queries, referrals, services
+from market.orders import carts, elsewhere, invoices, lifecycle, queries, referrals, services
 from market.orders.forms import (
     AddToCartForm,
     CartQuantityForm,
@@ -59,15 +59,15 @@ def _viewer():
 def _merge_cart_at_login(sender, user, **extra) -> None:
     guest_cart_id = session.pop(CART_SESSION_KEY, None)
     if guest_cart_id:
-        services.merge_guest_cart(user, guest_cart_id)
+        carts.merge_guest_cart(user, guest_cart_id)
 
 
 # -- cart --------------------------------------------------------------------------------------
 @bp.get("/cart")
 @requires(Access.PUBLIC)
 def cart():
-    current = services.cart_for(_viewer(), _guest_cart_id(), lines=True)
-    groups = services.cart_groups(current)
+    current = carts.cart_for(_viewer(), _guest_cart_id(), lines=True)
+    groups = carts.cart_groups(current)
     return render_template(
         "orders/cart.html",
         groups=groups,
@@ -85,9 +85,7 @@ def add_to_cart():
         flash_form_errors(form)
         return redirect(back, 303)
     try:
-        added = services.add_to_cart(
-            _viewer(), _guest_cart_id(), form.sku_id.data, form.quantity.data
-        )
+        added = carts.add_to_cart(_viewer(), _guest_cart_id(), form.sku_id.data, form.quantity.data)
     except DomainError as error:
         show_error(None, error)
         return redirect(back, 303)
@@ -103,7 +101,7 @@ def update_cart_item(item_id: int):
     form = CartQuantityForm()
     if form.validate_on_submit():
         try:
-            services.set_cart_quantity(_viewer(), _guest_cart_id(), item_id, form.quantity.data)
+            carts.set_cart_quantity(_viewer(), _guest_cart_id(), item_id, form.quantity.data)
         except DomainError as error:
             show_error(None, error)
     else:
@@ -135,19 +133,19 @@ def _delivery(form: CheckoutForm, addresses: list) -> services.Delivery:
 def checkout():
     posted = request.method == "POST"
     # One query for the cart and all it shows; a submit also loads what placing it needs.
-    current = services.cart_for(current_user, None, lines=True, for_order=posted)
+    current = carts.cart_for(current_user, None, lines=True, for_order=posted)
     if posted:
         # A double submit finds the order the first submit made, even though the cart is empty.
         already = services.existing_order(current_user, request.form.get("idempotency_key", ""))
         if already is not None:
             return redirect(url_for("payments.pay", number=already.number), 303)
-    if not services.cart_groups(current):
+    if not carts.cart_groups(current):
         flash(_("购物车是空的"), "info")
         return redirect(url_for(".cart"))
     addresses = services.addresses_of(current_user)
     form = _checkout_form(addresses)
     # What the submitted page showed; a page without it showed nothing, so all is to confirm.
-    shown = services.parse_prices(form.shown_prices.data) if request.method == "POST" else None
+    shown = carts.parse_prices(form.shown_prices.data) if request.method == "POST" else None
     status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
@@ -160,15 +158,15 @@ def checkout():
                 key_is_new=True,  # looked up above, in this transaction
                 cart=current,
             )
-        except services.PricesChanged:
+        except carts.PricesChanged:
             status = 409  # the page below lists old -> new; submitting it again confirms
         except DomainError as error:
             show_error(form, error)
         else:
             return redirect(url_for("payments.pay", number=order.number), 303)
     if status != 200:  # refused and rolled back: what the page shows is read again
-        current = services.cart_for(current_user, None, lines=True)
-    summary = services.checkout_summary(current, shown)
+        current = carts.cart_for(current_user, None, lines=True)
+    summary = carts.checkout_summary(current, shown)
     # The form sends back exactly the prices this page shows (the idempotency key stays).
     form.shown_prices.data = summary.prices_field
     return render_template("orders/checkout.html", form=form, summary=summary), status
@@ -200,7 +198,7 @@ def detail(number: str):
 @requires(Access.SIGNED_IN)
 def confirm_delivery(number: str, shipment_id: int):
     if ActionForm().validate_on_submit():
-        services.confirm_delivery(current_user, number, shipment_id)
+        lifecycle.confirm_delivery(current_user, number, shipment_id)
         flash(_("已确认收货"), "success")
     return redirect(url_for(".detail", number=number))
 
@@ -253,7 +251,7 @@ def ship(shipment_id: int):
     form = ShipForm()
     if form.validate_on_submit():
         try:
-            services.ship(
+            lifecycle.ship(
                 current_user,
                 shipment_id,
                 form.carrier.data,

@@ -38,7 +38,7 @@ from market.errors import DomainError
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderLine
-from market.payments import providers
+from market.payments import background, providers
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus, ProviderReconciliation
 from market.payments.providers import ProviderRefund, ProviderTruth
@@ -204,8 +204,8 @@ def _check(provider: Any, payment_id: int) -> list[ProviderDifference]:
     """One payment against Stripe, its order and payment rows locked (in that order, as the
     refund paths lock them). Flushes only."""
     order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
-    order = payments._lock_order(order_id)
-    payment = payments._lock_payment(payment_id)
+    order = payments.lock_order(order_id)
+    payment = payments.lock_payment(payment_id)
     truth: ProviderTruth = provider.truth(payment)
     number = order.number
 
@@ -255,7 +255,7 @@ def _record(payment: Payment, order: Order, theirs: ProviderRefund) -> str:
     parts = _spread(order, theirs.amount_fen)
     if parts is None or theirs.amount_fen > payment.refundable_fen:
         return "refund_too_large"
-    payments.record_provider_refund(
+    background.record_provider_refund(
         payment, order, parts, _("在 Stripe 后台退款"), theirs.provider_ref
     )
     return "refund_recorded"

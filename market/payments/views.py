@@ -23,7 +23,7 @@ from market.idempotency import one_effect_per_form
 from market.money import format_fen
 from market.orders import services as orders
 from market.orders.models import OrderStatus
-from market.payments import providers, queries, services
+from market.payments import background, providers, queries, refunds, services, transfers
 from market.payments.forms import RefundForm, TransferForm
 from market.payments.models import RefundStatus
 from market.security.access import Access, requires
@@ -138,12 +138,12 @@ def refresh(number: str):
 def cancel(number: str):
     if ActionForm().validate_on_submit():
         try:
-            order = services.cancel_order(current_user, number)
+            order = refunds.cancel_order(current_user, number)
         except DomainError as error:
             reraise_access_errors(error)
             show_error(None, error)
         else:
-            if services.owed_refunds_fen(order):
+            if transfers.owed_refunds_fen(order):
                 flash(_("订单已取消，退款将由财务转账退回，请留意订单页"), "success")
             elif order.refunded_fen:
                 flash(_("订单已取消，货款将原路退回"), "success")
@@ -162,7 +162,7 @@ def stripe_webhook():
     if "stripe" not in providers.available():
         return jsonify({"error": "NotConfigured", "message": "stripe is not configured"}), 404
     try:
-        result = services.handle_webhook(
+        result = background.handle_webhook(
             "stripe", request.get_data(), request.headers.get("Stripe-Signature")
         )
     except DomainError as error:
@@ -177,7 +177,7 @@ def transfer_received(number: str):
     form = TransferForm()
     if form.validate_on_submit():
         try:
-            payment = services.confirm_transfer(
+            payment = transfers.confirm_transfer(
                 current_user,
                 number,
                 form.reference.data,
@@ -209,7 +209,7 @@ def confirm_refund_line(line_id: int):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            line = services.line_refund_to_confirm(
+            line = refunds.line_refund_to_confirm(
                 current_user, line_id, form.amount.data, form.reason.data
             )
         except DomainError as error:
@@ -239,7 +239,7 @@ def refund_line(line_id: int):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            refund = services.refund_line(current_user, line_id, form.amount.data, form.reason.data)
+            refund = refunds.refund_line(current_user, line_id, form.amount.data, form.reason.data)
         except DomainError as error:
             reraise_access_errors(error)
             show_error(None, error)

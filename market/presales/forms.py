@@ -9,8 +9,8 @@ from wtforms import BooleanField, DateField, RadioField, SelectField, StringFiel
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from market.forms import IntegerField, YuanField, positive_fen
+from market.orders.carts import MAX_QUANTITY
 from market.orders.forms import CheckoutForm
-from market.orders.services import MAX_QUANTITY
 from market.presales.models import MAX_LIMIT, PaymentKind
 from market.security.inputs import sane_day
 

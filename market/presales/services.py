@@ -33,7 +33,7 @@ from market.extensions import db
 from market.models import utcnow
 from market.notifications import recipients
 from market.notifications.services import notify
-from market.orders import parcels
+from market.orders import carts, parcels
 from market.orders import queries as order_queries
 from market.orders import services as orders
 from market.orders.models import Order, OrderStatus, ShipmentStatus
@@ -385,7 +385,7 @@ def reserve(
     already = orders.existing_order(buyer, idempotency_key)
     if already is not None:
         return already
-    orders.check_quantity(quantity)
+    carts.check_quantity(quantity)
     presale = _lock(presale_id)
     if not presale.is_open:
         raise DomainError(_("该预售已截止预订"))

@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from market.forms import IntegerField, SkuRowForm, YuanField, positive_fen
-from market.orders.services import MAX_QUANTITY
+from market.orders.carts import MAX_QUANTITY
 from market.procurement.models import PURPOSE_LABELS
 from market.security.inputs import sane_day
 

@@ -24,6 +24,7 @@ from market.models import utcnow
 from market.money import format_fen
 from market.notifications import recipients
 from market.notifications.services import notify
+from market.orders import carts
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderMode
 from market.payments import services as payments
@@ -89,7 +90,7 @@ def _apply_purchase(purchase: UnitPurchase, data: PurchaseData) -> None:
     if not data.lines:
         raise DomainError(_("请至少选择一个商品"), field="lines")
     for sku_id, quantity in data.lines.items():
-        orders.check_quantity(quantity)
+        carts.check_quantity(quantity)
         sku = db.session.get(Sku, sku_id)
         if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
             raise NotFound(_("该商品已下架或不存在"))
@@ -228,7 +229,7 @@ def _check_shown_prices(purchase: UnitPurchase, shown_prices: Mapping[int, int])
             old = format_fen(shown) if shown is not None else _("未显示")
             changes.append(f"{sku.product.name} {sku.spec}：{old} → {format_fen(sku.price_fen)}")
     if changes:
-        raise orders.PricesChanged(
+        raise carts.PricesChanged(
             changed,
             _(
                 "价格有变动，尚未批准：%(changes)s。新的合计 %(total)s，请核对后再次批准。",

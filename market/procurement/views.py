@@ -22,7 +22,7 @@ from market.directory.models import Unit
 from market.errors import DomainError
 from market.groupbuy.queries import candidate_skus
 from market.money import format_fen
-from market.orders import services as orders_services
+from market.orders import carts
 from market.orders.models import Order, OrderLine, OrderStatus
 from market.payments import providers
 from market.payments import services as payments
@@ -276,7 +276,7 @@ def purchase(purchase_id: int):
         may_decide=purchasing.may_decide(current_user, found),
         action_form=ActionForm(),
         reject_form=RejectForm(),
-        shown_prices=orders_services.encode_prices(purchasing.purchase_prices(found)),
+        shown_prices=carts.encode_prices(purchasing.purchase_prices(found)),
     )
 
 
@@ -301,7 +301,7 @@ def approve_purchase(purchase_id: int):
     # The prices the approver's page showed: approving is agreeing to those amounts (a post
     # without them, from a script, approves at today's prices as before).
     shown = request.form.get("shown_prices")
-    shown_prices = orders_services.parse_prices(shown) if shown is not None else None
+    shown_prices = carts.parse_prices(shown) if shown is not None else None
     return _purchase_action(
         purchase_id,
         lambda user, pid: purchasing.approve_purchase(user, pid, shown_prices=shown_prices),

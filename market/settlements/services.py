@@ -36,7 +36,7 @@ from market.models import utcnow
 from market.notifications.services import notify
 from market.orders.models import Shipment, ShipmentStatus
 from market.payments.models import Payment
-from market.payments.services import _check_bank_details, _ensure_finance, is_finance
+from market.payments.transfers import check_bank_details, ensure_finance, is_finance
 from market.settlements.models import (
     Payout,
     SettlementEntry,
@@ -222,7 +222,7 @@ def coop_manager_ids(coop_id: int) -> list[int]:
 def issue_statements(until: date, actor: User | None = None) -> list[Statement]:
     """Issue the period's statements for every co-op with something due (idempotent)."""
     if actor is not None:
-        _ensure_finance(actor)
+        ensure_finance(actor)
     _check_until(until)  # also when nothing is due: a wrong date is refused, not ignored
     coop_ids = db.session.scalars(
         select(SettlementEntry.coop_id)
@@ -338,8 +338,8 @@ def record_payout(
     """Finance records the transfer that paid a confirmed (or resolved disputed) statement.
     One payout per statement: a repeat with the same reference returns the first; two finance
     users at once make one (the statement row is locked, and statement_id is unique)."""
-    _ensure_finance(actor)
-    reference = _check_bank_details(reference, paid_on)
+    ensure_finance(actor)
+    reference = check_bank_details(reference, paid_on)
     statement = db.session.get(
         Statement, statement_id, with_for_update=True, populate_existing=True
     )

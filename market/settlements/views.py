@@ -15,7 +15,7 @@ from flask_login import current_user
 from market.clock import today
 from market.idempotency import one_effect_per_form
 from market.orders.models import ORDER_MODE_LABELS, OrderMode
-from market.payments import services as payments
+from market.payments import transfers
 from market.payments.models import REFUND_STATUS_LABELS, RefundStatus
 from market.security.access import Access, requires
 from market.security.inputs import int_arg, page_arg, parse_day
@@ -95,7 +95,7 @@ def send_refund(refund_id: int):
     form = SendRefundForm()
     run_form(
         form,
-        lambda: payments.send_refund(
+        lambda: transfers.send_refund(
             current_user,
             refund_id,
             form.reference.data,
@@ -120,7 +120,7 @@ def confirm_cash(holder_id: int):
     form = CashHandoverForm()
     run_form(
         form,
-        lambda: payments.confirm_cash_handover(
+        lambda: transfers.confirm_cash_handover(
             current_user, holder_id, form.amount.data, form.reference.data
         ),
         lambda count: _("已确认现金交接（%(count)d 笔）", count=count),
@@ -251,7 +251,7 @@ def statement(statement_id: int):
         statement=statement,
         lines=queries.statement_lines(statement),
         answers=services.answers_for(current_user, statement),
-        pays=payments.is_finance(current_user) and statement.needs_payout,
+        pays=transfers.is_finance(current_user) and statement.needs_payout,
     )
 
 

@@ -169,7 +169,7 @@ def test_bank_transfer_details(app, api, world):
 
 def test_confirm_receipt_after_shipping(app, api, world):
     from market.orders.models import Order
-    from market.payments import services as payments
+    from market.payments import transfers
 
     client = api("employee")
     number = place(app, client, world.honey_product)
@@ -180,7 +180,7 @@ def test_confirm_receipt_after_shipping(app, api, world):
         finance = db.session.get(User, world.finance)
         from datetime import date
 
-        payments.confirm_transfer(finance, number, "REF-1", date.today())
+        transfers.confirm_transfer(finance, number, "REF-1", date.today())
     with app.app_context():
         shipment_id = db.session.scalar(select(Order).where(Order.number == number)).shipments[0].id
     coop = api("coop")

@@ -24,7 +24,7 @@ from market.campaign.models import AttributionEntry
 from market.extensions import db
 from market.groupbuy.models import GroupBuy, Participation
 from market.orders.models import Order
-from market.payments import services as payments
+from market.payments import transfers
 from market.payments.models import Payment, Refund
 from market.settlements import services as settlements
 from market.settlements.models import Statement
@@ -171,7 +171,7 @@ def test_a_refund_decided_by_the_coop_and_sent_by_finance_is_audited(app, client
     }
 
     with one_event(app, "refund.sent") as sent, app.test_request_context():
-        payments.send_refund(_user(world.finance), int(decided.object_id), "REF", date.today())
+        transfers.send_refund(_user(world.finance), int(decided.object_id), "REF", date.today())
     assert (sent.actor_id, sent.actor_role, sent.object_id) == (
         world.finance,
         "finance",
@@ -250,7 +250,7 @@ def test_cash_received_at_pickup_and_handed_over_is_audited(app, client_as, worl
     assert received.after["status"] == "succeeded"
 
     with one_event(app, "cash.handed_over") as handed, app.test_request_context():
-        payments.confirm_cash_handover(_user(world.finance), world.coordinator, amount, "HO-1")
+        transfers.confirm_cash_handover(_user(world.finance), world.coordinator, amount, "HO-1")
     assert (handed.actor_id, handed.actor_role) == (world.finance, "finance")
     assert (handed.object_type, handed.object_id) == ("User", str(world.coordinator))
     assert handed.before == {"outstanding_fen": amount}

@@ -81,6 +81,7 @@ def pay_an_order(email: str, product: str, quantity: int):
     from market.orders import services as orders
     from market.orders.models import DeliveryMethod
     from market.payments import services as payments
+    from market.payments import transfers
 
     buyer = db.session.scalar(select(User).where(User.email == email))
     finance = db.session.scalar(select(User).where(User.email == "finance@example.com"))
@@ -95,5 +96,5 @@ def pay_an_order(email: str, product: str, quantity: int):
     )
     db.session.commit()
     payments.start_payment(buyer, order.number, "offline")
-    payments.confirm_transfer(finance, order.number, "E2E", clock.today())
+    transfers.confirm_transfer(finance, order.number, "E2E", clock.today())
     return order

@@ -10,7 +10,7 @@ from market.catalog.models import Sku
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus, ShipmentStatus
-from market.payments.services import expire_unpaid_orders
+from market.payments.background import expire_unpaid_orders
 from tests.orders.conftest import ADDRESS, buy, checkout_key, place, sku_of, stock_of
 
 

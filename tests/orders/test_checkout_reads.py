@@ -13,7 +13,7 @@ from sqlalchemy import delete, event, select
 from market.accounts.models import CoopMembership, CoopRole, User
 from market.catalog.models import Sku
 from market.extensions import db
-from market.orders import services
+from market.orders import carts, services
 from market.orders.models import Cart, CartItem, Order
 from tests.orders.conftest import place, sku_of
 
@@ -73,9 +73,9 @@ def test_placing_an_order_leaves_nothing_stale_in_the_same_session(app, world):
     honey, lychee = sku_of(app, world.honey_product), sku_of(app, world.lychee)
     with app.app_context():
         buyer = db.session.get(User, world.buyer)
-        services.add_to_cart(buyer, None, honey, 2)
-        services.add_to_cart(buyer, None, lychee, 1)
-        cart = services.cart_for(buyer, None, lines=True)
+        carts.add_to_cart(buyer, None, honey, 2)
+        carts.add_to_cart(buyer, None, lychee, 1)
+        cart = carts.cart_for(buyer, None, lines=True)
         stocks = {item.sku_id: item.sku.stock for item in cart.items}  # loaded before
         order = services.place_order(
             buyer,
@@ -87,7 +87,7 @@ def test_placing_an_order_leaves_nothing_stale_in_the_same_session(app, world):
         assert db.session.get(Sku, honey).stock == stocks[honey] - 2
         assert db.session.get(Sku, lychee).stock == stocks[lychee] - 1
         assert cart.items == []
-        assert services.cart_groups(services.cart_for(buyer, None)) == []
+        assert carts.cart_groups(carts.cart_for(buyer, None)) == []
         assert order.total_fen == 2 * 8800 + 8900
         assert sorted(line.quantity for line in order.lines) == [1, 2]
         number = order.number
@@ -104,11 +104,11 @@ def test_adding_to_the_cart_twice_adds_up_in_the_same_session(app, world):
     honey = sku_of(app, world.honey_product)
     with app.app_context():
         buyer = db.session.get(User, world.buyer)
-        services.add_to_cart(buyer, None, honey, 2)
-        cart = services.add_to_cart(buyer, None, honey, 3)
+        carts.add_to_cart(buyer, None, honey, 2)
+        cart = carts.add_to_cart(buyer, None, honey, 3)
         assert [(item.sku_id, item.quantity) for item in cart.items] == [(honey, 5)]
     with app.app_context():
-        cart = services.cart_for(db.session.get(User, world.buyer), None)
+        cart = carts.cart_for(db.session.get(User, world.buyer), None)
         assert [(item.sku_id, item.quantity) for item in cart.items] == [(honey, 5)]
 
 

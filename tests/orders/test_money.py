@@ -169,7 +169,7 @@ def test_cancelling_a_paid_order_refunds_it_in_full(app, client_as, world, movem
         from datetime import date
 
         from market.accounts.models import User
-        from market.payments.services import send_refund
+        from market.payments.transfers import send_refund
 
         send_refund(db.session.get(User, world.finance), refund_id, "OUT-1", date(2026, 11, 29))
         refund = db.session.get(Refund, refund_id)

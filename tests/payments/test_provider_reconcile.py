@@ -15,7 +15,7 @@ from market.campaign.models import AttributionEntry
 from market.campaign.reconciliation import money_reconcile
 from market.extensions import db
 from market.orders.models import Order
-from market.payments import services
+from market.payments import refunds, services
 from market.payments.models import (
     Payment,
     PaymentStatus,
@@ -188,7 +188,7 @@ def test_a_clean_state_says_0_differences(stripe_app, world, place_order, number
     paid = pay(stripe_app, world, number, card_token)
     with stripe_app.test_request_context():
         honey = order_of(number).lines[0]
-        services.refund_line(db.session.get(User, world.coop_manager), honey.id, 1234, "破损")
+        refunds.refund_line(db.session.get(User, world.coop_manager), honey.id, 1234, "破损")
     held = place_order(world.buyer, {world.lychee: 2})
     pay(stripe_app, world, held, card_token, manual_capture=True)
 

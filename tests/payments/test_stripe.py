@@ -17,7 +17,7 @@ from market.catalog.models import Sku
 from market.errors import DomainError, NotAllowed
 from market.extensions import db
 from market.orders.models import Order, OrderStatus, ShipmentStatus
-from market.payments import providers, services
+from market.payments import background, providers, refunds, services
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from market.payments.stripe_provider import StripeProvider
 from tests.payments.conftest import DECLINED_CARD, GOOD_CARD, THREE_D_SECURE_CARD
@@ -213,7 +213,7 @@ def test_cancelling_a_paid_order_refunds_it_in_full(
     started = start(stripe_app, world, number)
     confirm(stripe_app, world, number, card_token(GOOD_CARD))
     with stripe_app.test_request_context():
-        services.cancel_order(user(world.buyer), number)
+        refunds.cancel_order(user(world.buyer), number)
     with stripe_app.test_request_context():
         order = order_of(number)
         assert order.status == OrderStatus.CANCELLED
@@ -242,7 +242,7 @@ def test_a_coop_refunds_part_of_its_line_and_never_more_than_is_left(
         )
         line_id = honey_line.id
         manager = user(world.coop_manager)
-        services.refund_line(manager, line_id, 1234, "一瓶蜂蜜破损")
+        refunds.refund_line(manager, line_id, 1234, "一瓶蜂蜜破损")
 
     with stripe_app.test_request_context():
         order = order_of(number)
@@ -264,9 +264,9 @@ def test_a_coop_refunds_part_of_its_line_and_never_more_than_is_left(
     ]
 
     with stripe_app.test_request_context(), pytest.raises(DomainError, match="最多可退"):
-        services.refund_line(user(world.coop_manager), line_id, left + 1, "再退一点")
+        refunds.refund_line(user(world.coop_manager), line_id, left + 1, "再退一点")
     with stripe_app.test_request_context(), pytest.raises(NotAllowed):
-        services.refund_line(user(world.other_coop_manager), line_id, 100, "不是我的")
+        refunds.refund_line(user(world.other_coop_manager), line_id, 100, "不是我的")
     with stripe_app.test_request_context():
         assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
         assert order_of(number).refunded_fen == 1234
@@ -283,7 +283,7 @@ def test_money_arriving_after_the_order_expired_goes_straight_back(
     authenticate(outcome.client_secret, success=True)
     with stripe_app.test_request_context():
         later = order_of(number).expires_at + timedelta(minutes=1)
-        assert services.expire_unpaid_orders(now=later) == 1
+        assert background.expire_unpaid_orders(now=later) == 1
 
     with stripe_app.test_request_context():
         order = order_of(number)
@@ -298,7 +298,7 @@ def test_money_arriving_after_the_order_expired_goes_straight_back(
     assert [m.amount_fen for m in movements] == [TOTAL_FEN, -TOTAL_FEN]
 
     with stripe_app.test_request_context():  # running the expiry again changes nothing
-        assert services.expire_unpaid_orders(now=later) == 0
+        assert background.expire_unpaid_orders(now=later) == 0
         services.settle(payment.id)
     assert refunded_at_stripe(stripe_client, started.intent_id) == [TOTAL_FEN]
     assert len(movements) == 2
@@ -310,7 +310,7 @@ def test_an_unpaid_order_that_expires_withdraws_its_intent(
     started = start(stripe_app, world, number)
     with stripe_app.test_request_context():
         later = order_of(number).expires_at + timedelta(minutes=1)
-        assert services.expire_unpaid_orders(now=later) == 1
+        assert background.expire_unpaid_orders(now=later) == 1
     with stripe_app.test_request_context():
         assert payments_of(number)[0].status == PaymentStatus.CANCELLED
         assert stock_of(world.honey_product) == 50
@@ -373,17 +373,17 @@ def test_reconcile_records_a_payment_whose_webhook_was_lost(
     stripe_client.v1.payment_intents.confirm(started.intent_id)
 
     with stripe_app.test_request_context():
-        done = services.reconcile(older_than=timedelta(0))
+        done = background.reconcile(older_than=timedelta(0))
         assert done.changed == [(number, "pending", "succeeded")]
     with stripe_app.test_request_context():
         order = order_of(number)
         assert (order.status, order.paid_fen) == (OrderStatus.PAID, TOTAL_FEN)
-        assert services.reconcile(older_than=timedelta(0)).changed == []
+        assert background.reconcile(older_than=timedelta(0)).changed == []
     assert [m.amount_fen for m in movements] == [TOTAL_FEN]
 
 
 def test_reconcile_leaves_recent_payments_to_their_buyers(stripe_app, world, number):
     start(stripe_app, world, number)
     with stripe_app.test_request_context():
-        assert services.reconcile(older_than=timedelta(minutes=2)).changed == []
+        assert background.reconcile(older_than=timedelta(minutes=2)).changed == []
         assert payments_of(number)[0].status == PaymentStatus.PENDING

@@ -13,7 +13,7 @@ from market.clock import SHANGHAI, today
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order
-from market.payments import services as payments
+from market.payments import transfers
 from tests.presales.test_deposits import balance_number, open_deposit_presale
 
 
@@ -36,7 +36,7 @@ def test_choosing_bank_transfer_for_a_balance_keeps_its_deadline(shop):
     coordinator = shop.client(world.coordinator)
     assert coordinator.post(f"/orders/{deposit}/pay/offline").status_code == 303
     with shop.app.test_request_context():
-        payments.confirm_transfer(db.session.get(User, world.finance), deposit, "BANK-1", today())
+        transfers.confirm_transfer(db.session.get(User, world.finance), deposit, "BANK-1", today())
     shop.announce(presale_id, 4)
     balance = balance_number(shop, deposit)
     # Five of the seven days have gone by when the coordinator chooses to transfer.

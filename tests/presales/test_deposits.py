@@ -18,7 +18,7 @@ from market.extensions import db
 from market.models import utcnow
 from market.notifications.models import Notification
 from market.orders.models import Order, Shipment
-from market.payments import services as payments
+from market.payments import transfers
 from market.payments.models import Refund
 from market.presales.models import Presale
 from market.settlements import services as settlements
@@ -398,7 +398,7 @@ def test_a_unit_pays_its_deposit_and_balance_by_bank_transfer(shop):
     assert shop.reservation(number).status.value == "awaiting_payment"
     with shop.app.test_request_context():
         finance = db.session.get(User, world.finance)
-        payments.confirm_transfer(finance, number, "BANK-D1", today())
+        transfers.confirm_transfer(finance, number, "BANK-D1", today())
     reservation = shop.reservation(number)
     assert reservation.status.value == "reserved" and reservation.paid_at is not None
 
@@ -410,7 +410,7 @@ def test_a_unit_pays_its_deposit_and_balance_by_bank_transfer(shop):
     assert coordinator.post(f"/orders/{balance}/pay/offline").status_code == 303
     with shop.app.test_request_context():
         finance = db.session.get(User, world.finance)
-        payments.confirm_transfer(finance, balance, "BANK-D2", today())
+        transfers.confirm_transfer(finance, balance, "BANK-D2", today())
     assert shop.order(balance).status == "paid"
     assert statuses(shop, balance) == ["to_ship"]
     with shop.app.app_context():

@@ -16,7 +16,7 @@ from market.extensions import db
 from market.models import utcnow
 from market.notifications.models import Notification
 from market.orders.models import Order
-from market.payments import services as payments
+from market.payments import background, transfers
 from market.payments.models import Refund, RefundStatus
 from market.presales.models import Presale, PresaleReservation
 from market.tasks import expire_unpaid_orders
@@ -210,7 +210,7 @@ def test_a_reservation_finds_units_an_expired_order_left_even_before_the_job(sho
     number = shop.reserve(shop.world.buyer, presale_id, 2)
     _expire_now(shop.app, number)
     with shop.app.app_context():
-        payments.expire_unpaid_orders()  # the orders only
+        background.expire_unpaid_orders()  # the orders only
     assert shop.presale(presale_id).reserved_quantity == 2
     shop.reserve(shop.world.employee, presale_id, 3)
     assert shop.presale(presale_id).reserved_quantity == 3
@@ -352,7 +352,7 @@ def test_a_failed_harvest_refunds_a_units_transfer_for_finance_to_send(shop, mov
     assert coordinator.post(f"/orders/{number}/pay/offline").status_code == 303
     with shop.app.test_request_context():
         finance = db.session.get(User, world.finance)
-        payments.confirm_transfer(finance, number, "BANK-001", today())
+        transfers.confirm_transfer(finance, number, "BANK-001", today())
     assert shop.reservation(number).status.value == "reserved"
     with shop.app.app_context():
         bases = set(

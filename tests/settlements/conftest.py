@@ -31,8 +31,10 @@ from market.groupbuy import closing, fulfilment, joining, proposals
 from market.groupbuy.models import GroupBuy, PaymentMode, Visibility
 from market.groupbuy.proposals import GroupBuyData, ItemData, TierData
 from market.models import utcnow
+from market.orders import lifecycle
 from market.orders import services as orders
 from market.orders.models import DeliveryMethod, Order, OrderLine, Shipment
+from market.payments import refunds, transfers
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from market.procurement import custom, purchases
@@ -266,7 +268,7 @@ class Shop:
         with self.ctx():
             payments.start_payment(self.user(buyer), number, "offline")
         with self.ctx():
-            payment = payments.confirm_transfer(
+            payment = transfers.confirm_transfer(
                 self.user(self.world.finance), number, self.ref(), today()
             )
             return payment.id
@@ -296,7 +298,7 @@ class Shop:
         holder_id = holder_id or self.world.coordinator
         amount = self.cash_held_by(holder_id)
         return self.call(
-            payments.confirm_cash_handover,
+            transfers.confirm_cash_handover,
             self.world.finance,
             holder_id,
             amount,
@@ -318,13 +320,13 @@ class Shop:
     def ship(self, shipment_id: int) -> None:
         with self.ctx():
             coop_id = db.session.get(Shipment, shipment_id).coop_id
-        self.call(orders.ship, self.manager_of(coop_id), shipment_id, "顺丰", "SF1")
+        self.call(lifecycle.ship, self.manager_of(coop_id), shipment_id, "顺丰", "SF1")
 
     def receive(self, shipment_id: int) -> None:
         with self.ctx():
             shipment = db.session.get(Shipment, shipment_id)
             number, buyer = shipment.order.number, shipment.order.buyer_id
-        self.call(orders.confirm_delivery, buyer, number, shipment_id)
+        self.call(lifecycle.confirm_delivery, buyer, number, shipment_id)
 
     def lines(self, number: str) -> list[int]:
         with self.ctx():
@@ -341,15 +343,13 @@ class Shop:
     def refund_line(self, line_id: int, amount_fen: int) -> int:
         with self.ctx():
             coop_id = db.session.get(OrderLine, line_id).coop_id
-        return self.call(
-            payments.refund_line, self.manager_of(coop_id), line_id, amount_fen, "破损"
-        )
+        return self.call(refunds.refund_line, self.manager_of(coop_id), line_id, amount_fen, "破损")
 
     def cancel(self, number: str) -> None:
-        self.call(payments.cancel_order, self.buyer_of(number), number)
+        self.call(refunds.cancel_order, self.buyer_of(number), number)
 
     def send_refund(self, refund_id: int) -> None:
-        self.call(payments.send_refund, self.world.finance, refund_id, self.ref(), today())
+        self.call(transfers.send_refund, self.world.finance, refund_id, self.ref(), today())
 
     def pending_refunds(self) -> list[int]:
         with self.ctx():

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from market.errors import Conflict, DomainError, InvalidTransition, NotAllowed, NotFound
 from market.extensions import db
-from market.payments import services as payments
+from market.payments import transfers
 from market.payments.models import Payment, Refund, RefundStatus
 from market.settlements import services as settlements
 from market.settlements.models import Payout, StatementStatus
@@ -280,9 +280,9 @@ def test_cash_taken_at_a_pickup_is_held_until_finance_confirms_the_handover(shop
     assert shop.issue() == []  # the co-op is not paid from cash the centre does not hold
 
     with pytest.raises(NotAllowed):
-        shop.call(payments.confirm_cash_handover, world.coordinator, world.coordinator, 24000, "X")
+        shop.call(transfers.confirm_cash_handover, world.coordinator, world.coordinator, 24000, "X")
     with pytest.raises(DomainError, match="金额不符"):
-        shop.call(payments.confirm_cash_handover, world.finance, world.coordinator, 23000, "X")
+        shop.call(transfers.confirm_cash_handover, world.finance, world.coordinator, 23000, "X")
     assert shop.balance(world.coop).cash_held_fen == 24000
 
     assert shop.hand_over() == 2
@@ -305,11 +305,11 @@ def test_an_offline_refund_is_owed_until_finance_sends_it(shop, world):
     assert shop.balance(world.coop).net_fen == 0
 
     with pytest.raises(NotAllowed):
-        shop.call(payments.send_refund, world.coop_manager, refund_id, "R-1", today())
-    shop.call(payments.send_refund, world.finance, refund_id, "R-1", today())
-    shop.call(payments.send_refund, world.finance, refund_id, "R-1", today())  # the same
+        shop.call(transfers.send_refund, world.coop_manager, refund_id, "R-1", today())
+    shop.call(transfers.send_refund, world.finance, refund_id, "R-1", today())
+    shop.call(transfers.send_refund, world.finance, refund_id, "R-1", today())  # the same
     with pytest.raises(Conflict):
-        shop.call(payments.send_refund, world.finance, refund_id, "R-2", today())
+        shop.call(transfers.send_refund, world.finance, refund_id, "R-2", today())
     totals = agrees(shop)
     assert (totals.refunds_owed_fen, totals.refunds_sent_fen) == (0, HONEY + LYCHEE)
     with shop.ctx():
