@@ -5,7 +5,7 @@ from __future__ import annotations
 import wtforms
 from flask_babel import lazy_gettext as _l
 from wtforms import StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import Length, Regexp, ValidationError
 
 from market.money import InvalidAmount, fen_to_yuan_text, parse_yuan
 from market.security.inputs import MAX_ID
@@ -24,7 +24,14 @@ class IntegerField(wtforms.IntegerField):
 
 
 class YuanField(StringField):
-    """A price typed in yuan ('12.5'); `.data` is integer fen (1250), or None when invalid."""
+    """A price typed in yuan ('12.5'); `.data` is integer fen (1250), or None when invalid.
+    A subclass with other bounds or words overrides `parse` (raising ValueError to say why)."""
+
+    def parse(self, text: str) -> int:
+        try:
+            return parse_yuan(text)
+        except InvalidAmount:
+            raise ValueError(_l("请输入正确的金额，例如 12.50")) from None
 
     def process_formdata(self, valuelist):
         self.raw = valuelist[0] if valuelist else ""
@@ -32,10 +39,10 @@ class YuanField(StringField):
             self.data = None
             return
         try:
-            self.data = parse_yuan(self.raw)
-        except InvalidAmount:
+            self.data = self.parse(self.raw)
+        except ValueError:
             self.data = None
-            raise ValueError(_l("请输入正确的金额，例如 12.50")) from None
+            raise
 
     def _value(self):
         if self.raw_data:
@@ -64,6 +71,14 @@ class SkuRowForm(wtforms.Form):
             required.errors = [*required.errors, message]
             ok = False
         return ok
+
+
+# A mainland mobile number; \Z, not $: "$" also matches before a final newline, which would be
+# stored.
+PHONE_VALIDATORS = (
+    Length(max=20),
+    Regexp(r"^1\d{10}\Z", message=_l("手机号应为 11 位数字")),
+)
 
 
 def positive_fen(form, field):

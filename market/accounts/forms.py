@@ -3,9 +3,10 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from market.accounts.models import CoopRole, UnitRole
+from market.forms import PHONE_VALIDATORS
 
 
 class LoginForm(FlaskForm):
@@ -19,14 +20,7 @@ class LoginForm(FlaskForm):
 class RegisterForm(FlaskForm):
     name = StringField(_l("姓名"), validators=[DataRequired(), Length(max=60)])
     email = StringField(_l("邮箱"), validators=[Optional(), Email(), Length(max=254)])
-    phone = StringField(
-        _l("手机号"),
-        validators=[
-            Optional(),
-            Length(max=20),
-            Regexp(r"^1\d{10}\Z", message=_l("手机号应为 11 位数字")),
-        ],
-    )
+    phone = StringField(_l("手机号"), validators=[Optional(), *PHONE_VALIDATORS])
     password = PasswordField(
         _l("密码"),
         validators=[DataRequired(), Length(min=10, max=200, message=_l("密码应为 10 到 200 位"))],

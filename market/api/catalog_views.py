@@ -301,14 +301,10 @@ def product(product_id: int):
     item = queries.product_for_page(product_id)
     if item is None:
         abort(404)
-    if item.status != ProductStatus.LISTED:
-        own = current_user.is_authenticated and (
-            current_user.is_admin or item.coop_id in current_user.coop_ids()
-        )
-        if not own and item.status == ProductStatus.DELISTED:
+    if not queries.seen_by(current_user, item):
+        if item.status == ProductStatus.DELISTED:
             return error_response(410, _("该商品已下架"), code="delisted")
-        if not own:
-            abort(404)
+        abort(404)
     shown = certificates.valid_for_product(item.id)
     body = dump_card(item, shown)
     body.update(

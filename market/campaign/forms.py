@@ -7,29 +7,15 @@ from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from market.campaign.targets import parse_target_yuan
-from market.forms import IntegerField
-from market.money import fen_to_yuan_text
+from market.forms import IntegerField, YuanField
 from market.security.inputs import sane_day
 
 
-class TargetAmountField(StringField):
+class TargetAmountField(YuanField):
     """A target typed in yuan ('50000' or '50,000.50'); `.data` is fen, None when left empty."""
 
-    def process_formdata(self, valuelist):
-        self.raw = valuelist[0] if valuelist else ""
-        if not self.raw.strip():
-            self.data = None
-            return
-        try:
-            self.data = parse_target_yuan(self.raw)
-        except ValueError as error:
-            self.data = None
-            raise ValueError(str(error)) from None
-
-    def _value(self):
-        if self.raw_data:
-            return self.raw_data[0]
-        return fen_to_yuan_text(self.data) if isinstance(self.data, int) else ""
+    def parse(self, text: str) -> int:
+        return parse_target_yuan(text)  # the targets' bound and words
 
 
 class CampaignForm(FlaskForm):

@@ -144,6 +144,14 @@ def product_for_page(product_id: int) -> Product | None:
     return db.session.scalar(_with_card_data(select(Product).where(Product.id == product_id)))
 
 
+def seen_by(user, product: Product) -> bool:
+    """A listed product is everyone's to see; a draft or a delisted one only its own co-op's
+    (and an admin's). The page and the API say 404 to anyone else, or 410 for a delisted one."""
+    if product.status == ProductStatus.LISTED:
+        return True
+    return user.is_authenticated and (user.is_admin or product.coop_id in user.coop_ids())
+
+
 def units_paired_with(village_id: int, on: date) -> list[Unit]:
     return list(
         db.session.scalars(

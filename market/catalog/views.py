@@ -107,17 +107,12 @@ def product(product_id: int):
     item = queries.product_for_page(product_id)
     if item is None:
         abort(404)
-    if item.status != ProductStatus.LISTED:
-        # Drafts and delisted products are seen only by their own co-op (and admins).
-        own = current_user.is_authenticated and (
-            current_user.is_admin or item.coop_id in current_user.coop_ids()
-        )
-        if not own and item.status == ProductStatus.DELISTED:
+    if not queries.seen_by(current_user, item):
+        if item.status == ProductStatus.DELISTED:
             # An old link (a shared page, a poster): say it is gone and what else the village sells.
             others = queries.search_products(village_id=item.coop.village_id, page=1)
             return render_template("catalog/delisted.html", product=item, others=others), 410
-        if not own:
-            abort(404)
+        abort(404)
     units = queries.units_paired_with(item.coop.village_id, today())
     if item.status != ProductStatus.LISTED:  # its own co-op's view: not for everyone
         return render_template("catalog/product.html", product=item, units=units)

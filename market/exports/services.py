@@ -84,16 +84,7 @@ def request_export(user: User, kind: ExportKind, parameters: dict[str, Any]) -> 
         active_key=key,
     )
     db.session.add(job)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same export, asked for at the same instant, won the key
-        db.session.rollback()
-        existing = _active(key)
-        if existing is None:
-            raise
-        return existing
-    dispatch(job.id)
-    return job
+    return _commit_and_dispatch(job, key)
 
 
 @unit_of_work
@@ -110,6 +101,12 @@ def retry_export(user: User, job_id: int) -> ExportJob:
     job.rows_done = 0
     job.finished_at = None
     job.created_at = utcnow()  # its place in the queue
+    return _commit_and_dispatch(job, key)
+
+
+def _commit_and_dispatch(job: ExportJob, key: str) -> ExportJob:
+    """Commit the queued job and send it to a worker; the same export asked for at the same
+    instant that won the unique `active_key` is the answer instead."""
     try:
         db.session.commit()
     except IntegrityError:

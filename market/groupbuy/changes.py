@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from market.accounts.models import UnitRole, User
+from market.accounts.models import User
 from market.audit import services as audit
 from market.errors import Conflict, DomainError, NotAllowed, NotFound
 from market.extensions import db
@@ -25,7 +25,7 @@ from market.groupbuy.models import (
     PaymentMode,
 )
 from market.groupbuy.proposals import MAX_OPEN_FOR, clean_reason, ensure_within_max_open
-from market.groupbuy.queries import manages_coop, own_group_buy
+from market.groupbuy.queries import oversees, own_group_buy
 from market.groupbuy.recipients import (
     COOP_PAGE,
     active_user_ids,
@@ -162,18 +162,6 @@ def lower_minimum(coordinator: User, group_buy_id: int, min_quantity: int) -> Gr
     return group_buy
 
 
-def may_cancel(user: User, group_buy: GroupBuy) -> bool:
-    """The unit's coordinator, a manager of the group-buy's co-op, an organizer (or an admin)."""
-    if user.is_admin or user.is_organizer or manages_coop(user, group_buy.coop_id):
-        return True
-    unit = user.unit
-    return (
-        unit is not None
-        and unit.id == group_buy.unit_id
-        and user.has_unit_role(UnitRole.COORDINATOR)
-    )
-
-
 @unit_of_work
 def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
     """Call off a proposed or open group-buy before its deadline, with a reason: the unit's
@@ -191,7 +179,7 @@ def cancel_group_buy(actor: User, group_buy_id: int, reason: str) -> GroupBuy:
     group_buy = db.session.get(GroupBuy, group_buy_id, with_for_update=True, populate_existing=True)
     if group_buy is None:
         raise NotFound(_("找不到该团购"))
-    if not may_cancel(actor, group_buy):
+    if not oversees(actor, group_buy):
         raise NotAllowed(_("只有本单位联络员、该合作社或活动组织方可以取消该团购"))
     if group_buy.status == GroupBuyStatus.CANCELLED:
         raise Conflict(_("该团购已取消，无需再次取消"))

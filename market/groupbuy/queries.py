@@ -47,7 +47,9 @@ def visible_to(group_buy: GroupBuy, user: User) -> bool:
 UNOPENED = (GroupBuyStatus.PROPOSED, GroupBuyStatus.DECLINED)
 
 
-def _knows_unopened(group_buy: GroupBuy, user: User) -> bool:
+def oversees(user: User, group_buy: GroupBuy) -> bool:
+    """Those answerable for a group-buy, who see it before it opens and may call it off: its
+    unit's coordinator, a manager of its co-op, an organizer (or an admin)."""
     if not user.is_authenticated:
         return False
     if user.is_admin or user.is_organizer or manages_coop(user, group_buy.coop_id):
@@ -83,7 +85,7 @@ def group_buy_for(user: User, group_buy_id: int, *, for_update: bool = False) ->
     )
     if group_buy is None:
         raise NotFound(_("找不到该团购"))
-    if group_buy.status in UNOPENED and not _knows_unopened(group_buy, user):
+    if group_buy.status in UNOPENED and not oversees(user, group_buy):
         raise NotFound(_("找不到该团购"))
     if not visible_to(group_buy, user):
         raise NotAllowed(_("该团购仅限 %(unit)s 的职工参加", unit=group_buy.unit.name))

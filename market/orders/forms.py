@@ -3,9 +3,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from market.forms import IntegerField
+from market.forms import PHONE_VALIDATORS, IntegerField
 from market.orders.carts import MAX_QUANTITY
 
 
@@ -33,15 +33,7 @@ class CheckoutForm(FlaskForm):
     )
     address_id = SelectField(_l("收货地址"), coerce=int, validators=[Optional()])
     recipient = StringField(_l("收货人"), validators=[Optional(), Length(max=60)])
-    phone = StringField(
-        _l("手机号"),
-        # \Z, not $: "$" also matches before a final newline, which would be stored.
-        validators=[
-            Optional(),
-            Length(max=20),
-            Regexp(r"^1\d{10}\Z", message=_l("手机号应为 11 位数字")),
-        ],
-    )
+    phone = StringField(_l("手机号"), validators=[Optional(), *PHONE_VALIDATORS])
     region = StringField(_l("省市区"), validators=[Optional(), Length(max=100)])
     detail = StringField(_l("详细地址"), validators=[Optional(), Length(max=200)])
     note = StringField(_l("备注"), validators=[Optional(), Length(max=300)])

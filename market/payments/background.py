@@ -11,12 +11,11 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from market.audit import services as audit
 from market.errors import DomainError
 from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderLine, OrderStatus
-from market.payments import hook, providers
+from market.payments import providers
 from market.payments import services as payments
 from market.payments.models import Payment, PaymentStatus, Refund, RefundStatus, WebhookEvent
 from market.transactions import unit_of_work
@@ -147,24 +146,7 @@ def record_provider_refund(
     db.session.flush()
     refund.move_to(RefundStatus.SUCCEEDED)
     refund.sent_at = now
-    payment.refunded_fen += total
-    order.refunded_fen += total
-    for line, fen, _qty in parts:
-        line.refunded_fen += fen
-    hook.refunded(
-        order, payment.id, refund.id, [(line.id, fen, qty) for line, fen, qty in parts], now
+    payments.book_refund(
+        refund, payment, order, parts, None, audited={"provider_ref": provider_ref}
     )
-    audit.record(
-        None,
-        "refund.decided",
-        refund,
-        after={
-            "status": refund.status,
-            "amount_fen": total,
-            "order": order.number,
-            "reason": refund.reason,
-            "provider_ref": provider_ref,
-        },
-    )
-    db.session.flush()
     return refund

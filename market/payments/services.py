@@ -300,6 +300,24 @@ def make_refund(
     if not result.owed:  # a card: the provider has sent it; a transfer waits for finance
         refund.move_to(RefundStatus.SUCCEEDED)
         refund.sent_at = utcnow()
+    book_refund(refund, payment, order, parts, actor, touch_lines=touch_lines)
+    return refund
+
+
+def book_refund(
+    refund: Refund,
+    payment: Payment,
+    order: Order,
+    parts: list[tuple[OrderLine, int, int]],
+    actor: User | None,
+    *,
+    touch_lines: bool = True,
+    audited: dict | None = None,
+) -> None:
+    """What every refund decided does to the books, once: the payment's, the order's and (with
+    `touch_lines`) each line's refunded amounts, the ledger's reversal through `hook`, the
+    audit entry (with `audited` added). Flushes only."""
+    total = sum(fen for _line, fen, _qty in parts)
     payment.refunded_fen += total
     order.refunded_fen += total
     if touch_lines:
@@ -317,10 +335,10 @@ def make_refund(
             "amount_fen": total,
             "order": order.number,
             "reason": refund.reason,
+            **(audited or {}),
         },
     )
     db.session.flush()
-    return refund
 
 
 def received_payment(order: Order) -> Payment | None:
