@@ -126,7 +126,10 @@ def test_guest_buys_from_two_coops_pays_by_card_and_a_coop_ships(
     sign_in(coop_page, COOP_MANAGER)
 
     coop_page.goto("/coop/orders")
-    expect(coop_page.locator(".nav-tabs .nav-link.active")).to_have_text("待发货")
+    # The tab says how many parcels wait: this order's one.
+    expect(coop_page.locator(".nav-tabs .nav-link.active")).to_have_text(
+        re.compile(r"^待发货\s*1$")
+    )
     parcel = coop_page.locator(".inbox-shipment").filter(has_text=number)
     expect(parcel).to_have_count(1)
     expect(parcel).to_contain_text(HONEY)
@@ -136,7 +139,10 @@ def test_guest_buys_from_two_coops_pays_by_card_and_a_coop_ships(
     parcel.get_by_role("button", name="发货").click()
 
     expect(coop_page).to_have_url(re.compile(r"/coop/orders\?tab=shipped$"))
-    expect(coop_page.locator(".nav-tabs .nav-link.active")).to_have_text("已发货")
+    expect(coop_page.locator(".nav-tabs .nav-link.active")).to_have_text(
+        re.compile(r"^已发货\s*1$")
+    )
+    expect(coop_page.locator("#tab-to_ship .tab-count")).to_have_count(0)  # none left to ship
     shipped = coop_page.locator(".inbox-shipment").filter(has_text=number)
     expect(shipped).to_contain_text("已发货")
     expect(shipped).to_contain_text("顺丰速运 SF1234567890")
