@@ -27,6 +27,7 @@ from pathlib import Path
 from flask import Flask
 
 from market.extensions import cache
+from market.pagecache.fragments import fragment
 from market.pagecache.pages import Capture, cached_page, render
 from market.pagecache.placeholders import csrf_token
 from market.pagecache.regions import cache_mark, draw_region_with
@@ -36,6 +37,7 @@ from market.pagecache.versions import (
     CAMPAIGN,
     CATALOG,
     DIRECTORY,
+    GROUP_BUYS,
     CacheVersions,
     LocalVersions,
     bump,
@@ -50,10 +52,12 @@ __all__ = [
     "CAMPAIGN",
     "CATALOG",
     "DIRECTORY",
+    "GROUP_BUYS",
     "Capture",
     "bump",
     "cached_page",
     "draw_region_with",
+    "fragment",
     "init_app",
     "listing_deps",
     "product_deps",

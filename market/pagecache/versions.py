@@ -20,6 +20,7 @@ DIRECTORY = "dir"  # towns, villages, co-ops, units, pairings, categories
 CATALOG = "cat"  # which products are listed where, and in which order; synonyms
 ALL_PRODUCTS = "prods"  # every product at once (a change whose rows cannot be told)
 CAMPAIGN = "camp"  # campaigns, targets, the ledger and its rollups
+GROUP_BUYS = "gb"  # group-buys, their items, tiers and participations (the home page's section)
 SEQ = "seq"
 
 DIRECTORY_TABLES = frozenset({"categories", "towns", "villages", "coops", "units", "pairings"})
@@ -28,6 +29,9 @@ PRODUCT_PART_TABLES = frozenset({"skus", "product_images", "bundle_parts"})
 # rare, so it renews every storefront page. Their expiry needs no bump: pages are kept per day.
 CERTIFICATE_TABLES = frozenset({"certificates", "certificate_products"})
 CAMPAIGN_TABLES = frozenset({"campaigns", "unit_targets"})
+GROUP_BUY_TABLES = frozenset(
+    {"group_buys", "group_buy_items", "group_buy_tiers", "participations", "participation_lines"}
+)
 CAMPAIGN_PREFIX = "attribution_"
 
 
@@ -45,6 +49,8 @@ def coarse_keys(table: str) -> set[str]:
         return {CATALOG}
     if table in CAMPAIGN_TABLES or table.startswith(CAMPAIGN_PREFIX):
         return {CAMPAIGN}
+    if table in GROUP_BUY_TABLES:
+        return {GROUP_BUYS}
     return set()
 
 
@@ -57,6 +63,7 @@ TRACKED_NAMES = (
     | PRODUCT_PART_TABLES
     | CAMPAIGN_TABLES
     | CERTIFICATE_TABLES
+    | GROUP_BUY_TABLES
     | {"products", "search_synonyms", "attribution"}
 )
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
