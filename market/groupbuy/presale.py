@@ -97,7 +97,7 @@ def fill_form(form, ordered: Presale) -> None:
 def claim(item: GroupBuyItem) -> None:
     """The co-op accepts: the cap comes out of the presale's limit (`reserved_stock` then counts
     presale units held, given back like stock)."""
-    presales.claim_for_group_buy(item.presale_id, item.sku_id, item.cap)
+    presales.claim_for_group_buy(item.presale_id, item.cap)
     item.reserved_stock = item.cap
 
 
@@ -111,7 +111,7 @@ def reserve_participants(group_buy: GroupBuy) -> None:
     items = {item.id: item for item in group_buy.items if item.presale_id is not None}
     if not items:
         return
-    for participation in group_buy.participations:
+    for participation in sorted(group_buy.participations, key=lambda p: p.id):  # join order
         if participation.status != ParticipationStatus.READY or participation.order is None:
             continue
         for line in participation.lines:

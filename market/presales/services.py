@@ -297,16 +297,13 @@ def _claim(presale: Presale, quantity: int) -> None:
 
 
 # -- in bulk, for a group-buy (market/groupbuy/presale.py) ----------------------------------------
-def claim_for_group_buy(presale_id: int, sku_id: int, quantity: int) -> Presale:
-    """A group-buy's cap taken from an open, full-payment presale of `sku_id` when the co-op
-    accepts it, all or nothing, exactly as a buyer's reservation is. Flushes only."""
+def claim_for_group_buy(presale_id: int, quantity: int) -> Presale:
+    """A group-buy's cap taken from the presale when the co-op accepts it, all or nothing,
+    exactly as a buyer's reservation is; the presale may have stopped taking orders since the
+    proposal (its SKU and payment kind were checked then, and never change). Flushes only."""
     presale = _lock(presale_id)
-    if presale.sku_id != sku_id:
-        raise NotFound(_("找不到该预售"))
     if not presale.is_open or presale.harvest_to < today():
-        raise DomainError(_("该预售已截止预订"))
-    if presale.takes_deposit:
-        raise DomainError(_("定金预售不能团购，请个人或单位单独预订"))
+        raise DomainError(_("该预售已截止预订，不能再确认该团购"))
     release_lapsed(presale)
     _claim(presale, quantity)
     return presale

@@ -227,6 +227,28 @@ def test_acceptance_claims_what_buyers_left_or_nothing(kit, lychee):
     assert presale_row(kit, presale_id).reserved_quantity == 5
 
 
+def test_a_presale_closed_before_the_coop_accepts_is_not_claimed(kit, lychee):
+    presale_id, sku_id = lychee
+    group_buy_id = kit.propose(**presale_data(presale_id, sku_id))
+    with kit.ctx():
+        presales.close_presale(db.session.get(User, kit.world.other_coop_manager), presale_id)
+    with pytest.raises(DomainError, match="该预售已截止预订，不能再确认该团购"):
+        kit.accept(group_buy_id)
+    with kit.ctx():
+        assert db.session.get(GroupBuy, group_buy_id).status == GroupBuyStatus.PROPOSED
+    assert presale_row(kit, presale_id).reserved_quantity == 0
+    # And a new proposal naming it is refused at once.
+    with pytest.raises(DomainError, match="该预售已截止预订"):
+        kit.propose(**presale_data(presale_id, sku_id))
+
+
+def test_a_proposal_naming_another_skus_presale_is_not_found(kit, lychee):
+    presale_id, _sku_id = lychee
+    honey = kit.sku_of(kit.world.honey_product)
+    with pytest.raises(DomainError, match="找不到该预售"):
+        kit.propose(**presale_data(presale_id, honey))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
