@@ -27,6 +27,7 @@ from market.presales.models import Presale, PresaleReservation, ReservationStatu
 from tests.groupbuy.conftest import coop_manager_of
 from tests.groupbuy.test_views import local_input
 from tests.payments.conftest import GOOD_CARD
+from tests.presales.conftest import delivery
 
 PRESALE_PRICE = 12800
 GROUP_PRICE = 11800  # the co-op agrees to sell the unit's group-buy below the presale price
@@ -209,15 +210,7 @@ def test_acceptance_claims_what_buyers_left_or_nothing(kit, lychee):
             5,
             rollover_wanted=False,
             for_unit=False,
-            delivery={
-                "method": "delivery",
-                "address_id": 0,
-                "recipient": "周买家",
-                "phone": "13900000009",
-                "region": "广东省茂名市高州市",
-                "detail": "人民路 1 号",
-                "note": "",
-            },
+            delivery=delivery(),
             idempotency_key="buyer-first",
         )
     with pytest.raises(DomainError, match="预售只剩 5 件"):

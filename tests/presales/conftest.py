@@ -37,6 +37,20 @@ ADDRESS = {
 }
 
 
+def delivery(recipient: str = "周买家", phone: str = "13900000009", detail: str = "人民路 1 号"):
+    """What the reservation form's delivery fields give the service (CheckoutForm.delivery_fields):
+    a parcel to a new address."""
+    return {
+        "method": "delivery",
+        "address_id": None,
+        "recipient": recipient,
+        "phone": phone,
+        "region": "广东省茂名市高州市",
+        "detail": detail,
+        "note": "",
+    }
+
+
 def lychee_sku(app: Flask, world: SimpleNamespace) -> int:
     with app.app_context():
         return db.session.scalar(select(Sku.id).where(Sku.product_id == world.lychee))

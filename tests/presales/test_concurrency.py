@@ -28,7 +28,7 @@ from market.tasks import expire_unpaid_orders
 from tests import factories
 from tests.concurrency import all_at_once
 from tests.payments.conftest import GOOD_CARD, THREE_D_SECURE_CARD
-from tests.presales.conftest import PRICE_FEN
+from tests.presales.conftest import PRICE_FEN, delivery
 
 pytestmark = pytest.mark.postgres_only
 
@@ -62,15 +62,7 @@ def test_buyers_racing_for_the_last_units_never_pass_the_limit(app, world):
             1,
             rollover_wanted=False,
             for_unit=False,
-            delivery={
-                "method": "delivery",
-                "address_id": None,
-                "recipient": "周买家",
-                "phone": "13900000009",
-                "region": "高州",
-                "detail": "1号",
-                "note": "",
-            },
+            delivery=delivery(detail="1号"),
             idempotency_key=uuid.uuid4().hex,
         )
 
@@ -82,15 +74,7 @@ def test_buyers_racing_for_the_last_units_never_pass_the_limit(app, world):
                 1,
                 rollover_wanted=False,
                 for_unit=False,
-                delivery={
-                    "method": "delivery",
-                    "address_id": None,
-                    "recipient": "买家",
-                    "phone": "13900000001",
-                    "region": "高州",
-                    "detail": "2号",
-                    "note": "",
-                },
+                delivery=delivery("买家", "13900000001", "2号"),
                 idempotency_key=uuid.uuid4().hex,
             ).number
         )
