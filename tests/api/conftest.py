@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
-from market.extensions import db
 from tests import factories
 from tests.campaign.conftest import campaign  # noqa: F401  (a campaign running today)
 from tests.payments.conftest import (  # noqa: F401  (card payments through localstripe)
@@ -94,21 +92,9 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 def statements_sent(app) -> Iterator[list[str]]:
     """Every SQL statement sent to the app's database meanwhile (the page cache emptied
     first, so that a listing's count is its real one): a count that grows with the rows
-    listed is an N+1."""
-    from market import extensions
+    listed is an N+1. The query-budget walk's own recorder."""
+    from tests.test_query_budget import _clear_cache, statements_run
 
-    with app.app_context():
-        engine = db.engine
-        cache = getattr(extensions, "cache", None)
-        if cache is not None:
-            cache.clear()
-    seen: list[str] = []
-
-    def record(_connection, _cursor, statement: str, *_args) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    _clear_cache(app)
+    with statements_run(app) as seen:
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
