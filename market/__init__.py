@@ -57,11 +57,13 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
+    from market import database
     from market.extensions import cache, csrf, db, login_manager, migrate
     from market.i18n import init_babel
     from market.models import render_migration_item
 
     db.init_app(app)
+    database.init_app(app)
     migrate.init_app(
         app,
         db,

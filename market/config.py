@@ -35,7 +35,12 @@ def build_config(instance_path: Path, overrides: dict | None = None) -> dict:
     config: dict = {
         "SECRET_KEY": None,
         "SQLALCHEMY_DATABASE_URI": _normalise_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping on every checkout: a pooled connection idle this long is pinged before use
+        # (market/database.py).
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "DATABASE_PING_AFTER_IDLE_SECONDS": float(
+            env.get("DATABASE_PING_AFTER_IDLE_SECONDS", "10")
+        ),
         "UPLOAD_DIR": str(instance_path / "uploads"),
         # Several photos of up to 5 MB each fit in one request; each file is checked on its own.
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "assets",
             "clock",
             "config",
+            "database",
             "errorpages",
             "errors",
             "extensions",
