@@ -68,6 +68,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     # "<id>:<session key>" while signed in on this request (market/accounts/sessions.py); the
     # cookies carry it, so a bare id (or an ended session's key) signs nobody in.
     signed_in_as = None
+    # What the session's query also read for this request (sessions.LOADED_WITH_SESSION).
+    loaded_with_session = None  # a dict of name -> value while signed in on this request
 
     def get_id(self) -> str:
         return self.signed_in_as or ""

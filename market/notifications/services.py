@@ -19,7 +19,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
 from sqlalchemy import event, func, select, update
@@ -83,6 +83,7 @@ def notify(user_ids: Iterable[int], kind: str, title: Text, body: Text, link: st
         for user_id in recipients
     )
     db.session.flush()
+    _unread_changed()
     mail = _MailSettings.from_config(current_app.config)
     if mail is None:
         return
@@ -123,12 +124,30 @@ def mail_after_commit(name: str, email: str, subject: str, text: str) -> None:
 
 # -- reading and marking -----------------------------------------------------------------------
 def unread_count(user_id: int) -> int:
-    """One COUNT over the (user_id, read_at) index: it runs on every page for the header."""
-    return db.session.scalar(
+    """One COUNT over the (user_id, read_at) index."""
+    return db.session.scalar(_unread_of(user_id))
+
+
+def _unread_of(user_id):
+    return (
         select(func.count())
         .select_from(Notification)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
     )
+
+
+def unread_count_of(user_id_column):
+    """The unread COUNT as a subquery for the session's query, which reads it for the header
+    (market/accounts/sessions.py LOADED_WITH_SESSION)."""
+    return _unread_of(user_id_column).scalar_subquery()
+
+
+def _unread_changed() -> None:
+    """This request changed someone's unread notifications: the header counts them again rather
+    than show what the session's query read before the change."""
+    if has_request_context():
+        g.pop("unread_notification_count", None)
+        g.unread_notifications_changed = True
 
 
 def recent(user_id: int, page: int, per_page: int = PER_PAGE):
@@ -149,6 +168,7 @@ def mark_read(user: User, notification_id: int) -> Notification:
         raise NotFound(_("通知不存在"))
     if notification.read_at is None:
         notification.read_at = utcnow()
+        _unread_changed()
     db.session.commit()
     return notification
 
@@ -161,6 +181,7 @@ def mark_all_read(user: User) -> int:
         .values(read_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    _unread_changed()
     db.session.commit()
     return result.rowcount
 

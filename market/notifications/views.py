@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
+from market.accounts import sessions
 from market.accounts.forms import ActionForm
 from market.notifications import services
 from market.security.access import Access, requires
@@ -42,12 +43,22 @@ def read_all():
     return redirect(url_for(".index"), 303)
 
 
+LOADED_AS = "unread_notifications"
+sessions.LOADED_WITH_SESSION[LOADED_AS] = services.unread_count_of
+
+
 def unread_notification_count() -> int:
-    """The header's badge: one COUNT per page, only for a signed-in user. A failing count (say,
-    on the error page of a broken transaction) shows no badge rather than no page."""
+    """The header's badge, only for a signed-in user: as the session's query read it at the
+    start of the request, or counted again if the request changed their notifications (or the
+    person was signed in otherwise). A failing count (say, on the error page of a broken
+    transaction) shows no badge rather than no page."""
     if not current_user.is_authenticated:
         return 0
     if "unread_notification_count" not in g:
+        loaded = (current_user.loaded_with_session or {}).get(LOADED_AS)
+        if loaded is not None and not g.get("unread_notifications_changed"):
+            g.unread_notification_count = loaded
+            return loaded
         try:
             g.unread_notification_count = services.unread_count(current_user.id)
         except SQLAlchemyError:

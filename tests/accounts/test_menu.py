@@ -92,3 +92,58 @@ def test_badge_and_active_page_are_this_requests(app, world):
         notifications.mark_all_read(user)
         db.session.commit()
     assert 'id="unread-count"' not in _nav(client)
+
+
+def test_the_badge_is_read_with_the_session_not_counted_again(app, world):
+    """The header's unread count comes with the session's own query (sessions.LOADED_WITH_SESSION):
+    a signed-in page shows it without a COUNT of its own."""
+    from flask_babel import lazy_gettext as _l
+    from sqlalchemy import event
+
+    client = factories.signed_in_client(app, world.coop_manager)
+    with app.app_context():
+        for title in ("一", "二"):
+            notifications.notify([world.coop_manager], "test", _l(title), _l(title), "/")
+        db.session.commit()
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert 'id="unread-count">2<' in _nav(client, "/orders")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    counts = [s for s in seen if s.startswith("SELECT count(*)") and "notifications" in s]
+    assert counts == []
+    assert any("FROM user_sessions" in s and "notifications" in s for s in seen)
+
+
+def test_a_request_that_changes_the_notifications_counts_them_again(app, world):
+    """What the session's query read is this request's start; a request that tells the person
+    something, or marks theirs read, shows the count after the change."""
+    from flask_babel import lazy_gettext as _l
+    from flask_login import login_user
+
+    from market.accounts.sessions import load
+    from market.notifications.views import unread_notification_count
+
+    client = factories.signed_in_client(app, world.coop_manager)
+    client.get("/")
+    with client.session_transaction() as session:
+        cookie_id = session["_user_id"]
+    with app.app_context():
+        notifications.notify([world.coop_manager], "test", _l("一"), _l("一"), "/")
+        db.session.commit()
+    with app.test_request_context("/"):
+        user = load(cookie_id)
+        login_user(user)
+        assert user.loaded_with_session == {"unread_notifications": 1}
+        assert unread_notification_count() == 1
+        notifications.notify([world.coop_manager], "test", _l("二"), _l("二"), "/")
+        assert unread_notification_count() == 2
+        notifications.mark_all_read(user)
+        assert unread_notification_count() == 0
