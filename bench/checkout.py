@@ -52,7 +52,7 @@ from market.orders.models import Order, OrderLine
 # bench/ is not a package: reuse the storefront bench's gunicorn runner and load loop.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _wsgi import TRIVIAL
-from storefront import WRK, build_app, gunicorn, load, load_wrk, normalise_url, seed
+from storefront import WRK, Rate, build_app, gunicorn, load, load_wrk, normalise_url, seed
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BENCH_STOCK = 1_000_000  # per benchmarked SKU: the run must never sell out
@@ -541,8 +541,10 @@ class CpuMeter:
         self.started = self._sample()
 
     def stop(self) -> None:
+        """Add what was used since `start` (so one meter sums several rounds)."""
         now = self._sample()
-        self.used = {name: now[name] - self.started[name] for name in now}
+        for name in now:
+            self.used[name] = self.used.get(name, 0.0) + now[name] - self.started[name]
 
 
 def run_checkouts(
@@ -551,6 +553,8 @@ def run_checkouts(
     """Each client signs in and places one warm-up order (not timed), then all start together and
     place orders back to back for `duration` seconds; client i buys SKU (i + n) mod k, 1-3 units."""
     for index, client in enumerate(clients):
+        if client.measuring:  # signed in and warmed up in an earlier round
+            continue
         client.sign_in()
         if not client.buy_counted(sku_ids[index % len(sku_ids)], 1):
             raise BenchError(f"the warm-up order failed: {client.errors[-1]}")
@@ -602,6 +606,13 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help=f"measured seconds (default 5, max {MAX_SECONDS:g})",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="checkout and wrk's trivial route in turn, this many times (default 3): the ratio "
+        "of each round is printed, so that the machine's drift shows",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
     parser.add_argument(
         "--database-url",
@@ -628,6 +639,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also print a cProfile of each in-process request, TOP lines each (default 0: none)",
     )
     parser.add_argument(
+        "--cprofile-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --cprofile, also write each request's profile to DIR/<request>.prof "
+        "(for pstats or snakeviz)",
+    )
+    parser.add_argument(
         "--statements",
         action="store_true",
         help="also print the SQL statements of each in-process request (of the last order)",
@@ -641,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     duration = min(max(args.seconds, 0.5), MAX_SECONDS)
     clients_n = min(max(args.clients, 1), 256)
     profile_orders = min(max(args.profile_orders, 0), 1000)
+    rounds = min(max(args.rounds, 1), 20)
+    rounds_run: list[tuple[CheckoutRate, Rate | None]] = []
     with_pay_page = not args.no_pay_page
     steps = "POST /cart/add, GET /checkout, POST /checkout" + (
         ", GET /orders/<n>/pay" if with_pay_page else ""
@@ -679,20 +699,46 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 clients.append(profiled)
                 print_profile(profiled, args.cprofile, args.statements)
+                if args.cprofile_dir and profiled.profiles:
+                    args.cprofile_dir.mkdir(parents=True, exist_ok=True)
+                    for name, profile in profiled.profiles.items():
+                        slug = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
+                        profile.dump_stats(args.cprofile_dir / f"{slug}.prof")
             if not args.in_process_only:
                 with gunicorn(database_url, upload_dir, args.workers, tmp / "gunicorn.log") as port:
                     buyers = [Client(port, e, with_pay_page=with_pay_page) for e in emails[:-1]]
                     clients.extend(buyers)
                     meter = CpuMeter(app, port)
                     try:
-                        checkout = run_checkouts(buyers, sku_ids, duration, meter)
+                        for _round in range(rounds):
+                            rounds_run.append(
+                                (
+                                    run_checkouts(buyers, sku_ids, duration, meter),
+                                    # As the issue measured it (wrk -t2 -c32), right after.
+                                    load_wrk(port, TRIVIAL, 2, 32, duration) if WRK else None,
+                                )
+                            )
                     finally:
                         for client in buyers:
                             client.connection.close()
+                    # The Python clients cannot drive the trivial route as fast as gunicorn
+                    # serves it, which flatters that ratio; measured once, after the rounds.
                     trivial = load(port, TRIVIAL, clients_n, duration)
-                    # As the issue measured it (wrk -t2 -c32): the Python clients cannot drive
-                    # the trivial route as fast as gunicorn serves it, which flatters the ratio.
-                    trivial_wrk = load_wrk(port, TRIVIAL, 2, 32, duration) if WRK else None
+                    checkout = CheckoutRate(
+                        sum(c.orders for c, _w in rounds_run),
+                        sum(c.errors for c, _w in rounds_run),
+                        sum(c.seconds for c, _w in rounds_run),
+                        [e for c, _w in rounds_run for e in c.first_errors][:5],
+                    )
+                    trivial_wrk = None
+                    if WRK:
+                        walls = [w for _c, w in rounds_run]
+                        trivial_wrk = Rate(
+                            TRIVIAL,
+                            sum(w.requests for w in walls),
+                            sum(w.errors for w in walls),
+                            sum(w.seconds for w in walls),
+                        )
 
             numbers = [number for client in clients for number in client.orders]
             expected: Counter[int] = Counter()
@@ -727,8 +773,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"{'orders / trivial (wrk)':<34} {'':>7} {'':>8} {wrk_ratio * 100:>9.2f}%"
-                " <- the issue's measure"
+                f" <- the issue's measure (all {len(rounds_run)} rounds)"
             )
+            print(f"\n{'round':<8} {'orders/s':>9} {'trivial (wrk) req/s':>20} {'ratio':>8}")
+            for number, (rate, wall) in enumerate(rounds_run, 1):
+                each = rate.per_second / wall.per_second if wall and wall.per_second else 0.0
+                print(
+                    f"{number:<8} {rate.per_second:>9.1f} {wall.per_second:>20.1f} "
+                    f"{each * 100:>7.2f}%"
+                )
         requests_per_order = 4 if with_pay_page else 3
         print(
             f"\nHTTP requests per order: {requests_per_order} ({steps}); "
