@@ -319,10 +319,11 @@ def place_order(
     checkout page showed (`shown_prices`, see build_order); if any changed, PricesChanged and
     nothing is placed, taken or emptied. Submitting the same form twice (same idempotency key)
     returns the first order and takes nothing more; a refused submit stores nothing, so its key
-    still places the order once the buyer confirms the new prices. A caller that has just, in
-    this transaction, looked the key up and found no order says so (`key_is_new`: a twin
-    submitted since is still caught, by the unique index on the key), and may pass the buyer's
-    cart it loaded with `cart_for(..., for_order=True)`, so neither is read twice."""
+    still places the order once the buyer confirms the new prices. With `key_is_new` the key is
+    not looked up first: a key that placed an order already (or a twin submitted at the same
+    time) fails the unique index on the key, everything is rolled back and that order returned,
+    so the usual, first submit costs no lookup. A caller may pass the buyer's cart it loaded with
+    `cart_for(..., for_order=True)`, so that it is not read twice."""
     if not idempotency_key or len(idempotency_key) > 64:
         raise DomainError(_("请刷新结算页后再提交"))
     if not key_is_new:

@@ -128,17 +128,19 @@ def _delivery(form: CheckoutForm, addresses: list) -> services.Delivery:
     return services.delivery_for(current_user, **form.delivery_fields(), addresses=addresses)
 
 
+def _order_of_this_form():
+    return services.existing_order(current_user, request.form.get("idempotency_key", ""))
+
+
 @bp.route("/checkout", methods=["GET", "POST"])
 @requires(Access.SIGNED_IN)
 def checkout():
     posted = request.method == "POST"
     # One query for the cart and all it shows; a submit also loads what placing it needs.
     current = carts.cart_for(current_user, None, lines=True, for_order=posted)
-    if posted:
-        # A double submit finds the order the first submit made, even though the cart is empty.
-        already = services.existing_order(current_user, request.form.get("idempotency_key", ""))
-        if already is not None:
-            return redirect(url_for("payments.pay", number=already.number), 303)
+    # A double submit finds the order the first submit made and whose cart it emptied.
+    if posted and not carts.cart_groups(current) and (already := _order_of_this_form()):
+        return redirect(url_for("payments.pay", number=already.number), 303)
     if not carts.cart_groups(current):
         flash(_("购物车是空的"), "info")
         return redirect(url_for(".cart"))
@@ -155,10 +157,15 @@ def checkout():
                 form.idempotency_key.data,
                 shown_prices=shown,
                 referral_unit_id=_referral_unit_id(),
-                key_is_new=True,  # looked up above, in this transaction
+                # Not looked up first: a key that placed an order already fails the unique
+                # index, and place_order then returns that order.
+                key_is_new=True,
                 cart=current,
             )
         except carts.PricesChanged:
+            # This form may have placed its order already, with a cart since filled anew.
+            if (already := _order_of_this_form()) is not None:
+                return redirect(url_for("payments.pay", number=already.number), 303)
             status = 409  # the page below lists old -> new; submitting it again confirms
         except DomainError as error:
             show_error(form, error)

@@ -21,7 +21,10 @@ def stock_of(app, sku_id: int) -> int:
 
 
 def checkout_key(client) -> str:
-    page = client.get("/checkout").get_data(as_text=True)
+    return checkout_key_of(client.get("/checkout").get_data(as_text=True))
+
+
+def checkout_key_of(page: str) -> str:
     match = re.search(r'name="idempotency_key" type="hidden" value="([0-9a-f]+)"', page)
     assert match, "the checkout page carries an idempotency key"
     return match.group(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from market.catalog.models import Sku
@@ -11,7 +12,16 @@ from market.extensions import db
 from market.models import utcnow
 from market.orders.models import Order, OrderStatus, ShipmentStatus
 from market.payments.background import expire_unpaid_orders
-from tests.orders.conftest import ADDRESS, buy, checkout_key, place, sku_of, stock_of
+from tests.orders.conftest import (
+    ADDRESS,
+    buy,
+    checkout_key,
+    checkout_key_of,
+    place,
+    shown_prices,
+    sku_of,
+    stock_of,
+)
 
 
 def _orders(app) -> int:
@@ -57,6 +67,33 @@ def test_a_double_submit_makes_one_order(app, client_as, world):
     assert first.headers["Location"] == second.headers["Location"]
     assert _orders(app) == 1
     assert stock_of(app, honey) == 48
+
+
+@pytest.mark.parametrize("added", ["same honey", "other lychee"])
+def test_an_old_form_sent_again_finds_its_order_whatever_the_cart_holds_now(
+    app, client_as, world, added
+):
+    """The first submit is not preceded by a lookup of its key (the unique index catches a key
+    used before): sent again after the buyer filled the cart anew, with what the old form showed
+    now matching (same SKU and price) or not (another product), it still answers with the first
+    order, takes no stock and leaves the new cart as it is."""
+    buyer = client_as("buyer")
+    honey, lychee = sku_of(app, world.honey_product), sku_of(app, world.lychee)
+    buyer.post("/cart/add", data={"sku_id": honey, "quantity": 2})
+    page = buyer.get("/checkout").get_data(as_text=True)
+    form = {"idempotency_key": checkout_key_of(page), "shown_prices": shown_prices(page), **ADDRESS}
+    first = buyer.post("/checkout", data=form)
+    assert first.status_code == 303
+    again = honey if added == "same honey" else lychee
+    buyer.post("/cart/add", data={"sku_id": again, "quantity": 1})
+
+    second = buyer.post("/checkout", data=form)
+    assert second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"]
+    assert _orders(app) == 1
+    assert stock_of(app, honey) == 48 and stock_of(app, lychee) == 50
+    cart = buyer.get("/cart").get_data(as_text=True)
+    assert ("原生态蜂蜜" if added == "same honey" else "白糖罂荔枝") in cart
 
 
 def test_a_sold_out_item_stops_checkout_and_takes_nothing(app, client_as, world):
