@@ -11,9 +11,10 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User
@@ -58,6 +59,17 @@ def _cart_options(lines: bool, for_order: bool) -> list:
     return options
 
 
+@cache
+def _cart_of_user_query(lines: bool, for_order: bool):
+    """Built once and bound per request: building a select with its loader options (and its
+    cache key) costs about as much as running it, on every cart and checkout request."""
+    return (
+        select(Cart)
+        .where(Cart.user_id == bindparam("user_id"))
+        .options(*_cart_options(lines, for_order))
+    )
+
+
 def cart_for(
     user: User | None,
     guest_cart_id: int | None,
@@ -67,14 +79,11 @@ def cart_for(
 ) -> Cart | None:
     """The signed-in user's cart, or the guest's (by the id the cookie session keeps); loaded
     in one query with its items (and, see `_cart_options`, what they show)."""
-    options = _cart_options(lines, for_order)
     if user is not None and user.is_authenticated:
-        return (
-            db.session.execute(select(Cart).where(Cart.user_id == user.id).options(*options))
-            .unique()
-            .scalar_one_or_none()
-        )
+        query = _cart_of_user_query(lines, for_order)
+        return db.session.execute(query, {"user_id": user.id}).unique().scalar_one_or_none()
     if guest_cart_id:
+        options = _cart_options(lines, for_order)
         cart = db.session.get(Cart, guest_cart_id, options=options)
         return cart if cart is not None and cart.user_id is None else None
     return None
@@ -89,8 +98,13 @@ def _ensure_cart(user: User | None, guest_cart_id: int | None) -> Cart:
     return cart
 
 
+@cache
+def _sku_query():
+    return select(Sku).where(Sku.id == bindparam("sku_id")).options(joinedload(Sku.product))
+
+
 def _sellable_sku(sku_id: int) -> Sku:
-    sku = db.session.get(Sku, sku_id, options=[joinedload(Sku.product)])
+    sku = db.session.scalar(_sku_query(), {"sku_id": sku_id})
     if sku is None or not sku.active or sku.product.status != ProductStatus.LISTED:
         raise NotFound(_("该商品已下架或不存在"))
     return sku

@@ -18,10 +18,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -63,14 +64,19 @@ def save_address(user: User, *, recipient: str, phone: str, region: str, detail:
     return address
 
 
-def addresses_of(user: User) -> list[Address]:
-    return list(
-        db.session.scalars(
-            select(Address)
-            .where(Address.user_id == user.id)
-            .order_by(Address.is_default.desc(), Address.id.desc())
-        )
+# The statements of every checkout are built once and bound per request (`bindparam`):
+# building a statement and its cache key costs about as much as running it.
+@cache
+def _addresses_query():
+    return (
+        select(Address)
+        .where(Address.user_id == bindparam("user_id"))
+        .order_by(Address.is_default.desc(), Address.id.desc())
     )
+
+
+def addresses_of(user: User) -> list[Address]:
+    return list(db.session.scalars(_addresses_query(), {"user_id": user.id}))
 
 
 # -- placing an order --------------------------------------------------------------------------
@@ -134,18 +140,27 @@ def new_order_number(at: datetime) -> str:
     return local_day(at).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
 
 
-def take_stock(sku_id: int, quantity: int, *, price_fen: int | None = None) -> bool:
-    """Atomically take `quantity` from a SKU; False when not enough is left, or (with
-    `price_fen`) when its price is no longer that one."""
-    condition = [Sku.id == sku_id, Sku.stock >= quantity]
-    if price_fen is not None:
-        condition.append(Sku.price_fen == price_fen)
-    result = db.session.execute(
+@cache
+def _take_stock_statement(at_price: bool):
+    quantity = bindparam("take_quantity")
+    condition = [Sku.id == bindparam("take_sku_id"), Sku.stock >= quantity]
+    if at_price:
+        condition.append(Sku.price_fen == bindparam("at_price_fen"))
+    return (
         update(Sku)
         .where(*condition)
         .values(stock=Sku.stock - quantity)
         .execution_options(synchronize_session=False)
     )
+
+
+def take_stock(sku_id: int, quantity: int, *, price_fen: int | None = None) -> bool:
+    """Atomically take `quantity` from a SKU; False when not enough is left, or (with
+    `price_fen`) when its price is no longer that one."""
+    values = {"take_sku_id": sku_id, "take_quantity": quantity}
+    if price_fen is not None:
+        values["at_price_fen"] = price_fen
+    result = db.session.execute(_take_stock_statement(price_fen is not None), values)
     return result.rowcount == 1
 
 
@@ -298,6 +313,15 @@ def build_order(
     return order
 
 
+@cache
+def _empty_cart_statement():
+    return (
+        delete(CartItem)
+        .where(CartItem.cart_id == bindparam("cart_id"))
+        .execution_options(synchronize_session=False)
+    )
+
+
 def existing_order(buyer: User, idempotency_key: str) -> Order | None:
     return db.session.scalar(
         select(Order).where(Order.buyer_id == buyer.id, Order.idempotency_key == idempotency_key)
@@ -344,11 +368,7 @@ def place_order(
             shown_prices=shown_prices,
             skus={item.sku_id: item.sku for item in items},
         )
-        db.session.execute(
-            delete(CartItem)
-            .where(CartItem.cart_id == cart.id)
-            .execution_options(synchronize_session=False)
-        )
+        db.session.execute(_empty_cart_statement(), {"cart_id": cart.id})
         db.session.expire(cart, ["items"])  # emptied in SQL
         # Stock taken in SQL is expired by build_order; the order, its parcels and lines were
         # written through the ORM, so the redirect to the order reads them from memory.
@@ -364,12 +384,15 @@ def place_order(
 
 
 # -- reading and owning orders -----------------------------------------------------------------
+@cache
+def _order_query(for_update: bool):
+    query = select(Order).where(Order.number == bindparam("number"))
+    return query.with_for_update() if for_update else query
+
+
 def order_of_buyer(user: User, number: str, *, for_update: bool = False) -> Order:
     """The buyer's own order; someone else's is a 404 so numbers cannot be probed."""
-    query = select(Order).where(Order.number == number)
-    if for_update:
-        query = query.with_for_update()
-    order = db.session.scalar(query)
+    order = db.session.scalar(_order_query(for_update), {"number": number})
     if order is None or (order.buyer_id != user.id and not user.is_admin):
         raise NotFound(_("找不到该订单"))
     return order
