@@ -78,9 +78,10 @@ def _after_flush(session: Session, flush_context) -> None:
         _pending(session).update(keys)
 
 
-def _ids_in_where(statement: Any, table_name: str) -> set[int] | None:
+def _ids_in_where(statement: Any, table_name: str, parameters: Any = None) -> set[int] | None:
     """The ids a DML statement's WHERE restricts it to (`id = x`, `id IN (...)`, ANDed with
-    anything), or None when it does not say."""
+    anything; x a value, or a `bindparam` given in `parameters`, as a statement built once is
+    run), or None when it does not say."""
     where = getattr(statement, "whereclause", None)
     if where is None:
         return None
@@ -98,6 +99,8 @@ def _ids_in_where(statement: Any, table_name: str) -> set[int] | None:
         ) or not isinstance(right, BindParameter):
             continue
         value = right.effective_value
+        if value is None and isinstance(parameters, dict):
+            value = parameters.get(right.key)
         if clause.operator is operators.eq and isinstance(value, int):
             return {value}
         if (
@@ -134,7 +137,7 @@ def _product_ids_of_parts(session: Session, table_name: str, ids: set[int]) -> s
     return found
 
 
-def _keys_of_statement(session: Session, statement: Any) -> set[str]:
+def _keys_of_statement(session: Session, statement: Any, parameters: Any = None) -> set[str]:
     if isinstance(statement, TextClause):
         return keys_of_sql(statement.text) if _DML.match(statement.text) else set()
     table = getattr(statement, "table", None)
@@ -144,7 +147,7 @@ def _keys_of_statement(session: Session, statement: Any) -> set[str]:
     if name == "products" or name in PRODUCT_PART_TABLES:
         if getattr(statement, "is_insert", False):
             return coarse_keys(name)
-        ids = _ids_in_where(statement, name)
+        ids = _ids_in_where(statement, name, parameters)
         if ids is None:
             return coarse_keys(name)
         if name == "products":
@@ -158,7 +161,7 @@ def _do_orm_execute(state) -> None:
     if state.is_select:
         return
     statement = state.statement
-    keys = _keys_of_statement(state.session, statement)
+    keys = _keys_of_statement(state.session, statement, state.parameters)
     if keys:
         _pending(state.session).update(keys)
     state.update_execution_options(**{_SEEN: True})
