@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     assets.init_app(app)  # after ProxyFix: WhiteNoise answers static files before the app
     _register_blueprints(app)
 
-    from market import api, cli, errorpages, pagecache, web
+    from market import api, cli, database, errorpages, pagecache, web
     from market.accounts import menu
     from market.campaign import ledger
     from market.groupbuy import presale as groupbuy_presale
@@ -49,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     errorpages.init_app(app)
     api.init_app(app)  # the JSON API at /api/v1: bearer tokens, no CSRF, errors of its own
     cli.init_app(app)
+    database.mark_reading_requests(app)  # first of the before_request hooks
     if os.environ.get("MARKET_IN_PROCESS_JOBS") == "1" and not app.config.get("TESTING"):
         from market import jobs
 

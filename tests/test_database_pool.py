@@ -1,16 +1,19 @@
-"""Pooled PostgreSQL connections are pinged only after sitting idle (market/database.py): a
-connection the server dropped while it sat in the pool is replaced before a request uses it, and a
-connection in use a moment ago costs no round trip."""
+"""PostgreSQL connections (market/database.py): pooled ones are pinged only after sitting idle (a
+connection the server dropped while it sat in the pool is replaced before a request uses it, one
+in use a moment ago costs no round trip), and a reading request opens no transaction."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from sqlalchemy import create_engine, exc, text
+from sqlalchemy import create_engine, event, exc, text
 
+from market.accounts.models import User
 from market.database import ping_after_idle
 from market.extensions import db
+from tests import factories
+from tests.orders.conftest import sku_of
 
 pytestmark = pytest.mark.postgres_only
 
@@ -76,3 +79,47 @@ def test_the_shop_pings_after_idle_not_on_every_checkout(app):
     with app.app_context():
         assert db.engine.pool._pre_ping is False
     assert app.config["DATABASE_PING_AFTER_IDLE_SECONDS"] == 10
+
+
+def _autocommit_of_each_statement(app, request) -> list[bool]:
+    """Whether the connection was in autocommit for each statement `request()` made."""
+    seen: list[bool] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(conn.connection.dbapi_connection.autocommit)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        request()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_reading_request_opens_no_transaction_and_a_writing_one_does(app, world):
+    """GET pages run their statements in autocommit (no BEGIN, no ROLLBACK: two round trips
+    less); a POST runs in one transaction, all or nothing."""
+    buyer = factories.signed_in_client(app, world.buyer)
+    honey = sku_of(app, world.honey_product)
+
+    page = _autocommit_of_each_statement(app, lambda: buyer.get("/orders"))
+    assert page and all(page)
+    post = _autocommit_of_each_statement(
+        app, lambda: buyer.post("/cart/add", data={"sku_id": honey, "quantity": 1})
+    )
+    assert post and not any(post)
+    assert "原生态蜂蜜" in buyer.get("/cart").get_data(as_text=True)
+
+
+def test_a_request_context_of_its_own_keeps_its_transaction(app, world):
+    """Only a dispatched GET reads in autocommit: code that pushes a request context itself (a
+    test, a command) writes in a transaction it can still roll back."""
+    with app.test_request_context("/"):
+        user = db.session.get(User, world.buyer)
+        user.name = "改了又撤回"
+        db.session.flush()
+        db.session.rollback()
+    with app.app_context():
+        assert db.session.get(User, world.buyer).name != "改了又撤回"

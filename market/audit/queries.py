@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import joinedload
 
 from market.accounts.models import User
@@ -268,14 +268,35 @@ def csv_headers() -> list[str]:
     ]
 
 
+def _newest_first_batches(query: Select, size: int) -> Iterator[list[AuditEvent]]:
+    """The events of `query` (newest first), `size` at a time, each batch a short query of its
+    own after the last event of the one before (no server-side cursor, which PostgreSQL opens
+    only in a transaction, and a reading request has none: market/database.py)."""
+    after = None
+    while True:
+        page = query
+        if after is not None:
+            page = page.where(
+                or_(
+                    AuditEvent.at < after.at,
+                    and_(AuditEvent.at == after.at, AuditEvent.id < after.id),
+                )
+            )
+        batch = list(db.session.scalars(page.limit(size)).unique())
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        after = batch[-1]
+
+
 def csv_stream(filters: AuditFilters) -> Iterator[bytes]:
     """The filtered events, newest first: UTF-8 with a BOM, a chunk every few hundred rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
     writer.writerow(csv_headers())
-    result = db.session.scalars(events(filters).execution_options(yield_per=CSV_BATCH_ROWS))
-    for batch in result.partitions():
+    for batch in _newest_first_batches(events(filters), CSV_BATCH_ROWS):
         names = object_names(batch)
         for event in batch:
             writer.writerow([cell_value(cell) for cell in _csv_row(event, names)])

@@ -89,8 +89,10 @@ def ledger_lines(
     on_batch: Callable[[int], object] | None = None,
 ) -> Iterator[LedgerLine]:
     """Every entry of the campaign in the filters, oldest first, read in batches (for exports of
-    any size). With `on_batch` (or `upto_id`, the last entry to include) each batch is a query
-    of its own, and `on_batch` hears how many lines were read after each."""
+    any size), each batch a short query of its own (by entry id: no server-side cursor, which
+    PostgreSQL opens only in a transaction, and a reading request has none, market/database.py);
+    `upto_id` is the last entry to include, and `on_batch` hears how many lines were read after
+    each batch."""
     units, villages, coops, products, categories = _ledger_names()
     query = (
         entries_in(
@@ -112,11 +114,7 @@ def ledger_lines(
         .outerjoin(Order, Order.id == E.order_id)  # (always there; the bench has no orders)
         .order_by(E.id)
     )
-    if on_batch is None and upto_id is None:
-        rows = db.session.execute(query.execution_options(yield_per=batch))
-    else:
-        rows = _keyset_batches(query, batch, upto_id, on_batch)
-    for entry in rows:
+    for entry in _keyset_batches(query, batch, upto_id, on_batch):
         number = entry.number or ""
         village, town = villages.get(entry.village_id, ("", ""))
         yield LedgerLine(
