@@ -142,12 +142,17 @@ def unread_count_of(user_id_column):
     return _unread_of(user_id_column).scalar_subquery()
 
 
+# What the header shows in this request (in `g`), and whether the request changed it.
+UNREAD_SHOWN = "unread_notification_count"
+UNREAD_CHANGED = "unread_notifications_changed"
+
+
 def _unread_changed() -> None:
     """This request changed someone's unread notifications: the header counts them again rather
     than show what the session's query read before the change."""
     if has_request_context():
-        g.pop("unread_notification_count", None)
-        g.unread_notifications_changed = True
+        g.pop(UNREAD_SHOWN, None)
+        g.setdefault(UNREAD_CHANGED, True)
 
 
 def recent(user_id: int, page: int, per_page: int = PER_PAGE):

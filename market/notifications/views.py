@@ -54,17 +54,19 @@ def unread_notification_count() -> int:
     transaction) shows no badge rather than no page."""
     if not current_user.is_authenticated:
         return 0
-    if "unread_notification_count" not in g:
+    shown = g.get(services.UNREAD_SHOWN)
+    if shown is None:
         loaded = (current_user.loaded_with_session or {}).get(LOADED_AS)
-        if loaded is not None and not g.get("unread_notifications_changed"):
-            g.unread_notification_count = loaded
-            return loaded
-        try:
-            g.unread_notification_count = services.unread_count(current_user.id)
-        except SQLAlchemyError:
-            current_app.logger.exception("could not count unread notifications")
-            g.unread_notification_count = 0
-    return g.unread_notification_count
+        if loaded is not None and not g.get(services.UNREAD_CHANGED):
+            shown = loaded
+        else:
+            try:
+                shown = services.unread_count(current_user.id)
+            except SQLAlchemyError:
+                current_app.logger.exception("could not count unread notifications")
+                shown = 0
+        setattr(g, services.UNREAD_SHOWN, shown)
+    return shown
 
 
 @bp.app_context_processor
