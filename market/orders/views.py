@@ -132,16 +132,20 @@ def _order_of_this_form():
     return services.existing_order(current_user, request.form.get("idempotency_key", ""))
 
 
+def _to_payment(order):
+    return redirect(url_for("payments.pay", number=order.number), 303)
+
+
 @bp.route("/checkout", methods=["GET", "POST"])
 @requires(Access.SIGNED_IN)
 def checkout():
     posted = request.method == "POST"
     # One query for the cart and all it shows; a submit also loads what placing it needs.
     current = carts.cart_for(current_user, None, lines=True, for_order=posted)
-    # A double submit finds the order the first submit made and whose cart it emptied.
-    if posted and not carts.cart_groups(current) and (already := _order_of_this_form()):
-        return redirect(url_for("payments.pay", number=already.number), 303)
     if not carts.cart_groups(current):
+        # A double submit finds the order the first submit made and whose cart it emptied.
+        if posted and (already := _order_of_this_form()):
+            return _to_payment(already)
         flash(_("购物车是空的"), "info")
         return redirect(url_for(".cart"))
     addresses = services.addresses_of(current_user)
@@ -165,12 +169,12 @@ def checkout():
         except carts.PricesChanged:
             # This form may have placed its order already, with a cart since filled anew.
             if (already := _order_of_this_form()) is not None:
-                return redirect(url_for("payments.pay", number=already.number), 303)
+                return _to_payment(already)
             status = 409  # the page below lists old -> new; submitting it again confirms
         except DomainError as error:
             show_error(form, error)
         else:
-            return redirect(url_for("payments.pay", number=order.number), 303)
+            return _to_payment(order)
     if status != 200:  # refused and rolled back: what the page shows is read again
         current = carts.cart_for(current_user, None, lines=True)
     summary = carts.checkout_summary(current, shown)
